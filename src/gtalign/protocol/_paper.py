@@ -1,0 +1,170 @@
+"""The research code's parsing rules (SPEC section 2), reproduced exactly and in linear time.
+
+The research code uses backtracking regular expressions (``<tag>(.*?)</tag>`` and one anchored
+pattern for the whole answer) that take quadratic or worse time on hostile text, and parses the
+payoff with ``json`` then ``ast.literal_eval``, which recurse. These functions give the same
+answers on every string while scanning each string a constant number of times:
+
+* ``<tag>(.*?)</tag>`` first match == first ``<tag>``, then the first ``</tag>`` after it (when
+  that first opening has no closing after it, no later opening has one either).
+* The anchored format pattern is a chain of lazy gaps between fixed junctions
+  (``</thinking>\\s*<payoff>`` ...); taking the earliest occurrence of each junction is optimal,
+  because every later constraint only asks to start after the previous junction's end.
+* A payoff nested more than `MAX_PAYOFF_DEPTH` brackets deep can never pass the structural check
+  (a valid matrix is two levels deep, and Python's parser refuses 200 nested parentheses), so it
+  is refused before any recursive parser sees it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "MAX_PAYOFF_DEPTH",
+    "PAPER_KEYS",
+    "PaperParse",
+    "bracket_depth",
+    "paper_block",
+    "paper_format_matches",
+    "paper_parse",
+    "paper_parse_payoff",
+    "paper_reasoning",
+]
+
+PAPER_KEYS = frozenset({"DQ_AQ", "DQ_CQ", "DQ_DA", "VQ_AQ", "VQ_CQ", "VQ_DA"})
+_SUBKEYS = frozenset({"LLM", "user"})
+MAX_PAYOFF_DEPTH = 200
+
+_JUNCTIONS = (
+    re.compile(r"</thinking>\s*<payoff>"),
+    re.compile(r"</payoff>\s*<analyze>"),
+    re.compile(r"</analyze>\s*<response>"),
+)
+_END = re.compile(r"</response>$", re.MULTILINE)
+_CURLY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+_BRACKETS = re.compile(r"[\[\]{}()]")
+
+
+def paper_block(text: str, tag: str) -> str | None:
+    """Content of the first ``<tag>...</tag>`` (non-greedy, across newlines), stripped; None if absent."""
+    opening, closing = f"<{tag}>", f"</{tag}>"
+    start = text.find(opening)
+    if start < 0:
+        return None
+    start += len(opening)
+    end = text.find(closing, start)
+    if end < 0:
+        return None
+    return text[start:end].strip()
+
+
+def paper_format_matches(text: str) -> bool:
+    """Whether ``text`` matches the research code's anchored four-block pattern (DOTALL|MULTILINE)."""
+    if not text.startswith("<thinking>"):
+        return False
+    pos = len("<thinking>")
+    for junction in _JUNCTIONS:
+        found = junction.search(text, pos)
+        if found is None:
+            return False
+        pos = found.end()
+    return _END.search(text, pos) is not None
+
+
+def paper_reasoning(text: str) -> str:
+    """Everything before the first literal ``<response>`` (the whole text when there is none)."""
+    cut = text.find("<response>")
+    return text if cut < 0 else text[:cut]
+
+
+def bracket_depth(text: str) -> int:
+    """The deepest running count of open brackets, ignoring strings: an upper bound, in one pass."""
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(text):
+        if match.group() in "[{(":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    return deepest
+
+
+def _jsonish(text: str) -> Any:
+    stripped = text.strip()
+    if bracket_depth(stripped) > MAX_PAYOFF_DEPTH:
+        raise ValueError(f"payoff nested deeper than {MAX_PAYOFF_DEPTH} brackets")
+    try:
+        return json.loads(stripped)
+    except Exception:
+        pass
+    try:
+        value = ast.literal_eval(stripped.translate(_CURLY))
+    except Exception as exc:
+        raise ValueError(f"cannot parse payoff as JSON or a Python literal: {exc}") from None
+    return json.loads(json.dumps(value, ensure_ascii=False))
+
+
+def paper_parse_payoff(text: str) -> tuple[dict[str, dict[str, Any]] | None, str]:
+    """The research code's payoff parse: JSON, else a Python literal (curly quotes straightened);
+    exactly the six keys, each a dict with exactly ``LLM`` and ``user`` whose values are ``int``
+    or ``float`` (so ``true`` and NaN pass). Returns ``(data, "")`` or ``(None, reason)``."""
+    try:
+        data = _jsonish(text)
+    except (ValueError, TypeError, RecursionError, MemoryError, OverflowError) as exc:
+        return None, str(exc) or type(exc).__name__
+    if not isinstance(data, dict):
+        return None, f"payoff is a {type(data).__name__}, not an object"
+    if set(data) != PAPER_KEYS:
+        return None, f"payoff keys mismatch: {sorted(set(map(str, data)) ^ PAPER_KEYS)}"
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            return None, f"payoff value for {key!r} must be a dict"
+        if set(value) != _SUBKEYS:
+            return None, f"subkeys mismatch for {key!r}"
+        for sub, number in value.items():
+            if not isinstance(number, (float, int)):
+                return None, f"value of {sub!r} in {key!r} must be float or int"
+    return data, ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaperParse:
+    """What the research code extracts from one completion (None where it would raise)."""
+
+    format_matches: bool
+    response: str | None
+    payoff_text: str | None
+    payoff: dict[str, dict[str, Any]] | None
+    payoff_error: str
+    reasoning: str
+
+    @property
+    def scorable(self) -> bool:
+        """False where the research code's ``try`` fails and every component becomes 0."""
+        return self.response is not None and self.payoff is not None
+
+    @property
+    def format(self) -> float:
+        """The research code's ``format_reward`` term (1.0 or 0.0)."""
+        return 1.0 if self.format_matches and self.payoff is not None else 0.0
+
+
+def paper_parse(text: str) -> PaperParse:
+    response = paper_block(text, "response")
+    payoff_text = paper_block(text, "payoff")
+    payoff, error = (None, "missing <payoff> block") if payoff_text is None else paper_parse_payoff(payoff_text)
+    if response is None:
+        error = error or "missing <response> block"
+    return PaperParse(
+        format_matches=paper_format_matches(text),
+        response=response,
+        payoff_text=payoff_text,
+        payoff=payoff,
+        payoff_error=error,
+        reasoning=paper_reasoning(text),
+    )
