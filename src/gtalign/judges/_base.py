@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from gtalign._sync import run_sync
 from gtalign.reward._types import JudgeRequest, Verdict
 
 __all__ = ["Judge", "judge_sync"]
@@ -25,5 +25,5 @@ class Judge(Protocol):
 
 
 def judge_sync(judge: Judge, requests: Sequence[JudgeRequest]) -> list[Verdict]:
-    """Run ``judge`` from synchronous code (not from inside a running event loop)."""
-    return asyncio.run(judge.judge(requests))
+    """Run ``judge`` from synchronous code."""
+    return run_sync(judge.judge(requests))

@@ -38,7 +38,7 @@ class Sample:
     data_source: str
     completion: str
     ground_truth: str = ""
-    extra_info: Mapping[str, Any] = field(default=_EMPTY)
+    extra_info: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     verdict: Verdict | None = None
 
 
@@ -125,7 +125,7 @@ class RewardResult:
     judge_status: str | None = None
     judge_value: float | None = None
     reason: str = ""
-    components: Mapping[str, float] = field(default=_EMPTY)
+    components: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
 
     @property
     def scored(self) -> bool:

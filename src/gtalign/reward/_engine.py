@@ -1,0 +1,79 @@
+"""The scoring engine: parse every sample, judge what needs judging in one batch, finish.
+
+It is the only place that joins a preset (pure) with a judge (I/O): identical judge requests in a
+batch are sent once, a judge that raises turns into per-row ``failed`` verdicts (never a crash of
+the batch, never a silent 0), and batch-level normalisation runs last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gtalign._registry import REGISTRY
+from gtalign._sync import run_sync
+from gtalign.reward._normalize import normalize_by_source
+from gtalign.reward._preset import Prepared, RewardPreset
+from gtalign.reward._types import JudgeRequest, RewardResult, Sample, Verdict
+
+if TYPE_CHECKING:
+    from gtalign.judges._base import Judge
+
+__all__ = ["RewardScorer", "get_preset"]
+
+
+def get_preset(preset: str | RewardPreset, **params: Any) -> RewardPreset:
+    """A preset by registry name (``paper``, ``paper-user``, ``robust``, ... or ``module:attr``)."""
+    if isinstance(preset, str):
+        return REGISTRY.create("preset", preset, **params)
+    return preset
+
+
+@dataclass
+class RewardScorer:
+    """Scores samples with a preset and a judge.
+
+    ``judge`` may be None when every sample carries its verdict (or the preset needs none);
+    samples that need a verdict and get none are unscored with the reason.
+    """
+
+    preset: RewardPreset
+    judge: Judge | None = None
+
+    def __post_init__(self) -> None:
+        self.preset = get_preset(self.preset)
+
+    def prepare(self, samples: Sequence[Sample]) -> list[Prepared]:
+        return [self.preset.prepare(sample) for sample in samples]
+
+    async def verdicts(self, prepared: Sequence[Prepared]) -> list[Verdict | None]:
+        """One verdict per prepared sample (None where no request was needed)."""
+        unique: dict[JudgeRequest, int] = {}
+        for item in prepared:
+            if item.request is not None and item.request not in unique:
+                unique[item.request] = len(unique)
+        answers: list[Verdict] = []
+        if unique:
+            requests = list(unique)
+            if self.judge is None:
+                answers = [Verdict.failure("failed", "no judge configured and no judge_verdict given")] * len(requests)
+            else:
+                try:
+                    answers = list(await self.judge.judge(requests))
+                except Exception as exc:  # a judge bug must not lose the batch
+                    answers = [Verdict.failure("failed", f"judge raised {type(exc).__name__}: {exc}", judge=self.judge.name)] * len(requests)
+                if len(answers) != len(requests):
+                    answers = [Verdict.failure("failed", f"judge returned {len(answers)} verdicts for {len(requests)} requests")] * len(requests)
+        return [None if item.request is None else answers[unique[item.request]] for item in prepared]
+
+    async def ascore(self, samples: Sequence[Sample]) -> list[RewardResult]:
+        """Score a batch (async): results in input order."""
+        prepared = self.prepare(samples)
+        verdicts = await self.verdicts(prepared)
+        results = [self.preset.finish(item, verdict) for item, verdict in zip(prepared, verdicts)]
+        return normalize_by_source(results, getattr(self.preset, "normalize", "none"))  # type: ignore[arg-type]
+
+    def score(self, samples: Sequence[Sample]) -> list[RewardResult]:
+        """Score a batch from synchronous code (also inside a running event loop)."""
+        return run_sync(self.ascore(samples))
