@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ __all__ = ["DEFAULT_SPACE", "Payoff", "PayoffError", "PayoffMatrix", "StrategySp
 
 
 class PayoffError(ValueError):
-    """A payoff matrix could not be built; the message names the cell or key at fault."""
+    """A payoff matrix could not be built; the message names the cell or key at fault (also in ``key``)."""
 
     def __init__(self, message: str, *, key: str | None = None) -> None:
         super().__init__(message)
@@ -24,19 +25,27 @@ class StrategySpace:
 
     Cell keys are ``f"{question_type}_{action}"`` (the paper's ``DQ_DA`` style). Row-major order
     over ``question_types`` x ``actions`` is the canonical cell order, used for the final tie-break.
+
+    >>> StrategySpace(actions=("DA", "CQ", "AQ", "REFUSE")).keys[-1]
+    'VQ_REFUSE'
     """
 
     question_types: tuple[str, ...] = ("DQ", "VQ")
     actions: tuple[str, ...] = ("DA", "CQ", "AQ")
 
     def __post_init__(self) -> None:
-        for kind, names in (("question type", self.question_types), ("action", self.actions)):
+        for attr, kind in (("question_types", "question type"), ("actions", "action")):
+            names = getattr(self, attr)
+            if isinstance(names, str) or not isinstance(names, Sequence):
+                raise PayoffError(f"{attr} must be a sequence of names, got {names!r}")
+            names = tuple(names)
+            object.__setattr__(self, attr, names)
             if not names:
                 raise PayoffError(f"a strategy space needs at least one {kind}")
             if len(set(names)) != len(names):
                 raise PayoffError(f"duplicate {kind} in {names!r}")
             for name in names:
-                if not name or "_" in name or not name.isidentifier():
+                if not isinstance(name, str) or "_" in name or not name.isidentifier():
                     raise PayoffError(f"{kind} {name!r} must be a non-empty identifier without '_'")
 
     @property
@@ -52,9 +61,9 @@ class StrategySpace:
 
     def split(self, key: str) -> tuple[str, str]:
         """``"DQ_DA"`` -> ``("DQ", "DA")``; raises `PayoffError` for a key outside the space."""
-        question_type, sep, action = key.partition("_")
+        question_type, sep, action = key.partition("_") if isinstance(key, str) else ("", "", "")
         if not sep or question_type not in self.question_types or action not in self.actions:
-            raise PayoffError(f"unknown cell {key!r}; valid: {list(self.keys)}", key=key)
+            raise PayoffError(f"unknown cell {key!r}; valid: {list(self.keys)}", key=str(key))
         return question_type, action
 
     def index(self, key: str) -> int:
@@ -74,7 +83,8 @@ class Payoff:
 
 
 def _number(value: Any, where: str, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A finite real as a float; booleans are refused because JSON ``true`` is not a payoff."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise PayoffError(f"{where} must be a number, got {type(value).__name__} {value!r}", key=key)
     number = float(value)
     if not math.isfinite(number):
@@ -87,45 +97,57 @@ class PayoffMatrix:
     """An immutable, validated payoff matrix over a `StrategySpace`.
 
     Build it with `from_dict` (the paper's JSON shape) or `from_arrays`; cells are stored in the
-    space's canonical order.
+    space's canonical order, as plain floats, so equal matrices compare and hash equal.
+
+    >>> m = PayoffMatrix.from_arrays(user=[[3, 1, 2], [1, 2, 2]], llm=[[2, 1, 2], [1, 2, 1]])
+    >>> m["DQ_DA"]
+    Payoff(user=3.0, llm=2.0)
+    >>> print(m)
+    user / LLM  DA     CQ     AQ
+    DQ          3 / 2  1 / 1  2 / 2
+    VQ          1 / 1  2 / 2  2 / 1
     """
 
     cells: tuple[Payoff, ...]
     space: StrategySpace = field(default=DEFAULT_SPACE)
 
     def __post_init__(self) -> None:
-        if len(self.cells) != len(self.space.keys):
-            raise PayoffError(f"expected {len(self.space.keys)} cells, got {len(self.cells)}")
-        for key, cell in zip(self.space.keys, self.cells):
+        if not isinstance(self.space, StrategySpace):
+            raise PayoffError(f"space must be a StrategySpace, got {type(self.space).__name__}")
+        keys = self.space.keys
+        cells = tuple(self.cells)
+        if len(cells) != len(keys):
+            raise PayoffError(f"expected {len(keys)} cells ({', '.join(keys)}), got {len(cells)}")
+        checked = []
+        for key, cell in zip(keys, cells):
             if not isinstance(cell, Payoff):
                 raise PayoffError(f"cell {key} must be a Payoff, got {type(cell).__name__}", key=key)
-            _number(cell.user, f"{key}.user", key)
-            _number(cell.llm, f"{key}.LLM", key)
+            checked.append(Payoff(_number(cell.user, f"{key}.user", key), _number(cell.llm, f"{key}.LLM", key)))
+        object.__setattr__(self, "cells", tuple(checked))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], space: StrategySpace = DEFAULT_SPACE) -> PayoffMatrix:
         """From ``{"DQ_DA": {"LLM": 3.1, "user": 2.0}, ...}``: exactly the space's keys, each with
-        exactly ``LLM`` and ``user``, finite numbers (booleans refused)."""
+        exactly ``LLM`` and ``user``, finite numbers (booleans refused). Key order does not matter."""
         if not isinstance(data, Mapping):
             raise PayoffError(f"payoff must be an object, got {type(data).__name__}")
-        expected = set(space.keys)
-        given = set(data)
-        if given != expected:
-            parts = []
-            if missing := sorted(expected - given):
-                parts.append(f"missing {missing}")
-            if extra := sorted(map(str, given - expected)):
-                parts.append(f"unexpected {extra}")
-            first = (sorted(expected - given) or sorted(map(str, given - expected)))[0]
-            raise PayoffError("payoff keys mismatch: " + "; ".join(parts), key=first)
+        keys = space.keys
+        missing = [k for k in keys if k not in data]
+        extra = sorted(k if isinstance(k, str) else repr(k) for k in data if k not in keys)
+        if missing or extra:
+            parts = [f"missing {missing}"] if missing else []
+            parts += [f"unexpected {extra}"] if extra else []
+            raise PayoffError("payoff keys mismatch: " + "; ".join(parts), key=(missing or extra)[0])
         cells = []
-        for key in space.keys:
+        for key in keys:
             value = data[key]
             if not isinstance(value, Mapping):
                 raise PayoffError(f"{key} must be an object with LLM and user, got {type(value).__name__}", key=key)
             if set(value) != {"LLM", "user"}:
-                raise PayoffError(f"{key} must have exactly the keys LLM and user, got {sorted(map(str, value))}", key=key)
-            cells.append(Payoff(user=_number(value["user"], f"{key}.user", key), llm=_number(value["LLM"], f"{key}.LLM", key)))
+                raise PayoffError(
+                    f"{key} must have exactly the keys LLM and user, got {sorted(map(str, value))}", key=key
+                )
+            cells.append(Payoff(_number(value["user"], f"{key}.user", key), _number(value["LLM"], f"{key}.LLM", key)))
         return cls(tuple(cells), space)
 
     @classmethod
@@ -135,10 +157,14 @@ class PayoffMatrix:
         llm: Sequence[Sequence[float]],
         space: StrategySpace = DEFAULT_SPACE,
     ) -> PayoffMatrix:
-        """From two arrays shaped ``question_types x actions`` (rows = question types)."""
+        """From two arrays shaped ``question_types x actions`` (rows = question types); numpy works."""
         rows, cols = len(space.question_types), len(space.actions)
         for name, array in (("user", user), ("llm", llm)):
-            if len(array) != rows or any(len(row) != cols for row in array):
+            try:
+                ok = len(array) == rows and all(len(row) == cols for row in array)
+            except TypeError:
+                ok = False
+            if not ok:
                 raise PayoffError(f"{name} array must be {rows}x{cols} (question types x actions)")
         cells = []
         for i, t in enumerate(space.question_types):
@@ -168,6 +194,15 @@ class PayoffMatrix:
             key = self.space.key(*key)
         return self.cells[self.space.index(key)]
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.space.keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.space.keys)
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
     def items(self) -> Iterator[tuple[str, Payoff]]:
         return zip(self.space.keys, self.cells)
 
@@ -185,3 +220,20 @@ class PayoffMatrix:
 
     def minimum(self) -> float:
         return min(min(c.user, c.llm) for c in self.cells)
+
+    def table(self) -> str:
+        """A fixed-width ``user / LLM`` grid, rows = question types, for logs and error reports."""
+        grid = [["user / LLM", *self.space.actions]]
+        n = len(self.space.actions)
+        for i, question_type in enumerate(self.space.question_types):
+            row = self.cells[i * n:(i + 1) * n]
+            grid.append([question_type, *(f"{c.user:g} / {c.llm:g}" for c in row)])
+        widths = [max(len(line[j]) for line in grid) for j in range(len(grid[0]))]
+        return "\n".join("  ".join(t.ljust(w) for t, w in zip(line, widths)).rstrip() for line in grid)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def __repr__(self) -> str:
+        space = "" if self.space == DEFAULT_SPACE else f", space={self.space!r}"
+        return f"PayoffMatrix.from_dict({self.to_dict()!r}{space})"
