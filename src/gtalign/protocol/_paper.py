@@ -10,9 +10,11 @@ answers on every string while scanning each string a constant number of times:
 * The anchored format pattern is a chain of lazy gaps between fixed junctions
   (``</thinking>\\s*<payoff>`` ...); taking the earliest occurrence of each junction is optimal,
   because every later constraint only asks to start after the previous junction's end.
-* A payoff nested more than `MAX_PAYOFF_DEPTH` brackets deep can never pass the structural check
-  (a valid matrix is two levels deep, and Python's parser refuses 200 nested parentheses), so it
-  is refused before any recursive parser sees it.
+* The payoff goes to ``json.loads`` and ``ast.literal_eval`` unguarded, exactly as in the research
+  code: both refuse deep nesting cheaply by themselves (json's scanner raises `RecursionError`,
+  Python's tokenizer refuses more than `MAX_PAYOFF_DEPTH` nested brackets), whereas a bracket
+  count taken beforehand would refuse payoffs the research code accepts (brackets inside strings
+  or comments, or a deep value under a key that a later duplicate key overrides).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
 
 PAPER_KEYS = frozenset({"DQ_AQ", "DQ_CQ", "DQ_DA", "VQ_AQ", "VQ_CQ", "VQ_DA"})
 _SUBKEYS = frozenset({"LLM", "user"})
+_NUMBERS = (float, int)
 MAX_PAYOFF_DEPTH = 200
 
 _JUNCTIONS = (
@@ -83,6 +86,9 @@ def paper_reasoning(text: str) -> str:
 
 def bracket_depth(text: str) -> int:
     """The deepest running count of open brackets, ignoring strings: an upper bound, in one pass."""
+    opens = text.count("{") + text.count("[") + text.count("(")
+    if opens <= 2:
+        return opens
     depth = deepest = 0
     for match in _BRACKETS.finditer(text):
         if match.group() in "[{(":
@@ -96,8 +102,6 @@ def bracket_depth(text: str) -> int:
 
 def _jsonish(text: str) -> Any:
     stripped = text.strip()
-    if bracket_depth(stripped) > MAX_PAYOFF_DEPTH:
-        raise ValueError(f"payoff nested deeper than {MAX_PAYOFF_DEPTH} brackets")
     try:
         return json.loads(stripped)
     except Exception:
@@ -119,16 +123,15 @@ def paper_parse_payoff(text: str) -> tuple[dict[str, dict[str, Any]] | None, str
         return None, str(exc) or type(exc).__name__
     if not isinstance(data, dict):
         return None, f"payoff is a {type(data).__name__}, not an object"
-    if set(data) != PAPER_KEYS:
+    if data.keys() != PAPER_KEYS:
         return None, f"payoff keys mismatch: {sorted(set(map(str, data)) ^ PAPER_KEYS)}"
     for key, value in data.items():
         if not isinstance(value, dict):
             return None, f"payoff value for {key!r} must be a dict"
-        if set(value) != _SUBKEYS:
+        if value.keys() != _SUBKEYS:
             return None, f"subkeys mismatch for {key!r}"
-        for sub, number in value.items():
-            if not isinstance(number, (float, int)):
-                return None, f"value of {sub!r} in {key!r} must be float or int"
+        if not (isinstance(value["LLM"], _NUMBERS) and isinstance(value["user"], _NUMBERS)):
+            return None, f"values in {key!r} must be float or int"
     return data, ""
 
 
@@ -142,6 +145,7 @@ class PaperParse:
     payoff: dict[str, dict[str, Any]] | None
     payoff_error: str
     reasoning: str
+    response_span: tuple[int, int] | None = None
 
     @property
     def scorable(self) -> bool:
@@ -155,7 +159,15 @@ class PaperParse:
 
 
 def paper_parse(text: str) -> PaperParse:
-    response = paper_block(text, "response")
+    """Everything the research code extracts, with one search per tag (the first ``<response>``
+    both ends the reasoning and opens the response block)."""
+    cut = text.find("<response>")
+    response = span = None
+    if cut >= 0:
+        end = text.find("</response>", cut + 10)
+        if end >= 0:
+            span = (cut + 10, end)
+            response = text[cut + 10:end].strip()
     payoff_text = paper_block(text, "payoff")
     payoff, error = (None, "missing <payoff> block") if payoff_text is None else paper_parse_payoff(payoff_text)
     if response is None:
@@ -166,5 +178,6 @@ def paper_parse(text: str) -> PaperParse:
         payoff_text=payoff_text,
         payoff=payoff,
         payoff_error=error,
-        reasoning=paper_reasoning(text),
+        reasoning=text if cut < 0 else text[:cut],
+        response_span=span,
     )

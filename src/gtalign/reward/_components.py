@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "clamp",
@@ -14,6 +17,7 @@ __all__ = [
     "sigmoid",
     "window",
     "word_count",
+    "word_counts",
 ]
 
 
@@ -48,9 +52,44 @@ def window(n: int, lo: float, hi: float, k: float = 0.005) -> float:
     return _logistic_left(n, lo, k) * _logistic_right(n, hi, k)
 
 
+_ASCII_SPACE = frozenset(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ")
+# Bytes of whitespace become 0, every other byte 1 (UTF-8 continuation bytes included).
+_WORD_TABLE = bytes(0 if byte in _ASCII_SPACE else 1 for byte in range(256))
+_NON_ASCII_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+
+
+def _word_flags(text: str) -> np.ndarray | None:
+    """Per byte of the UTF-8 text: 0 for whitespace, 1 otherwise (None when ``str.split`` is needed)."""
+    if not text.isascii() and _NON_ASCII_SPACE.search(text):
+        return None
+    try:
+        return np.frombuffer(text.encode("utf-8").translate(_WORD_TABLE), dtype=np.uint8)
+    except UnicodeEncodeError:
+        return None
+
+
+def _count_words(flags: np.ndarray) -> int:
+    if len(flags) == 0:
+        return 0
+    return int(np.count_nonzero(flags[1:] > flags[:-1])) + int(flags[0])
+
+
 def word_count(text: str) -> int:
-    """Number of whitespace-separated words (Python's ``str.split()``)."""
-    return len(text.split())
+    """Number of whitespace-separated words, exactly ``len(text.split())``, without building the list.
+
+    Maps every byte of the UTF-8 text to 0 (space) or 1 and counts the rising edges with numpy;
+    text with non-ASCII whitespace (or lone surrogates) falls back to ``str.split``.
+    """
+    flags = _word_flags(text)
+    return len(text.split()) if flags is None else _count_words(flags)
+
+
+def word_counts(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(word_count(text), word_count(text[start:end]))`` with one pass over ``text``."""
+    flags = _word_flags(text) if text.isascii() else None
+    if flags is None:
+        return word_count(text), word_count(text[start:end])
+    return _count_words(flags), _count_words(flags[start:end])
 
 
 def len_window(text: str, lo: float, hi: float, k: float = 0.005) -> float:
@@ -69,12 +108,12 @@ def payoff_asymmetry_reward(payoff: Mapping[str, Mapping[str, Any]] | Iterable[t
 
     Accepts the parsed JSON dict (``{"DQ_AQ": {"LLM": .., "user": ..}}``) or (user, LLM) pairs.
     """
-    pairs = ((v["user"], v["LLM"]) for v in payoff.values()) if isinstance(payoff, Mapping) else payoff
+    pairs = [(v["user"], v["LLM"]) for v in payoff.values()] if isinstance(payoff, (dict, Mapping)) else payoff
     total = 0
+    step = 1 / 12
     for user, llm in pairs:
         if user != llm:
-            total += 1 / 12
-        denom = max(abs(user), abs(llm), 1e-8)
-        if abs(user - llm) / denom > 0.1:
-            total += 1 / 12
+            total += step
+        if abs(user - llm) / max(abs(user), abs(llm), 1e-8) > 0.1:
+            total += step
     return total

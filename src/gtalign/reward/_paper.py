@@ -18,7 +18,7 @@ from gtalign._registry import REGISTRY, RegistryError
 from gtalign.game import PayoffMatrix, pareto_frontier
 from gtalign.protocol._paper import PaperParse, paper_block, paper_parse
 from gtalign.reward._bleu import char_bleu
-from gtalign.reward._components import clamp, len_window, payoff_asymmetry_reward, reason_decay
+from gtalign.reward._components import clamp, payoff_asymmetry_reward, reason_decay, window, word_counts
 from gtalign.reward._preset import Prepared
 from gtalign.reward._tasks import TaskSpec
 from gtalign.reward._types import RewardResult, Sample, Verdict
@@ -132,15 +132,18 @@ class PaperPreset:
         a_user, a_llm, answer = paper_answer_terms(state.spec, value, response, sample.ground_truth)
         fmt = parse.format
         payoff_reward = payoff_asymmetry_reward(parse.payoff or {})
-        user = EPSILON + 0.5 * a_user + 0.2 * len_window(response, 20, 500) + 0.3 * reason_decay(parse.reasoning, 500)
+        # Words of the stripped response == words of its unstripped span: count both in one pass.
+        span = parse.response_span or (0, 0)
+        completion_words, response_words = word_counts(sample.completion, *span)
+        user = EPSILON + 0.5 * a_user + 0.2 * window(response_words, 20, 500) + 0.3 * reason_decay(parse.reasoning, 500)
         consistency = None
         if self.ablation:
             consistency = self._consistency(sample, parse, state.analyze or "")
             llm = (EPSILON + 0.2 * consistency + 0.2 * payoff_reward + 0.2 * fmt + 0.35 * a_llm
-                   + 0.05 * len_window(sample.completion, 500, 1000))
+                   + 0.05 * window(completion_words, 500, 1000))
             logged_format = fmt
         else:
-            llm = EPSILON + 0.2 * fmt + 0.2 * payoff_reward + 0.4 * a_llm + 0.2 * len_window(sample.completion, 500, 1000)
+            llm = EPSILON + 0.2 * fmt + 0.2 * payoff_reward + 0.4 * a_llm + 0.2 * window(completion_words, 500, 1000)
             logged_format = 0.1 * fmt + 0.15 * payoff_reward
         score = self._combine(user, llm)
         return RewardResult(

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up .venv and run the whole test suite (what CI runs). Extra arguments go to pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest -q "$@"
