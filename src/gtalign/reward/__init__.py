@@ -9,6 +9,7 @@ from gtalign.reward._engine import RewardScorer, get_preset
 from gtalign.reward._normalize import normalize_by_source
 from gtalign.reward._paper import PaperPreset, paper, paper_ablation, paper_linear, paper_llm, paper_user
 from gtalign.reward._preset import Prepared, RewardPreset
+from gtalign.reward._robust import RobustPreset, robust
 from gtalign.reward._tasks import TaskSpec
 from gtalign.reward._types import JudgeRequest, RewardResult, Sample, Task, Verdict, VerdictStatus
 
@@ -19,6 +20,7 @@ __all__ = [
     "RewardPreset",
     "RewardResult",
     "RewardScorer",
+    "RobustPreset",
     "Sample",
     "Task",
     "TaskSpec",
@@ -36,6 +38,7 @@ __all__ = [
     "paper_user",
     "payoff_asymmetry_reward",
     "reason_decay",
+    "robust",
     "sigmoid",
     "window",
 ]
