@@ -1,15 +1,15 @@
 """The game of one turn: payoff matrices, welfare rules, Pareto frontiers, decisions, pricing.
 
-Pure: no I/O, no network, no torch, no global random state.
+Pure: no I/O, no network, no torch, no global random state. nashpy is imported only by
+`equilibria`, so the rest works without the ``games`` extra.
 """
 
 from gtalign.game._decision import Decision, decide
-from gtalign.game._equilibria import Equilibrium, best_responses, equilibria
+from gtalign.game._equilibria import Equilibrium, best_responses, equilibria, pure_equilibria
 from gtalign.game._pareto import dominates, pareto_frontier
 from gtalign.game._payoff import DEFAULT_SPACE, Payoff, PayoffError, PayoffMatrix, StrategySpace
 from gtalign.game._pricing import AffineTransform, llm_price_shift, user_price_shift
 from gtalign.game._welfare import (
-    WELFARE_RULES,
     WelfareRule,
     cobb_douglas,
     egalitarian,
@@ -22,7 +22,6 @@ from gtalign.game._welfare import (
 
 __all__ = [
     "DEFAULT_SPACE",
-    "WELFARE_RULES",
     "AffineTransform",
     "Decision",
     "Equilibrium",
@@ -42,6 +41,7 @@ __all__ = [
     "nash",
     "pareto_frontier",
     "product",
+    "pure_equilibria",
     "sum_rule",
     "user_price_shift",
     "welfare_rule",
