@@ -112,7 +112,11 @@ class Registry:
     def create(self, kind: Kind, name: str, /, **params: Any) -> Any:
         """``get`` then call it with ``params`` when it is a factory."""
         target = self.get(kind, name)
-        return target(**params) if isinstance(target, Callable) else target  # type: ignore[arg-type]
+        if isinstance(target, Callable):  # type: ignore[arg-type]
+            return target(**params)
+        if params:
+            raise RegistryError(f"{kind} {name!r} is an object, not a factory: it takes no parameters (got {sorted(params)})")
+        return target
 
     def _kind(self, kind: Kind) -> dict[str, Any]:
         try:
