@@ -42,12 +42,8 @@ _SUBKEYS = frozenset({"LLM", "user"})
 _NUMBERS = (float, int)
 MAX_PAYOFF_DEPTH = 200
 
-_JUNCTIONS = (
-    re.compile(r"</thinking>\s*<payoff>"),
-    re.compile(r"</payoff>\s*<analyze>"),
-    re.compile(r"</analyze>\s*<response>"),
-)
-_END = re.compile(r"</response>$", re.MULTILINE)
+_JUNCTIONS = (("</thinking>", "<payoff>"), ("</payoff>", "<analyze>"), ("</analyze>", "<response>"))
+_SPACES = re.compile(r"\s*")
 _CURLY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
 _BRACKETS = re.compile(r"[\[\]{}()]")
 
@@ -65,17 +61,36 @@ def paper_block(text: str, tag: str) -> str | None:
     return text[start:end].strip()
 
 
+def _junction_end(text: str, pos: int, closing: str, opening: str) -> int:
+    """End of the first ``closing\s*opening`` at or after ``pos`` (-1 if none): ``str.find`` for the
+    closing tag, then the whitespace run after it; runs after different closings never overlap."""
+    while True:
+        found = text.find(closing, pos)
+        if found < 0:
+            return -1
+        after = _SPACES.match(text, found + len(closing)).end()
+        if text.startswith(opening, after):
+            return after + len(opening)
+        pos = found + 1
+
+
 def paper_format_matches(text: str) -> bool:
     """Whether ``text`` matches the research code's anchored four-block pattern (DOTALL|MULTILINE)."""
     if not text.startswith("<thinking>"):
         return False
     pos = len("<thinking>")
-    for junction in _JUNCTIONS:
-        found = junction.search(text, pos)
-        if found is None:
+    for closing, opening in _JUNCTIONS:
+        pos = _junction_end(text, pos, closing, opening)
+        if pos < 0:
             return False
-        pos = found.end()
-    return _END.search(text, pos) is not None
+    while True:  # "</response>$": at the end of the text or before a newline (MULTILINE)
+        found = text.find("</response>", pos)
+        if found < 0:
+            return False
+        after = found + len("</response>")
+        if after == len(text) or text[after] == "\n":
+            return True
+        pos = found + 1
 
 
 def paper_reasoning(text: str) -> str:
