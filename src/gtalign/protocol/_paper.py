@@ -62,7 +62,7 @@ def paper_block(text: str, tag: str) -> str | None:
 
 
 def _junction_end(text: str, pos: int, closing: str, opening: str) -> int:
-    """End of the first ``closing\s*opening`` at or after ``pos`` (-1 if none): ``str.find`` for the
+    r"""End of the first ``closing\s*opening`` at or after ``pos`` (-1 if none): ``str.find`` for the
     closing tag, then the whitespace run after it; runs after different closings never overlap."""
     while True:
         found = text.find(closing, pos)
