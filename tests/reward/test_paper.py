@@ -268,3 +268,13 @@ def test_ablation_consistency_and_zscore():
     assert z[0].score == pytest.approx((raw[0] - mean) / (std + 1e-6))
     assert z[1].score == pytest.approx((raw[1] - mean) / (std + 1e-6))
     assert z[2].score == pytest.approx(0.0)  # a lone sample: std taken as 1, value minus its own mean
+
+
+def test_huge_non_json_payoff_is_refused_quickly():
+    import time
+
+    hostile = "[" + "1," * 2_500_000 + "]x"
+    start = time.perf_counter()
+    result = score_one(Sample("math-hard", completion("hi", matrix=hostile), "42", verdict=Verdict(1.0)))
+    assert time.perf_counter() - start < 2.0
+    assert result.score == 0 and "Python-literal fallback skipped" in result.reason

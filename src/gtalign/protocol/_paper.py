@@ -15,6 +15,11 @@ answers on every string while scanning each string a constant number of times:
   Python's tokenizer refuses more than `MAX_PAYOFF_DEPTH` nested brackets), whereas a bracket
   count taken beforehand would refuse payoffs the research code accepts (brackets inside strings
   or comments, or a deep value under a key that a later duplicate key overrides).
+
+One deliberate deviation, for bounded time: a payoff block longer than `MAX_LITERAL_CHARS` that
+is not JSON is refused without ``ast.literal_eval``, which can spend seconds on a few hostile
+megabytes (the research code would too, and then reject almost all of them). A valid matrix is
+about 300 characters; only a Python-literal matrix padded past that size scores differently.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "MAX_LITERAL_CHARS",
     "MAX_PAYOFF_DEPTH",
     "PAPER_KEYS",
     "PaperParse",
@@ -41,6 +47,7 @@ PAPER_KEYS = frozenset({"DQ_AQ", "DQ_CQ", "DQ_DA", "VQ_AQ", "VQ_CQ", "VQ_DA"})
 _SUBKEYS = frozenset({"LLM", "user"})
 _NUMBERS = (float, int)
 MAX_PAYOFF_DEPTH = 200
+MAX_LITERAL_CHARS = 100_000
 
 _JUNCTIONS = (("</thinking>", "<payoff>"), ("</payoff>", "<analyze>"), ("</analyze>", "<response>"))
 _SPACES = re.compile(r"\s*")
@@ -121,6 +128,8 @@ def _jsonish(text: str) -> Any:
         return json.loads(stripped)
     except Exception:
         pass
+    if len(stripped) > MAX_LITERAL_CHARS:
+        raise ValueError(f"payoff is not JSON and longer than {MAX_LITERAL_CHARS} characters (Python-literal fallback skipped)")
     try:
         value = ast.literal_eval(stripped.translate(_CURLY))
     except Exception as exc:
