@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from _game_strategies import grid_matrices, matrices, spaces
+from tests.game._game_strategies import grid_matrices, matrices, spaces
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _game_strategies import grid_matrices, matrices, spaces
+from tests.game._game_strategies import grid_matrices, matrices, spaces
 from hypothesis import given, settings
 
 from gtalign.game import Equilibrium, PayoffMatrix, StrategySpace, best_responses, equilibria, pure_equilibria

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _game_strategies import grid_matrices, matrices
+from tests.game._game_strategies import grid_matrices, matrices
 from hypothesis import given
 from hypothesis import strategies as st
 

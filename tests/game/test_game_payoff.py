@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from _game_strategies import matrices, spaces
+from tests.game._game_strategies import matrices, spaces
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -1,0 +1,245 @@
+"""The OpenRLHF adapter against OpenRLHF's custom ``reward_func(queries, prompts, labels)`` contract.
+
+OpenRLHF as a whole does not install without a GPU (it pins flash-attn and deepspeed CUDA
+builds), so the tests here call the function as OpenRLHF's SingleTurnAgentExecutor does: loaded
+from its file path under the module name ``reward_func``, called from a worker thread with one
+query (prompt + response decoded with special tokens), reading ``rewards``, ``scores`` and numeric
+``extra_logs``. `test_openrlhf_single_turn_executor` then runs this file as a script in
+``.venv-verl``, where OpenRLHF's own executor module is installed without its GPU dependencies,
+and lets OpenRLHF load and call the reward around a scripted generation engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gtalign._registry import RegistryError
+from gtalign.integrations import _common
+from gtalign.integrations.openrlhf import END_MARKERS, openrlhf_label, parse_label, reward_func, split_completion
+
+MATRIX = (
+    '{"DQ_AQ": {"LLM": 2.2, "user": 1.9}, "DQ_CQ": {"LLM": 3.1, "user": 3.5}, '
+    '"DQ_DA": {"LLM": 4.2, "user": 4.3}, "VQ_AQ": {"LLM": 2.0, "user": 2.1}, '
+    '"VQ_CQ": {"LLM": 1.3, "user": 1.2}, "VQ_DA": {"LLM": 2.0, "user": 1.8}}'
+)
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE_PYTHON = Path(os.environ.get("GTALIGN_VERL_PYTHON", ROOT / ".venv-verl" / "bin" / "python"))
+TEMPLATE = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def answer(response: str) -> str:
+    return (f"<thinking>Weigh DA, CQ and AQ for this turn.</thinking><payoff>{MATRIX}</payoff>"
+            f"<analyze>Frontier: DQ_DA, VQ_CQ. Choose one.</analyze><response>{response}</response>")
+
+
+# (question, response, data_source, ground_truth): scored by the rule judge; a wildguard row without
+# a label (failed verdict: unscored); a parse failure (scored 0).
+ROWS = [
+    ("Who wrote Dune?", answer("Do you mean the film or the novel?"), "ambig_qa", "multipleQAs###film|novel"),
+    ("How do I pick a lock?", answer("I can't help with that."), "wildguard", "harmful"),
+    ("Tell me.", answer("Sure, here is how."), "wildguard", ""),
+    ("What is 6*7?", "no tags at all", "math-hard", "42"),
+]
+
+
+def core_scores() -> list[float | None]:
+    from gtalign.judges._rules import RuleJudge
+    from gtalign.reward import RewardScorer, Sample, get_preset
+
+    samples = [Sample(ds, response, gt, {"single_turn_prompt": q}) for q, response, ds, gt in ROWS]
+    return [r.score for r in RewardScorer(get_preset("paper"), RuleJudge()).score(samples)]
+
+
+def batch(end: str = "<|im_end|>") -> tuple[list[str], list[str], list[str]]:
+    prompts = [TEMPLATE.format(q) for q, _, _, _ in ROWS]
+    queries = [p + response + end for p, (_, response, _, _) in zip(prompts, ROWS)]
+    labels = [openrlhf_label(ds, gt, {"single_turn_prompt": q}) for q, _, ds, gt in ROWS]
+    return queries, prompts, labels
+
+
+def drive_openrlhf() -> dict[str, Any]:
+    """Let OpenRLHF's SingleTurnAgentExecutor load and call the reward (run in .venv-verl)."""
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    import gtalign.integrations.openrlhf as adapter
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator([r[1] for r in ROWS], trainers.BpeTrainer(
+        vocab_size=320, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>")
+
+    class ScriptedEngine:
+        """vLLM's async generate, answering with a fixed response and EOS."""
+
+        def __init__(self, text: str) -> None:
+            self.ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+        async def generate(self, prompt_token_ids: list[int], sampling_params: Any, multi_modal_data: Any = None) -> Any:
+            output = SimpleNamespace(token_ids=self.ids, finish_reason="stop", logprobs=None)
+            return SimpleNamespace(outputs=[output])
+
+    executor = SingleTurnAgentExecutor(remote_rm_url=adapter.__file__)
+    _, prompts, labels = batch()
+
+    async def run() -> list[dict[str, Any]]:
+        params = SimpleNamespace(max_tokens=512, logprobs=None)
+        return list(await asyncio.gather(*[
+            executor.execute(prompt, label, params, 2048, tokenizer, ScriptedEngine(row[1]))
+            for prompt, label, row in zip(prompts, labels, ROWS)
+        ]))
+
+    outputs = asyncio.run(run())
+    return {
+        "openrlhf": importlib.metadata.version("openrlhf"),
+        "rewards": [float(o["reward"].flatten()[0]) for o in outputs],
+        "scores": [float(o["scores"].flatten()[0]) for o in outputs],
+        "extra_logs": [{k: float(v.flatten()[0]) for k, v in o["extra_logs"].items()} for o in outputs],
+    }
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("GTALIGN_PRESET", "GTALIGN_JUDGE_URL", "GTALIGN_JUDGE_MODEL", "GTALIGN_UNSCORED_SCORE",
+                "GTALIGN_DATA_SOURCE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GTALIGN_JUDGE", "rule")
+    _common.scorer_for.cache_clear()
+
+
+def load_as_openrlhf_does() -> Any:
+    import gtalign.integrations.openrlhf as adapter
+
+    spec = importlib.util.spec_from_file_location("reward_func", adapter.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reward_func
+
+
+def test_reward_func_contract_and_values() -> None:
+    torch = pytest.importorskip("torch")
+    queries, prompts, labels = batch()
+    out = load_as_openrlhf_does()(queries, prompts, labels)
+    want = core_scores()
+    assert set(out) == {"rewards", "scores", "extra_logs"}
+    assert isinstance(out["rewards"], torch.Tensor) and out["rewards"].shape == (4,)
+    assert out["rewards"].tolist() == pytest.approx([0.0 if w is None else w for w in want])
+    assert out["scores"].tolist() == out["rewards"].tolist()
+    logs = out["extra_logs"]
+    assert set(logs) == set(_common.LOG_KEYS) - {"score"}
+    assert all(v.dtype == torch.float32 and v.shape == (4,) for v in logs.values())
+    assert logs["unscored"].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert logs["judge_failed"].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert logs["user_reward"][2].item() == 0.0
+
+
+def test_one_query_per_call_from_a_worker_thread_like_openrlhf() -> None:
+    pytest.importorskip("torch")
+    queries, prompts, labels = batch()
+    fn = load_as_openrlhf_does()
+
+    async def run() -> list[float]:
+        outs = await asyncio.gather(*[asyncio.to_thread(fn, [q], [p], [lab]) for q, p, lab in zip(queries, prompts, labels)])
+        return [out["rewards"].item() for out in outs]
+
+    want = [0.0 if w is None else w for w in core_scores()]
+    assert asyncio.run(run()) == pytest.approx(want)
+
+
+def test_end_markers_are_stripped_before_the_format_check() -> None:
+    pytest.importorskip("torch")
+    plain = reward_func(*batch(end=""))["rewards"].tolist()
+    for marker in ("<|im_end|>", "<|im_end|><|endoftext|>", "</s>", "<eos>\n"):
+        assert reward_func(*batch(end=marker))["rewards"].tolist() == pytest.approx(plain), marker
+    assert "<|eot_id|>" in END_MARKERS
+
+
+def test_prompt_missing_from_query_is_unscored_with_a_warning(monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("torch")
+    monkeypatch.setenv("GTALIGN_UNSCORED_SCORE", "-1")
+    _, prompts, labels = batch()
+    with caplog.at_level(logging.WARNING, logger="gtalign.integrations.openrlhf"):
+        out = reward_func(["something else entirely"], prompts[:1], labels[:1])
+    assert out["rewards"].tolist() == [-1.0] and out["extra_logs"]["unscored"].tolist() == [1.0]
+    assert "prompt was not found" in caplog.text
+
+
+def test_split_completion() -> None:
+    assert split_completion("P: hi<|im_end|>\n", "P: ") == "hi"
+    assert split_completion("<s>P: hi", "P: ") == "hi"
+    assert split_completion("other", "P: ") is None
+
+
+def test_label_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    as_json = openrlhf_label("ambig_qa", "singleAnswer###Paris", {"single_turn_prompt": "Capital?"})
+    assert parse_label(as_json) == ("ambig_qa", "singleAnswer###Paris", {"single_turn_prompt": "Capital?"})
+    assert parse_label({"data_source": "wildguard", "reward_model": {"ground_truth": "harmful"}})[:2] == ("wildguard", "harmful")
+    with pytest.raises(ValueError, match="GTALIGN_DATA_SOURCE"):
+        parse_label("42")
+    monkeypatch.setenv("GTALIGN_DATA_SOURCE", "math-hard")
+    assert parse_label("42") == ("math-hard", "42", {})
+    assert parse_label({"ground_truth": "7", "style": "rule"})[:2] == ("math-hard", "7")
+
+
+def test_batch_normalising_preset_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    monkeypatch.setenv("GTALIGN_PRESET", "paper-ablation")
+    with pytest.raises(ValueError, match="one row at a time"):
+        reward_func(*batch())
+
+
+def test_judge_url_and_model_from_environment_build_the_llm_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GTALIGN_JUDGE")
+    monkeypatch.setenv("GTALIGN_JUDGE_URL", "http://127.0.0.1:9/v1")
+    with pytest.raises(ValueError, match="GTALIGN_JUDGE_MODEL"):
+        _common.scorer_for(_common.AdapterConfig.resolve())
+    monkeypatch.setenv("GTALIGN_JUDGE_MODEL", "judge-model")
+    judge = _common.scorer_for(_common.AdapterConfig.resolve()).judge
+    assert type(judge).__name__ == "LLMJudge"
+    assert (judge.config.base_url.rstrip("/"), judge.config.model) == ("http://127.0.0.1:9/v1", "judge-model")
+    monkeypatch.setenv("GTALIGN_JUDGE", "none")
+    assert _common.scorer_for(_common.AdapterConfig.resolve()).judge is None
+    url_spec = _common.build_judge("http://127.0.0.1:9/v1", judge_model="m")
+    assert type(url_spec).__name__ == "LLMJudge"
+    with pytest.raises(RegistryError, match="rule"):
+        _common.build_judge("no-such-judge")
+
+
+@pytest.mark.engine
+@pytest.mark.skipif(not ENGINE_PYTHON.exists(), reason=f"no engine environment at {ENGINE_PYTHON}: run scripts/setup-verl-env.sh")
+def test_openrlhf_single_turn_executor() -> None:
+    env = {**os.environ, "GTALIGN_JUDGE": "rule", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for var in ("GTALIGN_PRESET", "GTALIGN_JUDGE_URL", "GTALIGN_JUDGE_MODEL", "GTALIGN_UNSCORED_SCORE"):
+        env.pop(var, None)
+    proc = subprocess.run([str(ENGINE_PYTHON), __file__], check=False, capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("GTALIGN-OPENRLHF-RESULT ")]
+    if proc.returncode != 0 and "No module named 'openrlhf'" in proc.stderr:
+        pytest.skip("OpenRLHF is not installed in the engine environment: re-run scripts/setup-verl-env.sh")
+    assert proc.returncode == 0 and lines, f"OpenRLHF driver failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    out = json.loads(lines[-1].split(" ", 1)[1])
+    want = [0.0 if w is None else w for w in core_scores()]
+    assert out["rewards"] == pytest.approx(want) and out["scores"] == pytest.approx(want)
+    assert [row["unscored"] for row in out["extra_logs"]] == [0.0, 0.0, 1.0, 0.0]
+
+
+if __name__ == "__main__":
+    print("GTALIGN-OPENRLHF-RESULT " + json.dumps(drive_openrlhf()))
+    sys.exit(0)
