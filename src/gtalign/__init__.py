@@ -2,33 +2,46 @@
 
 The core is pure (``gtalign.game``, ``gtalign.protocol``, ``gtalign.reward``); adapters sit at
 the edges (``gtalign.judges``, ``gtalign.integrations``, ``gtalign.data``, ``gtalign.cli``).
-The names below are the ones most programs need; each subpackage documents the rest.
+The names below are the ones most programs need; each subpackage documents the rest. They are
+imported on first use, so ``import gtalign.<subpackage>`` stays as light as that subpackage.
 """
 
-from gtalign._registry import REGISTRY, Registry, RegistryError
-from gtalign.game import PayoffMatrix, StrategySpace, WelfareRule, decide, pareto_frontier, welfare_rule
-from gtalign.protocol import ParsedAnswer, build_messages, parse_answer
-from gtalign.reward import RewardResult, RewardScorer, Sample, Verdict, get_preset
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "REGISTRY",
-    "ParsedAnswer",
-    "PayoffMatrix",
-    "Registry",
-    "RegistryError",
-    "RewardResult",
-    "RewardScorer",
-    "Sample",
-    "StrategySpace",
-    "Verdict",
-    "WelfareRule",
-    "__version__",
-    "build_messages",
-    "decide",
-    "get_preset",
-    "pareto_frontier",
-    "parse_answer",
-    "welfare_rule",
-]
+_EXPORTS = {
+    "REGISTRY": "gtalign._registry",
+    "Registry": "gtalign._registry",
+    "RegistryError": "gtalign._registry",
+    "PayoffMatrix": "gtalign.game",
+    "StrategySpace": "gtalign.game",
+    "WelfareRule": "gtalign.game",
+    "decide": "gtalign.game",
+    "pareto_frontier": "gtalign.game",
+    "welfare_rule": "gtalign.game",
+    "ParsedAnswer": "gtalign.protocol",
+    "build_messages": "gtalign.protocol",
+    "parse_answer": "gtalign.protocol",
+    "RewardResult": "gtalign.reward",
+    "RewardScorer": "gtalign.reward",
+    "Sample": "gtalign.reward",
+    "Verdict": "gtalign.reward",
+    "get_preset": "gtalign.reward",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gtalign' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

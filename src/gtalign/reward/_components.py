@@ -89,7 +89,14 @@ def word_counts(text: str, start: int, end: int) -> tuple[int, int]:
     flags = _word_flags(text) if text.isascii() else None
     if flags is None:
         return word_count(text), word_count(text[start:end])
-    return _count_words(flags), _count_words(flags[start:end])
+    if len(flags) == 0:
+        return 0, 0
+    rising = flags[1:] > flags[:-1]  # rising[i]: a word starts at i + 1
+    inner = 0
+    end = min(end, len(flags))
+    if end > start:
+        inner = int(np.count_nonzero(rising[start:end - 1])) + int(flags[start])
+    return int(np.count_nonzero(rising)) + int(flags[0]), inner
 
 
 def len_window(text: str, lo: float, hi: float, k: float = 0.005) -> float:
