@@ -4,7 +4,7 @@ OpenRLHF as a whole does not install without a GPU (it pins flash-attn and deeps
 builds), so the tests here call the function as OpenRLHF's SingleTurnAgentExecutor does: loaded
 from its file path under the module name ``reward_func``, called from a worker thread with one
 query (prompt + response decoded with special tokens), reading ``rewards``, ``scores`` and numeric
-``extra_logs``. `test_openrlhf_single_turn_executor` then runs this file as a script in
+``extra_logs``. `test_openrlhf_single_turn_executor` then runs this module (``python -m``) in
 ``.venv-verl``, where OpenRLHF's own executor module is installed without its GPU dependencies,
 and lets OpenRLHF load and call the reward around a scripted generation engine.
 """
@@ -16,10 +16,7 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
-import os
-import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,20 +25,10 @@ import pytest
 from gtalign._registry import RegistryError
 from gtalign.integrations import _common
 from gtalign.integrations.openrlhf import END_MARKERS, openrlhf_label, parse_label, reward_func, split_completion
+from tests.integrations._helpers import answer, needs_engine_env, run_driver, train_tokenizer
 
-MATRIX = (
-    '{"DQ_AQ": {"LLM": 2.2, "user": 1.9}, "DQ_CQ": {"LLM": 3.1, "user": 3.5}, '
-    '"DQ_DA": {"LLM": 4.2, "user": 4.3}, "VQ_AQ": {"LLM": 2.0, "user": 2.1}, '
-    '"VQ_CQ": {"LLM": 1.3, "user": 1.2}, "VQ_DA": {"LLM": 2.0, "user": 1.8}}'
-)
-ROOT = Path(__file__).resolve().parents[2]
-ENGINE_PYTHON = Path(os.environ.get("GTALIGN_VERL_PYTHON", ROOT / ".venv-verl" / "bin" / "python"))
 TEMPLATE = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
-
-
-def answer(response: str) -> str:
-    return (f"<thinking>Weigh DA, CQ and AQ for this turn.</thinking><payoff>{MATRIX}</payoff>"
-            f"<analyze>Frontier: DQ_DA, VQ_CQ. Choose one.</analyze><response>{response}</response>")
+DRIVER_MARKER = "GTALIGN-OPENRLHF-RESULT"
 
 
 # (question, response, data_source, ground_truth): scored by the rule judge; a wildguard row without
@@ -72,18 +59,11 @@ def batch(end: str = "<|im_end|>") -> tuple[list[str], list[str], list[str]]:
 def drive_openrlhf() -> dict[str, Any]:
     """Let OpenRLHF's SingleTurnAgentExecutor load and call the reward (run in .venv-verl)."""
     from openrlhf.utils.agent import SingleTurnAgentExecutor
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     import gtalign.integrations.openrlhf as adapter
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([r[1] for r in ROWS], trainers.BpeTrainer(
-        vocab_size=320, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>")
+    tokenizer = train_tokenizer([r[1] for r in ROWS], special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
+                                pad="<|endoftext|>", eos="<|im_end|>")
 
     class ScriptedEngine:
         """vLLM's async generate, answering with a fixed response and EOS."""
@@ -115,12 +95,8 @@ def drive_openrlhf() -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GTALIGN_PRESET", "GTALIGN_JUDGE_URL", "GTALIGN_JUDGE_MODEL", "GTALIGN_UNSCORED_SCORE",
-                "GTALIGN_DATA_SOURCE"):
-        monkeypatch.delenv(var, raising=False)
+def _rule_judge(clean_adapter_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GTALIGN_JUDGE", "rule")
-    _common.scorer_for.cache_clear()
 
 
 def load_as_openrlhf_does() -> Any:
@@ -224,22 +200,17 @@ def test_judge_url_and_model_from_environment_build_the_llm_judge(monkeypatch: p
 
 
 @pytest.mark.engine
-@pytest.mark.skipif(not ENGINE_PYTHON.exists(), reason=f"no engine environment at {ENGINE_PYTHON}: run scripts/setup-verl-env.sh")
+@needs_engine_env
 def test_openrlhf_single_turn_executor() -> None:
-    env = {**os.environ, "GTALIGN_JUDGE": "rule", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    for var in ("GTALIGN_PRESET", "GTALIGN_JUDGE_URL", "GTALIGN_JUDGE_MODEL", "GTALIGN_UNSCORED_SCORE"):
-        env.pop(var, None)
-    proc = subprocess.run([str(ENGINE_PYTHON), __file__], check=False, capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("GTALIGN-OPENRLHF-RESULT ")]
+    proc, out = run_driver("tests.integrations.test_openrlhf", DRIVER_MARKER, timeout=180, GTALIGN_JUDGE="rule")
     if proc.returncode != 0 and "No module named 'openrlhf'" in proc.stderr:
         pytest.skip("OpenRLHF is not installed in the engine environment: re-run scripts/setup-verl-env.sh")
-    assert proc.returncode == 0 and lines, f"OpenRLHF driver failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    out = json.loads(lines[-1].split(" ", 1)[1])
+    assert proc.returncode == 0 and out is not None, f"OpenRLHF driver failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     want = [0.0 if w is None else w for w in core_scores()]
     assert out["rewards"] == pytest.approx(want) and out["scores"] == pytest.approx(want)
     assert [row["unscored"] for row in out["extra_logs"]] == [0.0, 0.0, 1.0, 0.0]
 
 
 if __name__ == "__main__":
-    print("GTALIGN-OPENRLHF-RESULT " + json.dumps(drive_openrlhf()))
+    print(f"{DRIVER_MARKER} " + json.dumps(drive_openrlhf()))
     sys.exit(0)

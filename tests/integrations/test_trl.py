@@ -17,21 +17,10 @@ from typing import Any
 
 import pytest
 
-from gtalign.integrations import _common
 from gtalign.integrations.trl import TRLWelfareReward, TRLWelfareRewardSync, make_trl_reward
 from gtalign.judges._rules import RuleJudge
 from gtalign.reward import JudgeRequest, RewardScorer, Sample, Verdict, get_preset
-
-MATRIX = (
-    '{"DQ_AQ": {"LLM": 2.2, "user": 1.9}, "DQ_CQ": {"LLM": 3.1, "user": 3.5}, '
-    '"DQ_DA": {"LLM": 4.2, "user": 4.3}, "VQ_AQ": {"LLM": 2.0, "user": 2.1}, '
-    '"VQ_CQ": {"LLM": 1.3, "user": 1.2}, "VQ_DA": {"LLM": 2.0, "user": 1.8}}'
-)
-
-
-def answer(response: str) -> str:
-    return (f"<thinking>Weigh DA, CQ and AQ for this turn.</thinking><payoff>{MATRIX}</payoff>"
-            f"<analyze>Frontier: DQ_DA, VQ_CQ. Choose one.</analyze><response>{response}</response>")
+from tests.integrations._helpers import answer, train_tokenizer
 
 
 # Dataset columns as TRL passes them (verl-style rows: data_source, reward_model, extra_info).
@@ -61,13 +50,6 @@ class KeywordJudge:
         return [Verdict.failure("failed", "judge down (test)", judge=self.name) if "JUDGE-DOWN" in r.response
                 else Verdict(1.0 if r.reference and r.reference in r.response else 0.0, judge=self.name)
                 for r in requests]
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GTALIGN_PRESET", "GTALIGN_JUDGE", "GTALIGN_JUDGE_URL", "GTALIGN_JUDGE_MODEL", "GTALIGN_UNSCORED_SCORE"):
-        monkeypatch.delenv(var, raising=False)
-    _common.scorer_for.cache_clear()
 
 
 def core_scores(judge: Any, preset: str = "paper") -> list[float | None]:
@@ -205,15 +187,9 @@ def test_trl_helpers_see_the_name_and_the_async_call() -> None:
 def tiny_parts() -> tuple[Any, Any]:
     """A tokenizer trained on the test strings and a random 1-layer Llama config (no download)."""
     pytest.importorskip("trl")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, PreTrainedTokenizerFast
+    from transformers import LlamaConfig
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(COMPLETIONS + PROMPTS, trainers.BpeTrainer(
-        vocab_size=320, special_tokens=["<pad>", "<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+    tokenizer = train_tokenizer(COMPLETIONS + PROMPTS)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,

@@ -2,7 +2,7 @@
 
 The main environment has no verl (it pins transformers below the main stack's version), so the
 tests here call the functions exactly as verl's managers do (keyword arguments, ``reward_kwargs``
-merged in, loading by file path). `test_verl_reward_managers` then runs this file as a script
+merged in, loading by file path). `test_verl_reward_managers` then runs this module (``python -m``)
 in ``.venv-verl`` (made by ``scripts/setup-verl-env.sh``), where verl's own reward loop (Ray
 workers), its legacy NaiveRewardManager and its BatchRewardManager score a tiny DataProto built
 from a tokenizer trained here; it is skipped with the reason when that environment is missing.
@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -26,22 +24,15 @@ import pytest
 
 from gtalign.integrations import _common
 from gtalign.integrations.verl import compute_score, compute_score_async, compute_score_batch
+from tests.integrations import _helpers
+from tests.integrations._helpers import needs_engine_env, run_driver, train_tokenizer
 
-MATRIX = (
-    '{"DQ_AQ": {"LLM": 2.2, "user": 1.9}, "DQ_CQ": {"LLM": 3.1, "user": 3.5}, '
-    '"DQ_DA": {"LLM": 4.2, "user": 4.3}, "VQ_AQ": {"LLM": 2.0, "user": 2.1}, '
-    '"VQ_CQ": {"LLM": 1.3, "user": 1.2}, "VQ_DA": {"LLM": 2.0, "user": 1.8}}'
-)
-ROOT = Path(__file__).resolve().parents[2]
-VERL_PYTHON = Path(os.environ.get("GTALIGN_VERL_PYTHON", ROOT / ".venv-verl" / "bin" / "python"))
+DRIVER_MARKER = "GTALIGN-VERL-RESULT"
 
 
 def answer(response: str, action: str = "VQ_CQ") -> str:
-    return (
-        f"<thinking>The request can be read two ways; {action} fits.</thinking>"
-        f"<payoff>{MATRIX}</payoff><analyze>Frontier includes {action}. Choose {action}.</analyze>"
-        f"<response>{response}</response>"
-    )
+    return _helpers.answer(response, thinking=f"The request can be read two ways; {action} fits.",
+                           analyze=f"Frontier includes {action}. Choose {action}.")
 
 
 # verl rows: (data_source, solution_str, ground_truth, extra_info). The rule judge scores the first
@@ -71,17 +62,8 @@ def core_results(preset: str = "paper") -> list[dict[str, Any]]:
 
 
 def make_tokenizer(folder: str) -> Any:
-    """A byte-level BPE tokenizer trained on a few strings (no download), saved to ``folder``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<pad>", "<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([text for _, text, _, _ in ROWS], trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+    """A tokenizer trained on the responses of ROWS (no download), saved to ``folder``."""
+    tokenizer = train_tokenizer(text for _, text, _, _ in ROWS)
     tokenizer.save_pretrained(folder)
     return tokenizer
 
@@ -183,13 +165,6 @@ def drive_verl() -> dict[str, Any]:
 
 
 KWARGS = {"judge": "rule", "unscored_score": -1.0}
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GTALIGN_PRESET", "GTALIGN_JUDGE", "GTALIGN_JUDGE_URL", "GTALIGN_JUDGE_MODEL", "GTALIGN_UNSCORED_SCORE"):
-        monkeypatch.delenv(var, raising=False)
-    _common.scorer_for.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -309,16 +284,11 @@ def test_loads_from_its_file_path_as_verl_does(expected: list[dict[str, Any]]) -
 
 
 @pytest.mark.engine
-@pytest.mark.skipif(not VERL_PYTHON.exists(), reason=f"no verl environment at {VERL_PYTHON}: run scripts/setup-verl-env.sh")
+@needs_engine_env
 def test_verl_reward_managers(expected: list[dict[str, Any]]) -> None:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    for var in ("GTALIGN_PRESET", "GTALIGN_JUDGE", "GTALIGN_JUDGE_URL", "GTALIGN_JUDGE_MODEL", "GTALIGN_UNSCORED_SCORE"):
-        env.pop(var, None)
-    proc = subprocess.run([str(VERL_PYTHON), __file__], check=False, capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("GTALIGN-VERL-RESULT ")]
-    assert proc.returncode == 0 and lines, f"verl driver failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    out = json.loads(lines[-1].split(" ", 1)[1])
+    proc, out = run_driver("tests.integrations.test_verl", DRIVER_MARKER, timeout=240,
+                           RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    assert proc.returncode == 0 and out is not None, f"verl driver failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     assert_rows_match(out["expected"], expected)
     want_scores = [row["score"] for row in expected]
     for path in ("reward_loop_async", "reward_loop_sync", "legacy_naive", "legacy_batch"):
@@ -330,5 +300,5 @@ def test_verl_reward_managers(expected: list[dict[str, Any]]) -> None:
 
 
 if __name__ == "__main__":
-    print("GTALIGN-VERL-RESULT " + json.dumps(drive_verl()))
+    print(f"{DRIVER_MARKER} " + json.dumps(drive_verl()))
     sys.exit(0)

@@ -402,3 +402,13 @@ async def test_a_row_that_is_not_a_request_fails_alone(server: FakeOpenAI) -> No
     verdicts = await judge.judge([{"task": "math"}, math("1")])  # type: ignore[list-item]
     assert verdicts[0].status == "failed" and "not a judge request" in verdicts[0].reason
     assert verdicts[1].value == 1.0 and progress == [(1, 2), (2, 2)]
+
+
+def test_client_options_are_validated_against_client_config():
+    from gtalign.judges import ClientConfig, LLMJudge
+
+    with pytest.raises(TypeError, match="concurency"):
+        LLMJudge(base_url="http://127.0.0.1:9/v1", model="m", concurency=4)
+    base = ClientConfig(base_url="http://127.0.0.1:9/v1", model="m", concurrency=3, max_retries=1)
+    judge = LLMJudge(client=base, max_retries=5)
+    assert (judge.config.concurrency, judge.config.max_retries, judge.config.model) == (3, 5, "m")

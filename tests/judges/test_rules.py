@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,8 +25,6 @@ from gtalign.judges._rules import (
     writing_scale,
 )
 from gtalign.reward._types import JudgeRequest, Verdict
-
-DATA = Path("/work/shared/data/gtalign/train_test")
 
 ARTICLE = (
     "There is a lot of expectation in the crypto space for next year. This year brought NFTs, web3, the "
@@ -111,10 +109,8 @@ async def test_math_without_a_usable_reference_fails_with_a_reason(judge: RuleJu
     assert unparsable.status == "failed" and "could not parse the reference" in unparsable.reason
 
 
-@pytest.mark.skipif(not (DATA / "math-hard/test.parquet").exists(), reason="shared math-hard test set not present")
-async def test_math_real_rows(judge: RuleJudge) -> None:
-    pd = pytest.importorskip("pandas")
-    frame = pd.read_parquet(DATA / "math-hard/test.parquet", columns=["reward_model"])
+async def test_math_real_rows(judge: RuleJudge, paper_table: Callable[..., Any]) -> None:
+    frame = paper_table("train_test/math-hard/test.parquet", columns=["reward_model"])
     golds = [str(row["ground_truth"]) for row in frame["reward_model"].iloc[:6] if str(row["ground_truth"]).strip()]
     right = [math(f"Putting it together, the answer is $\\boxed{{{gold}}}$.", gold) for gold in golds]
     wrong = [math(f"The answer is $\\boxed{{{golds[0]}}}$.", gold) for gold in golds[1:] if gold != golds[0]]
@@ -269,10 +265,8 @@ def test_ambiguity_without_label_fails() -> None:
     assert verdict.status == "failed" and "ambiguous" in verdict.reason
 
 
-@pytest.mark.skipif(not (DATA / "ambig_qa/test.parquet").exists(), reason="shared ambig_qa test set not present")
-def test_ambiguity_real_rows() -> None:
-    pd = pytest.importorskip("pandas")
-    frame = pd.read_parquet(DATA / "ambig_qa/test.parquet", columns=["reward_model"])
+def test_ambiguity_real_rows(paper_table: Callable[..., Any]) -> None:
+    frame = paper_table("train_test/ambig_qa/test.parquet", columns=["reward_model"])
     truths = [str(row["ground_truth"]) for row in frame["reward_model"].iloc[:20]]
     for truth in truths:
         kind, _, gold = truth.partition("###")

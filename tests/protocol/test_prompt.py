@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from gtalign.protocol import (
     render_answer,
 )
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "gtalign" / "train_test" / "ambig_qa" / "test.parquet"
+AMBIG_QA = "train_test/ambig_qa/test.parquet"
 REFUSE_SPACE = StrategySpace(actions=("DA", "CQ", "AQ", "REFUSE"))
 
 
@@ -75,11 +76,8 @@ def test_unknown_rule_lists_the_valid_ones() -> None:
         build_instruction(rule="median")
 
 
-def test_wording_is_not_copied_from_the_data() -> None:
-    pd = pytest.importorskip("pandas")
-    if not DATA.exists():
-        pytest.skip("paper data not available")
-    prompt = pd.read_parquet(DATA).prompt.iloc[0]
+def test_wording_is_not_copied_from_the_data(paper_table: Callable[..., Any]) -> None:
+    prompt = paper_table(AMBIG_QA).prompt.iloc[0]
     for ours, theirs in ((build_instruction(), prompt[1]["content"]), (DEFAULT_SYSTEM, prompt[0]["content"])):
         shared = [ours[i:i + 40] for i in range(len(ours) - 40) if ours[i:i + 40] in theirs]
         assert not shared, shared[:3]
@@ -169,11 +167,8 @@ def test_messages_from_row_errors() -> None:
         messages_from_row({"prompt": [{"role": "system", "content": "s"}, {"role": "bot", "content": "u"}]})
 
 
-def test_messages_from_a_real_paper_row() -> None:
-    pd = pytest.importorskip("pandas")
-    if not DATA.exists():
-        pytest.skip("paper data not available")
-    row = pd.read_parquet(DATA).iloc[0]
+def test_messages_from_a_real_paper_row(paper_table: Callable[..., Any]) -> None:
+    row = paper_table(AMBIG_QA).iloc[0]
     messages = messages_from_row(row)
     assert [m["role"] for m in messages] == ["system", "user"]
     assert messages[1]["content"] == row["prompt"][1]["content"]

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gtalign.reward._similarity import content_words, word_similarity
-
-MEDIUM = Path("/work/shared/data/gtalign/train_test/medium/test.parquet")
 
 CRYPTO = (
     "There is a lot of expectation in the crypto space for next year. This year brought NFTs, web3, the "
@@ -70,10 +68,8 @@ def test_normalisation() -> None:
     assert words == {"company": 2, "study": 1, "glass": 1}
 
 
-@pytest.mark.skipif(not MEDIUM.exists(), reason="shared medium test set not present")
-def test_unrelated_medium_articles_score_low() -> None:
-    pd = pytest.importorskip("pandas")
-    frame = pd.read_parquet(MEDIUM, columns=["reward_model"])
+def test_unrelated_medium_articles_score_low(paper_table: Callable[..., Any]) -> None:
+    frame = paper_table("train_test/medium/test.parquet", columns=["reward_model"])
     articles = list(dict.fromkeys(str(row["ground_truth"]) for row in frame["reward_model"]))[:80]
     scores = sorted(word_similarity(a, b) for a, b in itertools.combinations(articles, 2))
     assert scores[int(0.95 * len(scores))] < 0.1

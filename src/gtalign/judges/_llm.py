@@ -73,13 +73,39 @@ class _Counters:
         return JudgeStats(**self.values)
 
 
+# ``seed`` is not among them: LLMJudge's own ``seed`` is the sampling seed.
+_CLIENT_OPTIONS = tuple(f.name for f in fields(ClientConfig) if f.name not in ("base_url", "model", "seed"))
+
+
+def _client_config(
+    client: ClientConfig | None, base_url: str | None, model: str | None, options: Mapping[str, Any]
+) -> ClientConfig:
+    """``client`` (or the defaults) with ``base_url``, ``model`` and ``options`` laid over it."""
+    unknown = sorted(set(options) - set(_CLIENT_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"LLMJudge got unknown option(s) {', '.join(unknown)}; "
+            f"client options are the ClientConfig fields {', '.join(_CLIENT_OPTIONS)}"
+        )
+    overrides = {key: value for key, value in (("base_url", base_url), ("model", model)) if value is not None}
+    overrides.update(options)
+    if client is not None:
+        return replace(client, **overrides)
+    if base_url is None or model is None:
+        raise TypeError("LLMJudge needs base_url and model, or client=ClientConfig(base_url, model, ...)")
+    return ClientConfig(**overrides)
+
+
 class LLMJudge:
     """A `Judge` backed by a chat model behind an OpenAI-compatible endpoint.
 
-    base_url / model: the server root (``.../v1``) and the served model name.
-    api_key_env: variable with the API key (unset: ``EMPTY`` is sent, as local servers expect).
-    concurrency, rpm, attempt_timeout, total_timeout, max_retries, backoff_base, backoff_max,
-    retry_after_max: see `ClientConfig`.
+    base_url / model: the server root (``.../v1``) and the served model name; optional when
+        ``client`` is given (if given too, they override it).
+    client: a `ClientConfig` to start from (None: its defaults).
+    **client_options: any other `ClientConfig` field by name (api_key_env, concurrency, rpm, the
+        timeouts, retries and backoff, headers), overriding ``client``; see `ClientConfig` for
+        each. An unknown name is a TypeError listing the valid ones. ``seed`` below is the
+        sampling seed: the client's jitter seed (`ClientConfig.seed`) comes only through ``client``.
     cache: a `VerdictCache`, a path to one, or None (no cache). A path opened here is closed by
         `aclose`; a `VerdictCache` passed in stays the caller's.
     temperature, max_tokens, top_p, seed: sampling settings of every call (temperature, top_p,
@@ -94,18 +120,10 @@ class LLMJudge:
 
     def __init__(
         self,
-        base_url: str,
-        model: str,
+        base_url: str | None = None,
+        model: str | None = None,
         *,
-        api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 32,
-        rpm: float | None = None,
-        attempt_timeout: float = 120.0,
-        total_timeout: float = 600.0,
-        max_retries: int = 8,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        retry_after_max: float = 60.0,
+        client: ClientConfig | None = None,
         cache: VerdictCache | str | os.PathLike[str] | None = None,
         temperature: float | None = 0.0,
         max_tokens: int | None = 4096,
@@ -118,23 +136,12 @@ class LLMJudge:
         progress: Progress | None = None,
         sleep: Sleep | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        **client_options: Any,
     ) -> None:
         if parse_retries < 0:
             raise ValueError(f"parse_retries must be >= 0, got {parse_retries}")
         self.name = name
-        self.config = ClientConfig(
-            base_url=base_url,
-            model=model,
-            api_key_env=api_key_env,
-            concurrency=concurrency,
-            rpm=rpm,
-            attempt_timeout=attempt_timeout,
-            total_timeout=total_timeout,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            retry_after_max=retry_after_max,
-        )
+        self.config = _client_config(client, base_url, model, client_options)
         self.client = ChatClient(self.config, sleep=sleep, transport=transport)
         self.temperature = temperature
         self.max_tokens = max_tokens
