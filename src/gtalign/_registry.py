@@ -104,7 +104,9 @@ class Registry:
         entries = self._kind(kind)
         if name in entries:
             target = entries[name]
-            return _resolve(target) if isinstance(target, str) else target
+            if isinstance(target, str):  # resolve a dotted path once, then keep the object
+                target = entries[name] = _resolve(target)
+            return target
         if ":" in name or ("." in name and not name.startswith(".")):
             return _resolve(name)
         raise RegistryError(f"unknown {kind} {name!r}; valid: {', '.join(self.names(kind))} (or a dotted path 'module:attribute')")
