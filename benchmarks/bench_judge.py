@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from gtalign.judges._client import ChatClient
+from gtalign._chat_client import ChatClient
 from gtalign.judges._llm import LLMJudge
 from gtalign.reward._types import JudgeRequest
 from gtalign.testing import FakeOpenAI, FakeRequest, Reply

@@ -22,7 +22,7 @@ import pytest
 
 from gtalign.judges._base import Judge, judge_sync
 from gtalign.judges._cache import VerdictCache
-from gtalign.judges._client import ChatClient, ClientConfig, parse_retry_after
+from gtalign._chat_client import ChatClient, ClientConfig, parse_retry_after
 from gtalign.judges._llm import JudgeStats, LLMJudge
 from gtalign.reward._types import JudgeRequest
 from gtalign.testing import FakeOpenAI, FakeRequest, Reply

@@ -3,7 +3,7 @@ deterministic rules. All implement `Judge`; failures are verdicts with a status,
 
 from gtalign.judges._base import Judge, judge_sync
 from gtalign.judges._cache import VerdictCache, VerdictCacheError, default_cache_path
-from gtalign.judges._client import ChatClient, ChatResult, ChatStatus, ClientConfig
+from gtalign._chat_client import ChatClient, ChatResult, ChatStatus, ClientConfig
 from gtalign.judges._llm import JudgeStats, LLMJudge
 from gtalign.judges._rubrics import RUBRICS, Rubric, rubric_for
 from gtalign.judges._rules import MathCheck, RuleJudge, check_math

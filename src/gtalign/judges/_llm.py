@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from gtalign.judges._cache import VerdictCache
-from gtalign.judges._client import ChatClient, ChatResult, ClientConfig, Sleep
+from gtalign._chat_client import ChatClient, ChatResult, ClientConfig, Sleep
 from gtalign.judges._rubrics import RUBRICS, Rubric, RubricError, rubric_for
 from gtalign.reward._types import JudgeRequest, Verdict
 
