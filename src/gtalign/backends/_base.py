@@ -1,0 +1,88 @@
+"""The one interface every chat model backend implements (HTTP servers and embedded models).
+
+A backend turns a conversation, optionally with a partial assistant message to continue
+(``prefill``), into new text. Continuation is what steering needs: the model writes up to
+``</payoff>``, we put a decision into ``<analyze>``, and the *same* assistant turn goes on from
+there. Each backend picks the mechanism its engine supports (``continue_final_message`` for
+vLLM/SGLang, a trailing assistant message for llama.cpp's server and Ollama, a client-rendered
+chat template on ``/v1/completions``, or the tokenizer's template for embedded models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = ["ChatBackend", "Generation", "GenerationStatus", "Message", "SamplingParams"]
+
+Message = Mapping[str, str]
+"""A chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
+
+GenerationStatus = Literal["ok", "failed", "context_overflow", "content_filter"]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How to decode. ``temperature == 0`` means greedy; ``seed`` makes sampling repeatable.
+
+    ``stop`` strings end generation; the stop string itself is not part of `Generation.text`
+    (`Generation.stop` says which one matched, when the engine reports it).
+    """
+
+    max_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """What one call produced: only the NEW text (never the prefill), why it ended, its cost.
+
+    ``finish_reason`` is ``"stop"`` (a stop string or end of turn), ``"length"`` (max_tokens) or
+    ``"error"``; a non-``ok`` status carries a ``reason`` and empty text.
+    """
+
+    text: str
+    finish_reason: str = "stop"
+    stop: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency: float = 0.0
+    status: GenerationStatus = "ok"
+    reason: str = ""
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """A chat model. ``generate`` never raises for a per-call model or server problem: it returns a
+    `Generation` with a non-``ok`` status and a reason (a bad argument may still raise)."""
+
+    name: str
+    model: str
+
+    async def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        prefill: str = "",
+        params: SamplingParams = SamplingParams(),
+    ) -> Generation: ...
+
+    async def aclose(self) -> None: ...
