@@ -1,7 +1,7 @@
 """One async client for OpenAI-compatible chat servers: limits, timeouts and classified retries.
 
-Judges use it now and model backends will later, so everything that keeps a batch alive against a
-busy or flaky server lives here and nowhere else:
+Judges and the HTTP model backend use it, so everything that keeps a batch alive against a busy or
+flaky server lives here and nowhere else:
 
 - a concurrency limit (an `asyncio.Semaphore`) shared by every client of the same
   ``(base_url, model)`` in one event loop, and an optional requests-per-minute limiter;
@@ -10,13 +10,20 @@ busy or flaky server lives here and nowhere else:
   connections and unreadable bodies are retried with exponential backoff and full jitter, or after
   the server's ``retry-after-ms`` / ``Retry-After`` (capped); other 4xx are final;
 - context-length overflow and content filtering are outcomes (`ChatResult.status`), not
-  exceptions, so one long or filtered row never kills a batch.
+  exceptions, so one long or filtered row never kills a batch;
+- streaming (`ChatClient.stream`, server-sent events) under the same limits: an attempt that fails
+  before its first text is retried like any other, one that breaks after it is a failure (the text
+  already handed out cannot be taken back);
+- ``/chat/completions`` and ``/completions`` (a raw prompt, for servers whose chat endpoint cannot
+  continue an assistant turn), and cheap one-shot GET probes (`ChatClient.probe`) for detecting
+  what kind of server answers.
 
 Why httpx and not ``openai.AsyncOpenAI``: the retry decision needs the status, the headers and the
 raw body of every answer, successful or not. The openai client hands back a plain ``str`` for a
 non-JSON body, builds unvalidated models from malformed JSON, keeps its own retry and timeout
 layers (to be switched off) and exposes headers only through exceptions or raw-response wrappers.
-The wire format we need (``POST /chat/completions``, ``GET /models``) is small and stable, and
+The wire format we need (``POST /chat/completions`` and ``/completions``, with or without
+``stream``, ``GET /models``) is small and stable, and
 httpx lets us shape the connection pools (see `ChatClient` on why one pool per connection). The
 fake server in `gtalign.testing` is tested against the openai client too, so both keep working.
 """
@@ -34,9 +41,9 @@ import ssl
 import time
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
@@ -45,12 +52,18 @@ __all__ = [
     "ChatResult",
     "ChatStatus",
     "ClientConfig",
+    "Endpoint",
+    "Probe",
     "Sleep",
+    "TextStream",
+    "merge_client_config",
     "parse_retry_after",
 ]
 
 ChatStatus = Literal["ok", "context_overflow", "content_filter", "failed"]
+Endpoint = Literal["/chat/completions", "/completions"]
 Sleep = Callable[[float], Awaitable[None]]
+R = TypeVar("R")
 
 _SNIPPET = 300
 _RETRY_STATUS = frozenset({408, 409, 425, 429})
@@ -134,6 +147,36 @@ class ClientConfig:
         return os.environ.get(self.api_key_env) or "EMPTY"
 
 
+def merge_client_config(
+    client: ClientConfig | None,
+    base_url: str | None,
+    model: str | None,
+    options: Mapping[str, Any],
+    *,
+    owner: str,
+    exclude: Sequence[str] = (),
+) -> ClientConfig:
+    """``client`` (or the defaults) with ``base_url``, ``model`` and ``options`` laid over it.
+
+    ``options`` are `ClientConfig` fields by name, so callers take them as keyword arguments without
+    configuring anything twice; an unknown name is a TypeError naming ``owner`` and listing the
+    valid ones (``exclude`` removes fields the owner spells differently).
+    """
+    valid = tuple(f.name for f in fields(ClientConfig) if f.name not in ("base_url", "model", *exclude))
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"{owner} got unknown option(s) {', '.join(unknown)}; client options are the ClientConfig fields {', '.join(valid)}"
+        )
+    overrides: dict[str, Any] = {key: value for key, value in (("base_url", base_url), ("model", model)) if value is not None}
+    overrides.update(options)
+    if client is not None:
+        return replace(client, **overrides)
+    if base_url is None or model is None:
+        raise TypeError(f"{owner} needs base_url and model, or client=ClientConfig(base_url, model, ...)")
+    return ClientConfig(**overrides)
+
+
 @dataclass(frozen=True, slots=True)
 class ChatResult:
     """What one chat call produced, successful or not, with its cost.
@@ -155,6 +198,9 @@ class ChatResult:
     waited: float = 0.0
     attempts: int = 0
     http_status: int | None = None
+    stop: str | None = None
+    """The stop string that ended the reply, when the server says (vLLM ``stop_reason``, SGLang
+    ``matched_stop``, llama.cpp ``stopping_word``); None when it does not or none matched."""
 
     @property
     def ok(self) -> bool:
@@ -179,6 +225,85 @@ class _Outcome:
     finish_reason: str | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
+    stop: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """The answer to one GET probe. ``status`` is None when no HTTP answer came (``error`` says why);
+    ``data`` is the parsed JSON body, or None when the body is not JSON."""
+
+    url: str
+    status: int | None
+    data: Any = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """A 200 answer with a JSON body."""
+        return self.status == 200 and self.data is not None
+
+
+class TextStream(Generic[R]):
+    """Text as it arrives, then one final result: ``async for delta in stream`` yields the text
+    deltas (``str``); once the iteration ends, ``stream.result`` holds the result (a `ChatResult`
+    from `ChatClient.stream`, a `Generation` from a backend).
+
+    The result is separate from the deltas so a consumer relaying text (an SSE proxy) never has to
+    tell text from bookkeeping. Leaving early: ``async with stream:`` or `aclose` releases the
+    connection and the concurrency slot at once (``result`` then stays unavailable).
+    """
+
+    def __init__(self, source: AsyncGenerator[str | R, None]) -> None:
+        self._source = source
+        self._result: R | None = None
+        self._closed = False
+
+    def __aiter__(self) -> TextStream[R]:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._result is not None or self._closed:
+            raise StopAsyncIteration
+        try:
+            item = await self._source.__anext__()
+        except StopAsyncIteration:
+            self._closed = True
+            raise RuntimeError("the stream's source ended without a final result (a bug in its producer)") from None
+        if isinstance(item, str):
+            return item
+        self._result = item
+        await self.aclose()
+        raise StopAsyncIteration
+
+    @property
+    def done(self) -> bool:
+        """True once the final result is in."""
+        return self._result is not None
+
+    @property
+    def result(self) -> R:
+        """The final result; a RuntimeError before the stream has been read to its end."""
+        if self._result is None:
+            raise RuntimeError("the stream has not finished: read it to the end (or `await stream.collect()`) before .result")
+        return self._result
+
+    async def collect(self) -> R:
+        """Read what is left (discarding the deltas) and return the final result."""
+        async for _delta in self:
+            pass
+        return self.result
+
+    async def aclose(self) -> None:
+        """Stop reading: close the connection and free its concurrency slot."""
+        self._closed = True
+        await self._source.aclose()
+
+    async def __aenter__(self) -> TextStream[R]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 class _RateLimiter:
@@ -339,19 +464,19 @@ def _classify_success(status: int, body: bytes, headers: Mapping[str, str], api_
         return _Outcome("retry", "failed", f"HTTP {status} with a JSON body that is not an object: {shown!r}", http_status=status)
     if "choices" not in data and "error" in data:
         return _classify_error(500, body, headers, api_key_env)
-    choices = data.get("choices")
-    choice: dict[str, Any] = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    choice = _first_choice(data)
     message = choice.get("message")
-    if not isinstance(message, dict):
+    if isinstance(message, dict):
+        text = _text_of(message.get("content"))
+        reasoning = _text_of(message.get("reasoning_content") or message.get("reasoning"))
+    elif isinstance(choice.get("text"), str):  # /completions
+        text, reasoning = choice["text"], None
+    else:
         shown = _snippet(json.dumps(data)[:2000])
-        return _Outcome("retry", "failed", f"HTTP {status} without choices[0].message: {shown!r}", http_status=status)
-    text = _text_of(message.get("content"))
-    reasoning = _text_of(message.get("reasoning_content") or message.get("reasoning"))
+        return _Outcome("retry", "failed", f"HTTP {status} without choices[0].message or choices[0].text: {shown!r}", http_status=status)
     finish = choice.get("finish_reason")
     finish = finish if isinstance(finish, str) else None
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    tokens_in = _int_or_none(usage.get("prompt_tokens"))
-    tokens_out = _int_or_none(usage.get("completion_tokens"))
+    tokens_in, tokens_out = _usage(data)
     filtered = finish == "content_filter"
     return _Outcome(
         "final",
@@ -363,7 +488,112 @@ def _classify_success(status: int, body: bytes, headers: Mapping[str, str], api_
         finish_reason=finish,
         tokens_in=tokens_in,
         tokens_out=tokens_out,
+        stop=_matched_stop(data, choice),
     )
+
+
+def _first_choice(data: Mapping[str, Any]) -> dict[str, Any]:
+    choices = data.get("choices")
+    return choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+
+
+def _usage(data: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        return None, None
+    return _int_or_none(usage.get("prompt_tokens")), _int_or_none(usage.get("completion_tokens"))
+
+
+def _matched_stop(data: Mapping[str, Any], choice: Mapping[str, Any]) -> str | None:
+    """The stop string the server says ended the reply: vLLM's ``stop_reason`` (a token id when a
+    stop token ended it, ignored), SGLang's ``matched_stop``, llama.cpp's ``stopping_word`` (at the
+    top level or, from ``llama-server --verbose``, under ``__verbose``)."""
+    verbose = data.get("__verbose")
+    candidates = (
+        choice.get("stop_reason"),
+        choice.get("matched_stop"),
+        data.get("stopping_word"),
+        verbose.get("stopping_word") if isinstance(verbose, dict) else None,
+    )
+    return next((value for value in candidates if isinstance(value, str) and value), None)
+
+
+def _encode(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")
+
+
+class _StreamAttempt:
+    """What one streamed attempt has read so far (server-sent events, one ``data:`` line each)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.reasoning: list[str] = []
+        self.outcome: _Outcome | None = None
+        self.http_status: int | None = None
+        self.finish_reason: str | None = None
+        self.stop: str | None = None
+        self.tokens_in: int | None = None
+        self.tokens_out: int | None = None
+
+    def feed(self, line: str, api_key_env: str) -> str:
+        """Read one line; returns the text delta it carries (``""`` for none) and sets ``outcome`` at the end."""
+        if not line.startswith("data:"):
+            return ""  # blank separators, ``: ping`` comments, ``event:``/``id:`` fields
+        data = line[5:].strip()
+        if data == "[DONE]":
+            self.outcome = self._final()
+            return ""
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            chunk = None
+        if not isinstance(chunk, dict):
+            reason = f"an event that is not a JSON object: {_snippet(data)!r}"
+            self.outcome = _Outcome("retry", "failed", reason, http_status=self.http_status)
+            return ""
+        if "error" in chunk and not chunk.get("choices"):
+            self.outcome = _classify_error(500, data.encode(), {}, api_key_env)
+            return ""
+        tokens_in, tokens_out = _usage(chunk)
+        self.tokens_in = tokens_in if tokens_in is not None else self.tokens_in
+        self.tokens_out = tokens_out if tokens_out is not None else self.tokens_out
+        choice = _first_choice(chunk)
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            text = _text_of(delta.get("content")) or ""
+            self.reasoning.append(_text_of(delta.get("reasoning_content") or delta.get("reasoning")) or "")
+        else:
+            raw = choice.get("text")
+            text = raw if isinstance(raw, str) else ""
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str):
+            self.finish_reason = finish
+        self.stop = _matched_stop(chunk, choice) or self.stop
+        if text:
+            self.parts.append(text)
+        return text
+
+    def end_of_body(self, api_key_env: str) -> _Outcome:
+        """The body ended without ``[DONE]``: complete if a finish reason came, else broken."""
+        if self.finish_reason is not None:
+            return self._final()
+        reason = "the stream ended before the reply was complete (no finish_reason, no [DONE])"
+        return _Outcome("retry", "failed", reason, http_status=self.http_status)
+
+    def _final(self) -> _Outcome:
+        filtered = self.finish_reason == "content_filter"
+        return _Outcome(
+            "final",
+            "content_filter" if filtered else "ok",
+            "the server's content filter stopped the reply (finish_reason=content_filter)" if filtered else "",
+            http_status=self.http_status,
+            text="".join(self.parts),
+            reasoning="".join(self.reasoning) or None,
+            finish_reason=self.finish_reason,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            stop=self.stop,
+        )
 
 
 class ChatClient:
@@ -488,10 +718,47 @@ class ChatClient:
         if stop:
             payload["stop"] = list(stop)
         payload.update(extra_body or {})
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")
-        return await self._call(body)
+        return await self.send("/chat/completions", payload)
 
-    async def _call(self, body: bytes) -> ChatResult:
+    async def send(self, path: Endpoint, payload: Mapping[str, Any]) -> ChatResult:
+        """POST ``payload`` (the full request JSON, ``model`` included) to ``path``, retried as the
+        classifier decides; never raises for server trouble. ``/completions`` answers are read from
+        ``choices[0].text``."""
+        return await self._call(_encode(payload), path)
+
+    def stream(self, path: Endpoint, payload: Mapping[str, Any]) -> TextStream[ChatResult]:
+        """The same request streamed (``stream: true`` is added): text deltas, then a `ChatResult`
+        whose ``text`` is the whole reply.
+
+        Usage is asked for with ``stream_options.include_usage`` (servers that ignore it report no
+        token counts). The concurrency slot is held until the stream ends or is closed. The
+        attempt timeout bounds each wait for the next piece (an idle timeout), the total timeout
+        the whole stream. An answer that is plain JSON instead of events is taken as one delta.
+        """
+        body = {**payload, "stream": True}
+        body.setdefault("stream_options", {"include_usage": True})
+        return TextStream(self._stream_source(_encode(body), path))
+
+    async def probe(self, url: str, *, timeout: float = 5.0) -> Probe:
+        """One GET, not retried and outside the concurrency limit: for cheap detection probes.
+
+        ``url`` is absolute or relative to ``base_url``; it never raises for server trouble.
+        """
+        try:
+            with self._lane() as http:
+                async with asyncio.timeout(timeout):
+                    response = await http.get(url, headers={"Accept": "application/json"})
+        except TimeoutError:
+            return Probe(url, None, error=f"no answer within {timeout:g}s")
+        except httpx.HTTPError as exc:
+            return Probe(url, None, error=f"{type(exc).__name__}: {_snippet(str(exc)) or 'connection failed'}")
+        try:
+            data = json.loads(response.content) if response.content else None
+        except ValueError:
+            data = None
+        return Probe(url, response.status_code, data)
+
+    async def _call(self, body: bytes, path: Endpoint = "/chat/completions") -> ChatResult:
         cfg = self.config
         limits = _limits_for(cfg)
         loop = asyncio.get_running_loop()
@@ -510,20 +777,26 @@ class ChatClient:
                     reason = f"total timeout of {cfg.total_timeout:g}s reached after {attempts} attempts"
                     return self._result(_Outcome("final", "failed", reason), now - started, waited, attempts)
                 attempts += 1
-                outcome = await self._attempt(body, min(cfg.attempt_timeout, deadline - now))
+                outcome = await self._attempt(body, min(cfg.attempt_timeout, deadline - now), path)
             if outcome.kind == "final":
                 return self._result(outcome, loop.time() - started, waited, attempts)
-            wait = self._wait(attempts, outcome.retry_after)
-            if attempts > cfg.max_retries:
-                stop = f"gave up after {attempts} attempts (max_retries={cfg.max_retries})"
-            elif loop.time() + wait > deadline:
-                stop = f"total timeout of {cfg.total_timeout:g}s would pass during a {wait:.2f}s retry wait after {attempts} attempts"
-            else:
-                await self._sleep(wait)
-                waited += wait
-                continue
-            failure = _Outcome("final", "failed", f"{stop}; last error: {outcome.reason}", http_status=outcome.http_status)
-            return self._result(failure, loop.time() - started, waited, attempts)
+            wait, failure = self._retry_wait(outcome, attempts, deadline)
+            if failure is not None:
+                return self._result(failure, loop.time() - started, waited, attempts)
+            await self._sleep(wait)
+            waited += wait
+
+    def _retry_wait(self, outcome: _Outcome, attempts: int, deadline: float) -> tuple[float, _Outcome | None]:
+        """Seconds to wait before retrying ``outcome``, or the final failure when no retry is left."""
+        cfg = self.config
+        wait = self._wait(attempts, outcome.retry_after)
+        if attempts > cfg.max_retries:
+            stop = f"gave up after {attempts} attempts (max_retries={cfg.max_retries})"
+        elif asyncio.get_running_loop().time() + wait > deadline:
+            stop = f"total timeout of {cfg.total_timeout:g}s would pass during a {wait:.2f}s retry wait after {attempts} attempts"
+        else:
+            return wait, None
+        return wait, _Outcome("final", "failed", f"{stop}; last error: {outcome.reason}", http_status=outcome.http_status)
 
     def _wait(self, attempts: int, retry_after: float | None) -> float:
         """Seconds before the next attempt: the server's wish (capped), else full-jitter backoff."""
@@ -533,25 +806,111 @@ class ChatClient:
         ceiling = min(cfg.backoff_max, cfg.backoff_base * 2 ** (attempts - 1))
         return self._rng.uniform(0.0, ceiling) if ceiling > 0 else 0.0
 
-    async def _attempt(self, body: bytes, timeout: float) -> _Outcome:
+    async def _attempt(self, body: bytes, timeout: float, path: Endpoint) -> _Outcome:
         try:
             with self._lane() as http:
                 async with asyncio.timeout(timeout):
-                    response = await http.post("/chat/completions", content=body)
-        except TimeoutError:
-            return _Outcome("retry", "failed", f"no complete answer within {timeout:.1f}s (attempt timeout)")
-        except httpx.TimeoutException as exc:
-            return _Outcome("retry", "failed", f"timed out ({type(exc).__name__})")
-        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
-            return _Outcome("final", "failed", f"cannot send to {self.config.base_url} ({type(exc).__name__}: {exc}); check base_url")
-        except httpx.TransportError as exc:
-            return _Outcome("retry", "failed", f"connection error ({type(exc).__name__}: {_snippet(str(exc)) or 'connection closed'})")
-        except httpx.HTTPError as exc:
-            return _Outcome("retry", "failed", f"HTTP error ({type(exc).__name__}: {_snippet(str(exc))})")
+                    response = await http.post(path, content=body)
+        except (TimeoutError, httpx.HTTPError) as exc:
+            return self._transport_failure(exc, timeout)
+        return self._classify(response.status_code, response.content, response.headers)
+
+    def _classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> _Outcome:
         key_env = self.config.api_key_env
-        if 200 <= response.status_code < 300:
-            return _classify_success(response.status_code, response.content, response.headers, key_env)
-        return _classify_error(response.status_code, response.content, response.headers, key_env)
+        if 200 <= status < 300:
+            return _classify_success(status, body, headers, key_env)
+        return _classify_error(status, body, headers, key_env)
+
+    def _transport_failure(self, exc: BaseException, timeout: float) -> _Outcome:
+        """An attempt that got no complete HTTP answer: retried, unless the URL itself is wrong."""
+        if isinstance(exc, TimeoutError):
+            return _Outcome("retry", "failed", f"no complete answer within {timeout:.1f}s (attempt timeout)")
+        if isinstance(exc, httpx.TimeoutException):
+            return _Outcome("retry", "failed", f"timed out ({type(exc).__name__})")
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)):
+            return _Outcome("final", "failed", f"cannot send to {self.config.base_url} ({type(exc).__name__}: {exc}); check base_url")
+        if isinstance(exc, httpx.TransportError):
+            return _Outcome("retry", "failed", f"connection error ({type(exc).__name__}: {_snippet(str(exc)) or 'connection closed'})")
+        return _Outcome("retry", "failed", f"HTTP error ({type(exc).__name__}: {_snippet(str(exc))})")
+
+    async def _stream_source(self, body: bytes, path: Endpoint) -> AsyncGenerator[str | ChatResult, None]:
+        """`_call` for streams: the same limits, deadline and retries; text is handed out as it comes."""
+        cfg = self.config
+        limits = _limits_for(cfg)
+        loop = asyncio.get_running_loop()
+        started: float | None = None
+        deadline = math.inf
+        attempts = 0
+        waited = 0.0
+        while True:
+            async with limits.semaphore:
+                if limits.limiter is not None:
+                    await limits.limiter.acquire(self._sleep)
+                now = loop.time()
+                if started is None:
+                    started, deadline = now, now + cfg.total_timeout
+                if deadline - now <= 0:
+                    reason = f"total timeout of {cfg.total_timeout:g}s reached after {attempts} attempts"
+                    yield self._result(_Outcome("final", "failed", reason), now - started, waited, attempts)
+                    return
+                attempts += 1
+                attempt = _StreamAttempt()
+                async with contextlib.aclosing(self._stream_attempt(body, path, deadline, attempt)) as deltas:
+                    async for delta in deltas:
+                        yield delta
+            outcome = attempt.outcome or _Outcome("retry", "failed", "the stream ended without an answer")
+            if outcome.kind == "retry" and attempt.parts:
+                shown = sum(map(len, attempt.parts))
+                reason = f"the stream broke after {shown} characters had been handed out, so it is not retried: {outcome.reason}"
+                outcome = _Outcome("final", "failed", reason, http_status=outcome.http_status)
+            if outcome.kind == "final":
+                yield self._result(outcome, loop.time() - started, waited, attempts)
+                return
+            wait, failure = self._retry_wait(outcome, attempts, deadline)
+            if failure is not None:
+                yield self._result(failure, loop.time() - started, waited, attempts)
+                return
+            await self._sleep(wait)
+            waited += wait
+
+    async def _stream_attempt(self, body: bytes, path: Endpoint, deadline: float, attempt: _StreamAttempt) -> AsyncGenerator[str, None]:
+        """One streamed attempt: yields text deltas and leaves its classified end in ``attempt.outcome``."""
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        timeout = max(0.0, min(cfg.attempt_timeout, deadline - loop.time()))
+        try:
+            with self._lane() as http:
+                request = http.build_request("POST", path, content=body, headers={"Accept": "text/event-stream"})
+                async with asyncio.timeout(timeout):
+                    response = await http.send(request, stream=True)
+                try:
+                    attempt.http_status = response.status_code
+                    is_events = "text/event-stream" in response.headers.get("content-type", "")
+                    if not (200 <= response.status_code < 300 and is_events):
+                        timeout = max(0.0, min(cfg.attempt_timeout, deadline - loop.time()))
+                        async with asyncio.timeout(timeout):
+                            content = await response.aread()
+                        outcome = self._classify(response.status_code, content, response.headers)
+                        if outcome.status == "ok" and outcome.text:
+                            attempt.parts.append(outcome.text)
+                            yield outcome.text
+                        attempt.outcome = outcome
+                        return
+                    lines = response.aiter_lines()
+                    while attempt.outcome is None:
+                        timeout = max(0.0, min(cfg.attempt_timeout, deadline - loop.time()))
+                        async with asyncio.timeout(timeout):
+                            line = await anext(lines, None)
+                        if line is None:
+                            attempt.outcome = attempt.end_of_body(cfg.api_key_env)
+                            break
+                        delta = attempt.feed(line, cfg.api_key_env)
+                        if delta:
+                            yield delta
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.HTTPError) as exc:
+            attempt.outcome = self._transport_failure(exc, timeout)
 
     @staticmethod
     def _result(outcome: _Outcome, latency: float, waited: float, attempts: int) -> ChatResult:
@@ -567,4 +926,5 @@ class ChatClient:
             waited=waited,
             attempts=attempts,
             http_status=outcome.http_status,
+            stop=outcome.stop,
         )

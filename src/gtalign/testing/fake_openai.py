@@ -1,11 +1,22 @@
 """A scripted OpenAI-compatible HTTP server on loopback, for tests and benchmarks of judges and clients.
 
 It is a real server (asyncio streams, HTTP/1.1 with keep-alive), so the whole client stack runs:
-connection pools, timeouts, retries. It speaks enough of ``POST /v1/chat/completions`` and
-``GET /v1/models`` for httpx and the openai client. A script maps each request to a `Reply`,
-which can carry a fault: 429 with Retry-After, a 5xx, a hang, a non-JSON body, a connection
-dropped mid-response, a context overflow or a content filter. A capacity limit answers 429 with
-Retry-After beyond ``capacity`` requests in flight, as busy inference servers do.
+connection pools, timeouts, retries. It speaks enough of ``POST /v1/chat/completions``,
+``POST /v1/completions`` (both also streamed as server-sent events) and ``GET /v1/models`` for
+httpx and the openai client. A script maps each request to a `Reply`, which can carry a fault:
+429 with Retry-After, a 5xx, a hang, a non-JSON body, a connection dropped mid-response, a
+context overflow or a content filter. A capacity limit answers 429 with Retry-After beyond
+``capacity`` requests in flight, as busy inference servers do.
+
+Like a model server, it applies ``stop`` strings (the stop string is not returned) and
+``max_tokens`` (counted in whitespace-separated words) to the scripted text, and reports usage
+in words. With ``kind`` it impersonates one server kind: it answers that kind's detection probes
+(``GET /props`` for llama.cpp, ``/api/version`` for Ollama, ``/version`` for vLLM,
+``/get_model_info`` for SGLang, its ``owned_by`` in ``/v1/models``), treats a trailing assistant
+message the way that server does (`FakeRequest.prefill`: continued or a new turn), and reports the
+matched stop string where that server does (vLLM ``stop_reason``, SGLang ``matched_stop``,
+llama.cpp ``stopping_word`` as ``llama-server --verbose`` does). A ``/v1/completions`` prompt in
+ChatML is read back into messages and a partial assistant turn.
 
 Start it in the running event loop (``async with FakeOpenAI(script) as server``) or in its own
 thread (``with FakeOpenAI(script) as server``, for synchronous code). It listens on 127.0.0.1 only,
@@ -17,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -25,9 +37,26 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["FakeOpenAI", "FakeRequest", "Fault", "Reply", "Script", "echo_script"]
+__all__ = ["FAKE_KINDS", "FakeKind", "FakeOpenAI", "FakeRequest", "Fault", "Reply", "Script", "echo_script"]
 
 Fault = Literal["rate_limit", "server_error", "hang", "garbage", "drop", "overflow", "content_filter"]
+FakeKind = Literal["vllm", "sglang", "llama.cpp", "ollama", "llama-cpp-python", "openai"]
+FAKE_KINDS: tuple[FakeKind, ...] = ("vllm", "sglang", "llama.cpp", "ollama", "llama-cpp-python", "openai")
+
+_OWNED_BY: dict[FakeKind | None, str] = {
+    None: "gtalign-testing",
+    "vllm": "vllm",
+    "sglang": "sglang",
+    "llama.cpp": "llamacpp",
+    "ollama": "library",
+    "llama-cpp-python": "me",
+    "openai": "system",
+}
+# Kinds whose chat endpoint continues a trailing assistant message without being asked to.
+_PREFILLS_TRAILING_ASSISTANT = frozenset({None, "llama.cpp", "ollama"})
+_CHATML = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>\n?|$)", re.S)
+_ASSISTANT_OPEN = "<|im_start|>assistant\n"
+_PIECES = re.compile(r"\s*\S+|\s+")
 
 _HOST = "127.0.0.1"
 _MAX_HEAD = 64 * 1024
@@ -54,7 +83,12 @@ class Reply:
     retry_after: seconds sent as ``Retry-After`` and ``retry-after-ms`` with a ``rate_limit``
         (None: no header). status: HTTP status of a ``server_error`` (default 500).
     latency: seconds before answering (None: the server's default).
-    finish_reason: of a normal answer (e.g. ``length`` to simulate a cut reply).
+    finish_reason: of a normal answer (e.g. ``length`` to simulate a cut reply); the server's own
+        ``stop``/``max_tokens`` cuts override it.
+    stream_delay: seconds between the events of a streamed answer.
+
+    In a streamed answer, ``drop`` breaks the connection after the first text event and
+    ``garbage`` sends an event that is not JSON.
     """
 
     text: str = ""
@@ -64,14 +98,19 @@ class Reply:
     status: int = 500
     latency: float | None = None
     finish_reason: str = "stop"
+    stream_delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class FakeRequest:
-    """One chat request as the script sees it.
+    """One chat or completion request as the script sees it.
 
-    index: arrival order among chat requests (0-based). seen: how many earlier requests had the
-    same messages (0 on the first try, 1 on its first retry, ...).
+    index: arrival order among generation requests (0-based). seen: how many earlier requests had
+    the same messages or prompt (0 on the first try, 1 on its first retry, ...).
+    messages: the chat messages; for ``/v1/completions``, those read back from a ChatML prompt.
+    path: ``/chat/completions`` or ``/completions``.
+    prefill: the partial assistant message the impersonated server continues (the script writes
+        what follows it), or None when the model starts a new assistant turn.
     """
 
     index: int
@@ -80,15 +119,18 @@ class FakeRequest:
     messages: tuple[Mapping[str, Any], ...]
     body: Mapping[str, Any]
     headers: Mapping[str, str]
+    path: str = "/chat/completions"
+    prefill: str | None = None
 
     @property
     def prompt(self) -> str:
-        """The last user message's text."""
+        """The last user message's text (for a completion without ChatML: the raw prompt)."""
         for message in reversed(self.messages):
             if message.get("role") == "user":
                 content = message.get("content")
                 return content if isinstance(content, str) else json.dumps(content)
-        return ""
+        raw = self.body.get("prompt")
+        return raw if isinstance(raw, str) else ""
 
     def tagged(self, tag: str) -> str | None:
         """The text between ``<tag>`` and ``</tag>`` in the prompt (first pair, stripped), or None."""
@@ -108,6 +150,19 @@ def echo_script(request: FakeRequest) -> Reply:
     return Reply(text=f"\\boxed{{{request.tagged('judged_response') or ''}}}")
 
 
+def _parse_chatml(prompt: str) -> tuple[tuple[dict[str, str], ...], str | None]:
+    """Messages of a ChatML prompt and the open assistant turn at its end (None: a new turn)."""
+    messages = tuple({"role": role, "content": content} for role, content in _CHATML.findall(prompt))
+    start = prompt.rfind(_ASSISTANT_OPEN)
+    if start >= 0 and "<|im_end|>" not in prompt[start:]:
+        return messages[:-1], prompt[start + len(_ASSISTANT_OPEN) :] or None
+    return messages, None
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
 def _response(status: int, body: bytes, headers: Mapping[str, str] | None = None, *, keep_alive: bool = True) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "Content-Type: application/json", f"Content-Length: {len(body)}"]
     lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
@@ -122,15 +177,20 @@ def _error(status: int, message: str, code: str | None = None, kind: str = "BadR
 class FakeOpenAI:
     """A scripted chat-completions server on ``127.0.0.1`` (see the module docstring).
 
-    script: request -> `Reply` or reply text (default: `echo_script`).
+    script: request -> `Reply` or reply text (default: `echo_script`). The text is what the model
+        writes next: after `FakeRequest.prefill` when the server continues one.
     capacity: most requests in flight at once; beyond it the answer is 429 with
         ``capacity_retry_after`` seconds (None: unlimited).
     latency: default seconds before each scripted answer.
     model: the id listed by ``/v1/models`` and echoed in completions.
+    kind: the server kind to impersonate (None: a generic server that continues a trailing
+        assistant message and answers no probes).
+    echo_prefill: answer with the continued prefill followed by the new text, as some servers do.
 
-    Counters (read them after or during a run): ``requests`` chat requests received,
+    Counters (read them after or during a run): ``requests`` generation requests received,
     ``counts`` per outcome (``ok``, ``capacity`` and each fault kind), ``in_flight`` and
-    ``max_in_flight`` (accepted requests being processed), ``received`` every `FakeRequest`.
+    ``max_in_flight`` (accepted requests being processed), ``received`` every `FakeRequest`,
+    ``probes`` the path of every GET.
     """
 
     def __init__(
@@ -141,14 +201,21 @@ class FakeOpenAI:
         latency: float = 0.0,
         capacity_retry_after: float = 0.05,
         model: str = "fake-judge",
+        kind: FakeKind | None = None,
+        echo_prefill: bool = False,
     ) -> None:
         if capacity is not None and capacity < 1:
             raise ValueError(f"capacity must be >= 1 or None, got {capacity}")
+        if kind is not None and kind not in FAKE_KINDS:
+            raise ValueError(f"unknown kind {kind!r}; the fake impersonates {', '.join(FAKE_KINDS)} (or None)")
         self.script: Script = script or echo_script
         self.capacity = capacity
         self.latency = latency
         self.capacity_retry_after = capacity_retry_after
         self.model = model
+        self.kind: FakeKind | None = kind
+        self.echo_prefill = echo_prefill
+        self.probes: list[str] = []
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -289,36 +356,82 @@ class FakeOpenAI:
     ) -> bool:
         """Answer one request; False when the connection must end."""
         route = path[3:] if path.startswith("/v1/") else path
+        if method == "GET":
+            self.probes.append(path)
         if route == "/models":
-            listing = {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "gtalign-testing"}]}
-            await self._send(writer, 200, json.dumps(listing).encode())
+            entry = {"id": self.model, "object": "model", "created": 0, "owned_by": _OWNED_BY[self.kind]}
+            await self._send(writer, 200, json.dumps({"object": "list", "data": [entry]}).encode())
             return True
-        if route != "/chat/completions":
-            await self._send(writer, 404, _error(404, f"no route {path}", kind="NotFoundError"))
+        if route not in ("/chat/completions", "/completions"):
+            answer = self._probe_answer(path) if method == "GET" else None
+            if answer is None:
+                await self._send(writer, 404, _error(404, f"no route {path}", kind="NotFoundError"))
+            else:
+                await self._send(writer, 200, json.dumps(answer).encode())
             return True
         if method != "POST":
             await self._send(writer, 405, _error(405, "use POST"))
             return True
-        return await self._chat(headers, body, reader, writer)
+        return await self._generate(route, headers, body, reader, writer)
+
+    def _probe_answer(self, path: str) -> dict[str, Any] | None:
+        """What the impersonated server answers to a GET at its root (None: 404)."""
+        kind, model = self.kind, self.model
+        if path == "/health" and kind in ("llama.cpp", "vllm", "sglang"):
+            return {"status": "ok"}
+        if kind == "llama.cpp" and path == "/props":
+            return {
+                "default_generation_settings": {"n_ctx": 4096, "params": {"temperature": 0.8}},
+                "total_slots": 1,
+                "model_path": f"/models/{model}.gguf",
+                "chat_template": "{{ messages }}",
+                "build_info": "b0000-fake",
+            }
+        if kind == "ollama" and path == "/api/version":
+            return {"version": "0.12.6"}
+        if kind == "ollama" and path == "/api/tags":
+            return {"models": [{"name": model, "model": model}]}
+        if kind == "vllm" and path == "/version":
+            return {"version": "0.11.0"}
+        if kind == "sglang" and path == "/get_model_info":
+            return {"model_path": model, "tokenizer_path": model, "is_generation": True}
+        if kind == "sglang" and path in ("/get_server_info", "/server_info"):
+            return {"model_path": model, "version": "0.5.0"}
+        return None
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         writer.write(_response(status, body, headers))
         await writer.drain()
 
-    async def _chat(self, headers: dict[str, str], body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _generate(
+        self, route: str, headers: dict[str, str], body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         index = self.requests
         self.requests += 1
         try:
             payload = json.loads(body)
-            messages = tuple(payload["messages"])
+            if not isinstance(payload, dict):
+                raise TypeError("not an object")
+            if route == "/completions":
+                prompt = payload["prompt"]
+                prompt = prompt[0] if isinstance(prompt, list) and len(prompt) == 1 else prompt
+                if not isinstance(prompt, str):
+                    raise TypeError("prompt is not a string")
+                messages, prefill = _parse_chatml(prompt)
+                fingerprint_of: Any = prompt
+            else:
+                messages = tuple(payload["messages"])
+                prefill = self._chat_prefill(messages, payload)
+                fingerprint_of = messages
         except (ValueError, KeyError, TypeError):
             self.counts["bad_request"] += 1
-            await self._send(writer, 400, _error(400, "body must be JSON with a 'messages' list"))
+            need = "a 'prompt' string" if route == "/completions" else "a 'messages' list"
+            await self._send(writer, 400, _error(400, f"body must be JSON with {need}"))
             return True
-        if payload.get("stream"):
+        except _Rejected as exc:
             self.counts["bad_request"] += 1
-            await self._send(writer, 400, _error(400, "the fake server does not stream"))
+            await self._send(writer, 400, _error(400, str(exc)))
             return True
         if self.capacity is not None and self.in_flight >= self.capacity:
             self.counts["capacity"] += 1
@@ -328,9 +441,11 @@ class FakeOpenAI:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            fingerprint = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+            fingerprint = hashlib.sha256(json.dumps(fingerprint_of, sort_keys=True).encode()).hexdigest()
             model = str(payload.get("model", ""))
-            request = FakeRequest(index, self._seen[fingerprint], model, messages, MappingProxyType(payload), MappingProxyType(headers))
+            request = FakeRequest(
+                index, self._seen[fingerprint], model, messages, MappingProxyType(payload), MappingProxyType(headers), route, prefill
+            )
             self._seen[fingerprint] += 1
             self.received.append(request)
             try:
@@ -346,6 +461,21 @@ class FakeOpenAI:
             return await self._answer(request, reply, payload, reader, writer)
         finally:
             self.in_flight -= 1
+
+    def _chat_prefill(self, messages: tuple[Mapping[str, Any], ...], payload: Mapping[str, Any]) -> str | None:
+        """The partial assistant message this kind of server continues, or None (a new turn)."""
+        last = messages[-1] if messages and isinstance(messages[-1], Mapping) else {}
+        content = last.get("content")
+        trailing = content if last.get("role") == "assistant" and isinstance(content, str) else None
+        if self.kind in ("vllm", "sglang"):
+            if payload.get("continue_final_message"):
+                if payload.get("add_generation_prompt", True):
+                    raise _Rejected("Cannot set both `continue_final_message` and `add_generation_prompt` to True.")
+                if trailing is None:
+                    raise _Rejected("continue_final_message is set but the final message is not from the assistant")
+                return trailing
+            return None
+        return trailing if self.kind in _PREFILLS_TRAILING_ASSISTANT else None
 
     @staticmethod
     def _retry_headers(seconds: float | None) -> dict[str, str]:
@@ -365,6 +495,14 @@ class FakeOpenAI:
         elif fault == "hang":
             await reader.read(1)  # returns when the client gives up and closes (or the server stops)
             return False
+        elif fault == "overflow":
+            message = (
+                "This model's maximum context length is 4096 tokens. However, you requested 9000 tokens. "
+                "Please reduce the length of the messages."
+            )
+            await self._send(writer, 400, _error(400, message))
+        elif payload.get("stream"):
+            return await self._stream(request, reply, payload, writer)
         elif fault == "garbage":
             await self._send(writer, 200, b"<html>502 upstream hiccup, not JSON {{{")
         elif fault == "drop":
@@ -373,32 +511,133 @@ class FakeOpenAI:
             await writer.drain()
             writer.transport.abort()  # mid-body: the client sees a truncated response
             return False
-        elif fault == "overflow":
-            message = (
-                "This model's maximum context length is 4096 tokens. However, you requested 9000 tokens. "
-                "Please reduce the length of the messages."
-            )
-            await self._send(writer, 400, _error(400, message))
         elif fault == "content_filter":
-            await self._send(writer, 200, self._completion(request, None, "content_filter", payload))
+            await self._send(writer, 200, self._completion(request, _Output(None, "content_filter", None), payload))
         else:
-            text = reply.text if reply.think is None else f"<think>{reply.think}</think>{reply.text}"
-            await self._send(writer, 200, self._completion(request, text, reply.finish_reason, payload))
+            await self._send(writer, 200, self._completion(request, self._output(request, reply, payload), payload))
         return True
 
-    def _completion(self, request: FakeRequest, text: str | None, finish_reason: str, payload: Mapping[str, Any]) -> bytes:
-        tokens_in = sum(len(str(m.get("content", "")).split()) for m in request.messages)
-        tokens_out = len(text.split()) if text else 0
+    def _output(self, request: FakeRequest, reply: Reply, payload: Mapping[str, Any]) -> _Output:
+        """The scripted text as the server returns it: echo, then ``stop`` and ``max_tokens`` cuts."""
+        text = reply.text if reply.think is None else f"<think>{reply.think}</think>{reply.text}"
+        if self.echo_prefill and request.prefill:
+            text = request.prefill + text
+        finish, matched = reply.finish_reason, None
+        raw_stop = payload.get("stop")
+        stops = [raw_stop] if isinstance(raw_stop, str) else [s for s in raw_stop or () if isinstance(s, str) and s]
+        hits = [(text.find(s), s) for s in stops if s and s in text]
+        if hits:
+            cut, matched = min(hits)
+            text, finish = text[:cut], "stop"
+        limit = payload.get("max_tokens")
+        if isinstance(limit, int) and _words(text) > limit:
+            kept = [m.group() for m in _PIECES.finditer(text) if m.group().strip()][:limit]
+            text, finish, matched = "".join(kept), "length", None
+        return _Output(text, finish, matched)
+
+    def _choice_extras(self, output: _Output) -> dict[str, Any]:
+        if self.kind == "vllm":
+            return {"stop_reason": output.stop}
+        if self.kind == "sglang":
+            return {"matched_stop": output.stop}
+        return {}
+
+    def _top_extras(self, output: _Output) -> dict[str, Any]:
+        if self.kind == "llama.cpp":
+            return {"__verbose": {"stopping_word": output.stop or "", "stopped_word": output.stop is not None}}
+        return {}
+
+    def _usage(self, request: FakeRequest, text: str | None) -> dict[str, int]:
+        if request.path == "/completions":
+            tokens_in = _words(str(request.body.get("prompt", "")))
+        else:
+            tokens_in = sum(_words(str(m.get("content", ""))) for m in request.messages)
+        tokens_out = _words(text) if text else 0
+        return {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}
+
+    def _completion(self, request: FakeRequest, output: _Output, payload: Mapping[str, Any]) -> bytes:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": output.finish_reason, "logprobs": None}
+        if request.path == "/completions":
+            choice["text"] = output.text or ""
+            obj, prefix = "text_completion", "cmpl"
+        else:
+            choice["message"] = {"role": "assistant", "content": output.text}
+            obj, prefix = "chat.completion", "chatcmpl"
+        choice.update(self._choice_extras(output))
         return json.dumps(
             {
-                "id": f"chatcmpl-fake-{request.index}",
-                "object": "chat.completion",
+                "id": f"{prefix}-fake-{request.index}",
+                "object": obj,
                 "created": int(time.time()),
                 "model": str(payload.get("model", self.model)),
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason, "logprobs": None}
-                ],
-                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+                "choices": [choice],
+                "usage": self._usage(request, output.text),
+                **self._top_extras(output),
             }
         ).encode()
 
+    async def _stream(self, request: FakeRequest, reply: Reply, payload: Mapping[str, Any], writer: asyncio.StreamWriter) -> bool:
+        """Server-sent events, chunked: a role event (chat), text pieces, the finish, usage, [DONE]."""
+        filtered = reply.fault == "content_filter"
+        output = _Output(None, "content_filter", None) if filtered else self._output(request, reply, payload)
+        chat = request.path == "/chat/completions"
+        base = {
+            "id": f"{'chatcmpl' if chat else 'cmpl'}-fake-{request.index}",
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": str(payload.get("model", self.model)),
+        }
+
+        def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            return b"data: " + json.dumps({**base, "choices": choices, **extra}).encode() + b"\n\n"
+
+        def piece(text: str) -> dict[str, Any]:
+            if chat:
+                return {"index": 0, "delta": {"content": text}, "finish_reason": None}
+            return {"index": 0, "text": text, "finish_reason": None}
+
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+        writer.write(head)
+        if chat:
+            await self._chunk(writer, event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]))
+        if reply.fault == "garbage":
+            await self._chunk(writer, b"data: <html>502 upstream hiccup, not JSON {{{\n\n")
+        if reply.fault == "drop" and not output.text:
+            writer.transport.abort()
+            return False
+        for number, match in enumerate(_PIECES.finditer(output.text or "")):
+            if reply.stream_delay:
+                await asyncio.sleep(reply.stream_delay)
+            await self._chunk(writer, event([piece(match.group())]))
+            if reply.fault == "drop" and number == 0:
+                writer.transport.abort()
+                return False
+        end: dict[str, Any] = {"index": 0, "finish_reason": output.finish_reason, **self._choice_extras(output)}
+        if chat:
+            end["delta"] = {}
+        else:
+            end["text"] = ""
+        await self._chunk(writer, event([end], **self._top_extras(output)))
+        options = payload.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") and self.kind != "llama-cpp-python":
+            await self._chunk(writer, event([], usage=self._usage(request, output.text)))
+        await self._chunk(writer, b"data: [DONE]\n\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    @staticmethod
+    async def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        await writer.drain()
+
+
+class _Rejected(Exception):
+    """A request the impersonated server refuses with 400 (its message is the error text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Output:
+    text: str | None
+    finish_reason: str
+    stop: str | None

@@ -1,0 +1,43 @@
+"""Chat model backends behind one interface: OpenAI-compatible HTTP servers (vLLM, SGLang,
+llama.cpp, Ollama, llama-cpp-python, any compatible server) and an embedded CPU model.
+
+`EmbeddedBackend` needs the ``embedded`` extra (torch, transformers, gguf); it is imported on
+first use so that ``import gtalign.backends`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from gtalign.backends._base import ChatBackend, Generation, GenerationStatus, Message, SamplingParams
+from gtalign.backends._http import CONTINUATION, SERVER_KINDS, ChatTemplate, Detection, HTTPBackend, ServerKind, TextStream
+
+_LAZY = {"EmbeddedBackend": "gtalign.backends._embedded", "LoadInfo": "gtalign.backends._embedded"}
+
+__all__ = [
+    "CONTINUATION",
+    "SERVER_KINDS",
+    "ChatBackend",
+    "ChatTemplate",
+    "Detection",
+    "EmbeddedBackend",
+    "Generation",
+    "GenerationStatus",
+    "HTTPBackend",
+    "LoadInfo",
+    "Message",
+    "SamplingParams",
+    "ServerKind",
+    "TextStream",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gtalign.backends' has no attribute {name!r}")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ImportError(f"{name} needs the embedded extra: pip install 'gtalign[embedded]' ({exc})") from exc

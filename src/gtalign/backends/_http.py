@@ -1,0 +1,539 @@
+"""The HTTP chat backend: any OpenAI-compatible server, continued the way its kind of server can.
+
+Steering needs the model to go on with its *own* partial assistant turn. Servers disagree on how
+to ask for that, so the backend sends a prefill the way each kind supports (`CONTINUATION`):
+
+=================== ======================================================================
+kind                how a prefill is sent
+=================== ======================================================================
+``vllm``            a trailing assistant message, with ``continue_final_message: true`` and
+``sglang``          ``add_generation_prompt: false`` in the body
+``llama.cpp``       a trailing assistant message (``llama-server`` prefills it by default;
+``ollama``          Ollama's templates leave a final assistant message open)
+``llama-cpp-python`` ``POST /v1/completions`` with the chat template rendered here from the
+                    model's tokenizer (its chat endpoint closes the turn and starts a new one)
+``openai``          emulated: the partial message as an assistant turn, then a user turn
+                    asking to continue it verbatim (`EMULATED_CONTINUATION_PROMPT`); the
+                    result is marked ``continuation="emulated"`` in `Generation.extra`
+=================== ======================================================================
+
+Without a prefill every kind gets a plain ``/v1/chat/completions`` request. ``kind="auto"``
+asks the server once per backend with cheap GET probes (`HTTPBackend.server_kind`).
+
+Whatever the server does, `Generation.text` is only the new text: a reply that repeats a whole
+prefill of at least 16 characters is taken as an echo and the repeat is dropped (shorter prefills
+are left alone, since a real continuation could begin the same way), and text from a stop string
+on is cut even if the server let it through. Server trouble never raises: it becomes a
+`Generation` with a non-``ok`` status, after the shared client's retries and timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import httpx
+
+from gtalign._chat_client import ChatClient, ChatResult, ClientConfig, Endpoint, Sleep, TextStream, merge_client_config
+from gtalign.backends._base import Generation, Message, SamplingParams
+
+__all__ = [
+    "CONTINUATION",
+    "EMULATED_CONTINUATION_PROMPT",
+    "SERVER_KINDS",
+    "ChatTemplate",
+    "Continuation",
+    "Detection",
+    "HTTPBackend",
+    "ServerKind",
+    "TextStream",
+]
+
+ServerKind = Literal["vllm", "sglang", "llama.cpp", "ollama", "llama-cpp-python", "openai"]
+SERVER_KINDS: tuple[ServerKind, ...] = ("vllm", "sglang", "llama.cpp", "ollama", "llama-cpp-python", "openai")
+
+Continuation = Literal["continue_final_message", "trailing_assistant", "client_template", "emulated"]
+CONTINUATION: Mapping[ServerKind, Continuation] = MappingProxyType(
+    {
+        "vllm": "continue_final_message",
+        "sglang": "continue_final_message",
+        "llama.cpp": "trailing_assistant",
+        "ollama": "trailing_assistant",
+        "llama-cpp-python": "client_template",
+        "openai": "emulated",
+    }
+)
+"""How each server kind is asked to continue a partial assistant message (see the module docstring)."""
+
+EMULATED_CONTINUATION_PROMPT = (
+    "Continue your last message from exactly where it stops, as if you had not been interrupted. "
+    "Do not repeat any of it and add no preamble: what you write is appended to it verbatim."
+)
+"""The user turn sent after the partial assistant message when the server cannot continue one."""
+
+_ECHO_MIN = 16
+_SENTINEL = "GTALIGN_PREFILL_SENTINEL_5f1c"
+# ``owned_by`` in /v1/models, as each server sets it for itself.
+_OWNERS: Mapping[str, ServerKind] = MappingProxyType(
+    {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp", "me": "llama-cpp-python"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """Which kind of server answers, and the evidence (or ``set by the caller``)."""
+
+    kind: ServerKind
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTemplate:
+    """A model's chat template rendered on the client, for servers that only continue raw prompts.
+
+    tokenizer: anything with transformers' ``apply_chat_template`` (a loaded tokenizer).
+    source: where it came from, for records and messages.
+    leading_bos: a BOS text the template writes and the server's tokenizer adds by itself; it
+        is dropped from the rendered prompt so the model does not see two (None: keep the text).
+    """
+
+    tokenizer: Any
+    source: str = "tokenizer"
+    leading_bos: str | None = None
+
+    @classmethod
+    def load(cls, source: str | os.PathLike[str]) -> ChatTemplate:
+        """Load the tokenizer of a local Hugging Face model folder or a ``.gguf`` file (offline)."""
+        path = Path(source).expanduser()
+        if not (path.is_dir() or (path.is_file() and path.suffix == ".gguf")):
+            raise FileNotFoundError(f"no tokenizer at {path}: pass a local Hugging Face model folder or a .gguf file")
+        try:
+            from transformers import AutoTokenizer
+        except ImportError as exc:
+            need = "rendering a chat template needs transformers (and gguf for a .gguf file): pip install 'gtalign[embedded]'"
+            raise RuntimeError(need) from exc
+        if path.is_dir():
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"the tokenizer at {path} has no chat template, so a conversation cannot be rendered for it")
+        return cls.from_tokenizer(tokenizer, source=str(path))
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any, source: str = "tokenizer") -> ChatTemplate:
+        """Wrap a loaded tokenizer; works out whether its encoding adds the BOS token itself."""
+        bos, bos_id = getattr(tokenizer, "bos_token", None), getattr(tokenizer, "bos_token_id", None)
+        adds_bos = False
+        if isinstance(bos, str) and bos and bos_id is not None and callable(getattr(tokenizer, "encode", None)):
+            try:
+                adds_bos = list(tokenizer.encode("x"))[:1] == [bos_id]
+            except (TypeError, ValueError):
+                adds_bos = False
+        return cls(tokenizer, source, bos if adds_bos else None)
+
+    def render(self, messages: Sequence[Message], prefill: str = "") -> str:
+        """The prompt for ``messages``: ending in an open assistant turn that holds ``prefill`` verbatim.
+
+        The template renders a placeholder assistant message that is cut off, so the prefill keeps
+        every character (transformers' ``continue_final_message`` may trim trailing whitespace).
+        """
+        conversation = [dict(m) for m in messages]
+        if prefill:
+            conversation.append({"role": "assistant", "content": _SENTINEL})
+            text = str(self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=False))
+            cut = text.rfind(_SENTINEL)
+            if cut < 0:
+                raise ValueError(f"the chat template of {self.source} drops a final assistant message, so it cannot continue one")
+            text = text[:cut] + prefill
+        else:
+            text = str(self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True))
+        if self.leading_bos and text.startswith(self.leading_bos):
+            text = text[len(self.leading_bos) :]
+        return text
+
+
+class _Unavailable(Exception):
+    """A call that cannot be sent (server kind unknown, no chat template); its text is the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    path: Endpoint
+    payload: Mapping[str, Any]
+    kind: ServerKind
+    continuation: Continuation | None
+    template: str | None = None
+
+
+@dataclass
+class _TextFilter:
+    """Turns the server's text into new text only: drops an echoed prefill, cuts at a stop string.
+
+    Fed piece by piece (a stream) it holds back just what could still turn out to be an echo or
+    the start of a stop string, so streamed and whole replies come out the same.
+    """
+
+    prefill: str
+    stops: tuple[str, ...]
+    matched: str | None = None
+    echoed: bool = False
+    emitted: list[str] = field(default_factory=list)
+    _held: str = ""
+    _echo_pending: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._echo_pending = len(self.prefill) >= _ECHO_MIN
+
+    @property
+    def stopped(self) -> bool:
+        return self.matched is not None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.emitted)
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        held = self._held + piece
+        if self._echo_pending:
+            if len(held) < len(self.prefill) and self.prefill.startswith(held):
+                self._held = held
+                return ""
+            self._echo_pending = False
+            if held.startswith(self.prefill):
+                held, self.echoed = held[len(self.prefill) :], True
+        # The stop a server would hit first writing token by token: the one that ends first.
+        hits = [(held.find(stop) + len(stop), held.find(stop), stop) for stop in self.stops if stop and stop in held]
+        if hits:
+            _, cut, self.matched = min(hits)
+            return self._emit(held[:cut], "")
+        keep = max((k for stop in self.stops for k in range(1, len(stop)) if held.endswith(stop[:k])), default=0)
+        return self._emit(held[: len(held) - keep], held[len(held) - keep :])
+
+    def finish(self) -> str:
+        """What is still held back once the reply has ended (never a stop string)."""
+        self._echo_pending = False
+        held, self._held = self._held, ""
+        out = self.feed(held) if held else ""
+        return out + self._emit(self._held, "")
+
+    def _emit(self, out: str, held: str) -> str:
+        self._held = held
+        if out:
+            self.emitted.append(out)
+        return out
+
+
+def _root_url(base_url: str) -> str:
+    """The server root under an OpenAI-style base URL (``http://h:p/v1`` -> ``http://h:p``)."""
+    url = httpx.URL(base_url)
+    path = url.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[:-3]
+    return str(url.copy_with(path=path or "/", query=None)).rstrip("/")
+
+
+def _owned_by(listing: Any) -> str | None:
+    if isinstance(listing, dict) and isinstance(listing.get("data"), list):
+        for entry in listing["data"]:
+            if isinstance(entry, dict) and isinstance(entry.get("owned_by"), str):
+                return str(entry["owned_by"])
+    return None
+
+
+def _has(data: Any, *keys: str) -> bool:
+    return isinstance(data, dict) and any(key in data for key in keys)
+
+
+class HTTPBackend:
+    """A `ChatBackend` over an OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, ...).
+
+    base_url / model: the server's OpenAI root (``.../v1``) and the served model name; optional
+        when ``client`` is given (if given too, they override it).
+    kind: ``"auto"`` (detect once, on first use) or one of `SERVER_KINDS`, which skips detection.
+    client: a `ClientConfig` to start from (concurrency, timeouts, retries, API key variable).
+    tokenizer: for ``llama-cpp-python`` only: the model's local Hugging Face folder or ``.gguf``
+        file, or a `ChatTemplate`, used to render prompts for a prefill. None: the model name,
+        when it is a local path (llama-cpp-python serves the model under its file path).
+    probe_timeout: seconds each detection probe may take.
+    sleep, transport: test hooks passed to `ChatClient` (zero waits, mock transports).
+    **client_options: any other `ClientConfig` field by name, overriding ``client``.
+
+    Calls from several event loops are fine (one after another, e.g. successive `asyncio.run`).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        *,
+        kind: ServerKind | Literal["auto"] = "auto",
+        client: ClientConfig | None = None,
+        tokenizer: str | os.PathLike[str] | ChatTemplate | None = None,
+        probe_timeout: float = 5.0,
+        sleep: Sleep | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **client_options: Any,
+    ) -> None:
+        if kind != "auto" and kind not in SERVER_KINDS:
+            raise ValueError(f"unknown server kind {kind!r}; valid kinds: auto, {', '.join(SERVER_KINDS)}")
+        if not probe_timeout > 0:
+            raise ValueError(f"probe_timeout must be > 0 seconds, got {probe_timeout}")
+        self.config = merge_client_config(client, base_url, model, client_options, owner="HTTPBackend")
+        self.name = "http"
+        self.model = self.config.model
+        self.kind: ServerKind | Literal["auto"] = kind
+        self.probe_timeout = probe_timeout
+        self._client = ChatClient(self.config, sleep=sleep, transport=transport)
+        self._detection: Detection | None = None if kind == "auto" else Detection(kind, "set by the caller")
+        self._tokenizer = tokenizer
+        self._template: ChatTemplate | str | None = tokenizer if isinstance(tokenizer, ChatTemplate) else None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"HTTPBackend({self.config.base_url!r}, {self.model!r}, kind={self.kind!r})"
+
+    @property
+    def detection(self) -> Detection | None:
+        """The server kind and why, once known (None before the first call with ``kind="auto"``)."""
+        return self._detection
+
+    async def server_kind(self) -> ServerKind:
+        """The kind of server, detected once and cached; a RuntimeError when the server cannot be reached."""
+        try:
+            return (await self._detect()).kind
+        except _Unavailable as exc:
+            raise RuntimeError(str(exc)) from None
+
+    async def prepare(self) -> ServerKind:
+        """Detect the server kind and load what continuing a turn needs (the chat template for
+        llama-cpp-python, several seconds from a GGUF file) now instead of on the first call.
+
+        Raises RuntimeError saying what is missing; a server or proxy calls it at startup.
+        """
+        kind = await self.server_kind()
+        if CONTINUATION[kind] == "client_template":
+            try:
+                await self._chat_template()
+            except _Unavailable as exc:
+                raise RuntimeError(str(exc)) from None
+        return kind
+
+    async def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        prefill: str = "",
+        params: SamplingParams = SamplingParams(),
+    ) -> Generation:
+        """The next text after ``messages`` (and after ``prefill``, continuing that assistant turn)."""
+        started = time.perf_counter()
+        try:
+            request = await self._request(messages, prefill, params)
+        except _Unavailable as exc:
+            return Generation("", "error", status="failed", reason=str(exc), latency=time.perf_counter() - started)
+        result = await self._client.send(request.path, request.payload)
+        text_filter = _TextFilter(prefill, params.stop)
+        if result.ok:
+            text_filter.feed(result.text or "")
+            text_filter.finish()
+        return self._generation(result, request, text_filter, time.perf_counter() - started)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        prefill: str = "",
+        params: SamplingParams = SamplingParams(),
+    ) -> TextStream[Generation]:
+        """`generate`, streamed: ``async for delta in backend.stream(...)`` yields the new text as it
+        comes; ``.result`` then holds the `Generation` (the same one `generate` would return).
+
+        A stream that breaks after some text was yielded ends with a ``failed`` Generation (its
+        ``text`` empty, as for every failure): the deltas already yielded cannot be recalled.
+        """
+        return TextStream(self._stream_source(messages, prefill, params))
+
+    async def aclose(self) -> None:
+        """Close the connections (a later call opens new ones)."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> HTTPBackend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    async def _stream_source(
+        self, messages: Sequence[Message], prefill: str, params: SamplingParams
+    ) -> AsyncGenerator[str | Generation, None]:
+        started = time.perf_counter()
+        try:
+            request = await self._request(messages, prefill, params)
+        except _Unavailable as exc:
+            yield Generation("", "error", status="failed", reason=str(exc), latency=time.perf_counter() - started)
+            return
+        text_filter = _TextFilter(prefill, params.stop)
+        result: ChatResult | None = None
+        async with self._client.stream(request.path, request.payload) as deltas:
+            async for delta in deltas:
+                out = text_filter.feed(delta)
+                if out:
+                    yield out
+                if text_filter.stopped:
+                    break  # the server let a stop string through: stop reading instead of paying for the rest
+            if deltas.done:
+                result = deltas.result
+        if result is None or result.ok:
+            tail = text_filter.finish()
+            if tail:
+                yield tail
+        if result is None:  # closed early at a stop string the server did not apply
+            result = ChatResult("ok", text=text_filter.text, finish_reason="stop", attempts=1)
+        yield self._generation(result, request, text_filter, time.perf_counter() - started)
+
+    def _generation(self, result: ChatResult, request: _Request, text_filter: _TextFilter, latency: float) -> Generation:
+        extra: dict[str, object] = {
+            "server_kind": request.kind,
+            "endpoint": request.path,
+            "attempts": result.attempts,
+            "waited": result.waited,
+            "http_status": result.http_status,
+        }
+        if request.continuation is not None:
+            extra["continuation"] = request.continuation
+        if request.template is not None:
+            extra["chat_template"] = request.template
+        if text_filter.echoed:
+            extra["echo_stripped"] = True
+        if not result.ok:
+            return Generation(
+                "", "error", status=result.status, reason=result.reason,
+                tokens_in=result.tokens_in, tokens_out=result.tokens_out, latency=latency, extra=extra,
+            )
+        if text_filter.stopped:
+            finish, stop = "stop", text_filter.matched
+        elif result.finish_reason == "length":
+            finish, stop = "length", None
+        else:
+            finish, stop = "stop", result.stop if result.stop in text_filter.stops else None
+        return Generation(
+            text_filter.text, finish, stop,
+            tokens_in=result.tokens_in, tokens_out=result.tokens_out, latency=latency, extra=extra,
+        )
+
+    async def _request(self, messages: Sequence[Message], prefill: str, params: SamplingParams) -> _Request:
+        """The request body for this server kind (detecting the kind first when needed)."""
+        kind = (await self._detect()).kind
+        conversation: list[dict[str, Any]] = [dict(m) for m in messages]
+        sampling: dict[str, Any] = {"max_tokens": params.max_tokens, "temperature": params.temperature, "top_p": params.top_p}
+        if params.seed is not None:
+            sampling["seed"] = params.seed
+        if params.stop:
+            sampling["stop"] = list(params.stop)
+        if not prefill:
+            return _Request("/chat/completions", {"model": self.model, "messages": conversation, **sampling}, kind, None)
+        continuation = CONTINUATION[kind]
+        if continuation == "client_template":
+            template = await self._chat_template()
+            try:
+                prompt = template.render(conversation, prefill)
+            except Exception as exc:  # the template's own checks (jinja2 raise_exception, ValueError) refuse it
+                refused = f"the chat template of {template.source} cannot render this conversation: {type(exc).__name__}: {exc}"
+                raise _Unavailable(refused) from exc
+            payload = {"model": self.model, "prompt": prompt, **sampling}
+            return _Request("/completions", payload, kind, continuation, template.source)
+        conversation.append({"role": "assistant", "content": prefill})
+        flags: dict[str, Any] = {}
+        if continuation == "continue_final_message":
+            flags = {"continue_final_message": True, "add_generation_prompt": False}
+        elif continuation == "emulated":
+            conversation.append({"role": "user", "content": EMULATED_CONTINUATION_PROMPT})
+        return _Request("/chat/completions", {"model": self.model, "messages": conversation, **sampling, **flags}, kind, continuation)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        """A lock of the running loop (an asyncio.Lock cannot be shared between loops)."""
+        loop = asyncio.get_running_loop()
+        if self._locks_loop is not loop:
+            self._locks, self._locks_loop = {}, loop
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def _detect(self) -> Detection:
+        if self._detection is not None:
+            return self._detection
+        async with self._lock("detect"):
+            if self._detection is None:
+                self._detection = await self._probe()
+        return self._detection
+
+    async def _probe(self) -> Detection:
+        """Ask the server what it is: its own endpoints first, then who owns its models."""
+        root = _root_url(self.config.base_url)
+        urls = {
+            "models": "/models",
+            "props": f"{root}/props",
+            "sglang": f"{root}/get_model_info",
+            "ollama": f"{root}/api/version",
+            "vllm": f"{root}/version",
+        }
+        answers = await asyncio.gather(*(self._client.probe(url, timeout=self.probe_timeout) for url in urls.values()))
+        probes = dict(zip(urls, answers, strict=True))
+        if all(probe.status is None for probe in answers):
+            raise _Unavailable(
+                f"cannot tell what kind of server {self.config.base_url} is: no answer ({probes['models'].error}); "
+                f"is it running? (pass kind=one of {', '.join(SERVER_KINDS)} to skip detection)"
+            )
+        owner = _owned_by(probes["models"].data) if probes["models"].ok else None
+        if owner is not None and owner in _OWNERS:
+            return Detection(_OWNERS[owner], f"GET {self.config.base_url}/models lists owned_by {owner!r}")
+        if probes["props"].ok and _has(probes["props"].data, "default_generation_settings", "total_slots"):
+            return Detection("llama.cpp", f"GET {root}/props answers like llama.cpp's llama-server")
+        if probes["sglang"].ok and _has(probes["sglang"].data, "model_path"):
+            return Detection("sglang", f"GET {root}/get_model_info answers like SGLang")
+        if probes["ollama"].ok and _has(probes["ollama"].data, "version"):
+            return Detection("ollama", f"GET {root}/api/version answers like Ollama")
+        if probes["vllm"].ok and _has(probes["vllm"].data, "version"):
+            return Detection("vllm", f"GET {root}/version answers like vLLM")
+        seen = f"owned_by {owner!r}" if owner else "no owned_by"
+        return Detection("openai", f"no probe matched a known server kind ({seen}); treated as a plain OpenAI-compatible server")
+
+    async def _chat_template(self) -> ChatTemplate:
+        if isinstance(self._template, ChatTemplate):
+            return self._template
+        async with self._lock("template"):
+            if self._template is None:
+                self._template = await self._load_template()
+        if isinstance(self._template, str):
+            raise _Unavailable(self._template)
+        return self._template
+
+    async def _load_template(self) -> ChatTemplate | str:
+        """The chat template, or why there is none (kept, so a bad path is not reloaded every call)."""
+        source = self._tokenizer
+        if isinstance(source, ChatTemplate):
+            return source
+        served = Path(self.model)
+        if source is None and (served.is_dir() or (served.suffix == ".gguf" and served.is_file())):
+            source = self.model
+        if source is None:
+            return (
+                "llama-cpp-python's /v1/chat/completions does not continue a partial assistant message (it closes the "
+                "turn and starts a new one), so a prefill goes to /v1/completions with the chat template rendered here, "
+                "which needs the model's tokenizer: pass tokenizer=<the model's local Hugging Face folder or the .gguf "
+                "file the server runs> to HTTPBackend"
+            )
+        try:
+            return await asyncio.to_thread(ChatTemplate.load, source)
+        except (OSError, ValueError, RuntimeError) as exc:
+            return f"cannot load the chat template for llama-cpp-python from {source}: {type(exc).__name__}: {exc}"
