@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Build llama-cpp-python from source once (no prebuilt wheel runs on these machines), keep the wheel
-# in .cache/wheels/ and install it with its server extras into .venv. Idempotent: a cached wheel is
-# reused, an installed matching version is left alone. -DGGML_NATIVE=OFF keeps the wheel portable
-# across CPUs, so a cache shared between machines stays valid. About 6-7 minutes on 2 cores.
+# Build llama-cpp-python from source once (no prebuilt wheel runs on these machines), keep the
+# wheel in a per-user cache (~/.cache/gtalign/wheels, shared by every clone on the machine) and
+# install it with its server extras into .venv. Idempotent: a cached wheel is reused, an installed
+# matching version is left alone. -DGGML_NATIVE=OFF keeps the wheel portable across CPUs, so a
+# shared cache stays valid. About 7-9 minutes on 2 cores the first time.
 # Usage: scripts/build-llama-cpp.sh   (env: LLAMA_CPP_VERSION, WHEEL_DIR, PYTHON)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VERSION="${LLAMA_CPP_VERSION:-0.3.36}"
-WHEEL_DIR="${WHEEL_DIR:-$ROOT/.cache/wheels}"
+WHEEL_DIR="${WHEEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gtalign/wheels}"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 PIP=("$PYTHON" -m pip --disable-pip-version-check)
 cd "$ROOT"
