@@ -52,6 +52,14 @@ _BUILTINS: dict[Kind, dict[str, str]] = {
     "pricing": {
         "llm_price_shift": "gtalign.game._pricing:llm_price_shift",
         "user_price_shift": "gtalign.game._pricing:user_price_shift",
+        "none": "gtalign.steering._policy:identity",
+        "research-llm-shift": "gtalign.steering._policy:research_llm_shift",
+        "research-user-shift": "gtalign.steering._policy:research_user_shift",
+        "affine": "gtalign.steering._policy:affine",
+        "economic": "gtalign.steering._policy:economic",
+        "api-pay-per-token": "gtalign.steering._policy:api_pay_per_token",
+        "subscription": "gtalign.steering._policy:subscription",
+        "team-plan-split": "gtalign.steering._policy:team_plan_split",
     },
 }
 

@@ -8,6 +8,7 @@ imported only when their command runs, which keeps ``gtalign --help`` and ``--ve
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -161,6 +162,11 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.set_defaults(handler=_run_inspect)
 
 
+# Commands defined in modules of their own: each has ``configure(commands) -> ArgumentParser``
+# (light imports only, so --help stays fast) and ``run(args) -> int``.
+_COMMAND_MODULES = ("gtalign.cli._chat", "gtalign.cli._serve")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gtalign",
@@ -171,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     _add_score(commands)
     _add_inspect(commands)
+    for module_name in _COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        parser_for = module.configure(commands)
+        parser_for.set_defaults(handler=module.run)
     return parser
 
 

@@ -1,0 +1,37 @@
+"""The OpenAI-compatible steering proxy behind ``gtalign serve`` (needs the ``serve`` extra).
+
+`create_app` builds the FastAPI app from a `ServerConfig`; ``gtalign serve`` runs it with uvicorn.
+Clients send ordinary chat completion requests and receive the steered ``<response>`` text, with
+the game record in the extension field ``gtalign`` (see `gtalign.server._app` for the contract:
+statuses, streaming, limits). Names are imported on first use, so the command line can read the
+configuration's defaults without importing FastAPI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "create_app": "gtalign.server._app",
+    "LOGGER_NAME": "gtalign.server._app",
+    "ANONYMOUS": "gtalign.server._config",
+    "DEFAULT_KEYS_ENV": "gtalign.server._config",
+    "ApiKey": "gtalign.server._config",
+    "ConfigError": "gtalign.server._config",
+    "ServerConfig": "gtalign.server._config",
+    "parse_keys": "gtalign.server._config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gtalign.server' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,440 @@
+"""The OpenAI-compatible steering proxy: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``.
+
+Ordinary clients send ordinary chat requests. For each one the proxy runs the four-block protocol
+and steering (`gtalign.steering`) on its backend and answers with the ``<response>`` text as the
+assistant message, the game record in the extension field ``gtalign``, and usage summed over the
+engine's stages (each stage re-reads the prompt). What happens to a request, in order:
+
+1. ``Authorization: Bearer KEY`` (when keys are configured): missing or unknown -> 401. The same
+   holds for ``GET /v1/models``; ``GET /health`` is open (for load balancers and probes).
+2. Body larger than ``max_request_bytes`` -> 413.
+3. Not JSON, or not a valid request -> 400 naming the parameter; an unsupported feature
+   (``n > 1``, tools, structured output, logprobs) -> 400; a model other than ``model_name`` -> 404.
+4. ``max_tokens``/``max_completion_tokens`` above the server's ``max_tokens`` -> 400. It is the
+   engine's budget for the whole four-block answer (thinking, payoff, analysis and response; the
+   continuation gets what the first stage left, at least `MIN_CONTINUATION_TOKENS`), not for the
+   response alone, since the model writes all four.
+5. ``gtalign: {pricing, rule}`` differing from the key's own -> 403 unless the key has
+   ``allow_override``; a pricing name the server did not load at start-up, or an unknown welfare
+   rule -> 400 listing the valid ones.
+6. No free slot (and no room in the bounded wait) -> 429 with ``Retry-After``.
+7. Steering longer than ``timeout`` -> 504; a backend failure the engine could not recover from
+   -> 502 with the engine's reason.
+
+``temperature`` defaults to 0 (greedy), not OpenAI's 1; ``top_p`` and ``seed`` are passed on.
+``stop`` is applied to the final response text only (the model's internal blocks need their own
+stops), cutting it at the first stop string. ``user`` is accepted and ignored.
+
+Streaming: the steering engine returns whole answers (it does not stream its continuation), so a
+``stream: true`` request is answered once steering is done, the time to the first chunk being the
+whole steering time. The SSE stream is OpenAI's chunk format: a first chunk with the role, the
+response a few words per chunk, a final chunk with ``finish_reason`` and ``gtalign``, a usage
+chunk when ``stream_options.include_usage`` is set, then ``data: [DONE]``. Since nothing is sent
+before steering ends, every error is an ordinary HTTP error with the statuses above.
+
+Each request is logged as one line on the ``gtalign.server`` logger: key id, policy, rule, chosen
+action, status, tokens and latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from gtalign import __version__
+from gtalign._registry import REGISTRY
+from gtalign.backends._base import ChatBackend, SamplingParams
+from gtalign.game import welfare_rule
+from gtalign.server._backend import build_backend
+from gtalign.server._config import ANONYMOUS, ApiKey, ConfigError, ServerConfig, digest
+from gtalign.server._errors import ProxyError, error_response
+from gtalign.server._limits import ConcurrencyGate, GateFull
+from gtalign.server._schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+    Usage,
+)
+from gtalign.server._steer import Steered, load_policies, prompt, steer
+
+__all__ = ["LOGGER_NAME", "ProxyStats", "create_app"]
+
+LOGGER_NAME = "gtalign.server"
+_log = logging.getLogger(LOGGER_NAME)
+_WORDS_PER_CHUNK = 4
+_WORDS = re.compile(r"\s*\S+\s*")
+_DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass
+class ProxyStats:
+    """Requests answered per HTTP status (shown by ``/health``)."""
+
+    by_status: dict[int, int] = field(default_factory=dict)
+
+    def count(self, status: int) -> None:
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+
+
+@dataclass
+class _Proxy:
+    """Everything a request needs, built once per app."""
+
+    config: ServerConfig
+    backend: ChatBackend | None
+    owns_backend: bool
+    policies: dict[str, Any]
+    keys: dict[str, ApiKey]
+    rules: frozenset[str]
+    gate: ConcurrencyGate
+    created: int
+    stats: ProxyStats = field(default_factory=ProxyStats)
+
+    def authenticate(self, request: Request) -> ApiKey:
+        if not self.config.auth:
+            return ANONYMOUS
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ProxyError(
+                401, "Missing API key: send it as 'Authorization: Bearer KEY'.", code="missing_api_key", headers=challenge
+            )
+        key = self.keys.get(digest(token.strip()))
+        if key is None:
+            raise ProxyError(401, "Incorrect API key provided.", code="invalid_api_key", headers=challenge)
+        return key
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    first = exc.errors(include_url=False)[0]
+    if first.get("type") == "json_invalid":
+        return "We could not parse the JSON body of your request: " + str(first.get("msg", "")), None
+    loc = [str(part) for part in first.get("loc", ()) if not str(part).startswith(("function-", "union["))]
+    param = ".".join(loc) or None
+    where = f"'{param}': " if param else ""
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"Invalid request: {where}{message}", param
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413. An oversized body is drained (not kept) first when it is of a sane size,
+    so the client gets to read the 413 instead of a connection reset mid-upload."""
+    declared = request.headers.get("content-length")
+    too_large = ProxyError(413, f"Request body too large: this server accepts at most {limit} bytes.", code="request_too_large")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        if int(declared) <= _DRAIN_LIMIT:
+            async for _ in request.stream():
+                pass
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def _parse(body: bytes) -> ChatCompletionRequest:
+    if not body.strip():
+        raise ProxyError(400, "The request body is empty: send a JSON chat completion request.", code="invalid_json")
+    try:
+        return ChatCompletionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        message, param = _validation_message(exc)
+        code = "invalid_json" if param is None and message.startswith("We could not parse") else "invalid_value"
+        raise ProxyError(400, message, code=code, param=param) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one validated request will run."""
+
+    key: ApiKey
+    messages: tuple[dict[str, str], ...]
+    pricing: str
+    rule: str
+    params: SamplingParams
+    stops: tuple[str, ...]
+
+
+def _plan(proxy: _Proxy, key: ApiKey, chat: ChatCompletionRequest) -> _Plan:
+    config = proxy.config
+    if chat.model != config.model_name:
+        raise ProxyError(404, f"The model '{chat.model}' does not exist; this server serves '{config.model_name}'.",
+                         code="model_not_found", param="model")
+    unsupported = chat.unsupported()
+    if unsupported is not None:
+        raise ProxyError(400, unsupported[1], code="unsupported_parameter", param=unsupported[0])
+    requested = chat.requested_max_tokens
+    if requested is not None and requested > config.max_tokens:
+        param = "max_completion_tokens" if chat.max_completion_tokens is not None else "max_tokens"
+        raise ProxyError(
+            400, f"{param} is {requested}, but this server allows at most {config.max_tokens} tokens per request.",
+            code="max_tokens_exceeded", param=param,
+        )
+    pricing = key.pricing or config.pricing
+    rule = config.rule
+    options = chat.gtalign
+    if options is not None:
+        own = {"pricing": pricing, "rule": rule}
+        asked = {"pricing": options.pricing, "rule": options.rule}
+        changes = sorted(name for name, value in asked.items() if value is not None and value != own[name])
+        if changes and not key.allow_override:
+            raise ProxyError(
+                403, f"This API key may not choose its own {' or '.join(changes)}; ask for a key with allow_override.",
+                code="override_not_allowed", param=f"gtalign.{changes[0]}",
+            )
+        if options.pricing is not None:
+            if options.pricing not in proxy.policies:
+                raise ProxyError(
+                    400, f"Unknown pricing policy '{options.pricing}'; this server offers: {', '.join(proxy.policies)}.",
+                    code="invalid_value", param="gtalign.pricing",
+                )
+            pricing = options.pricing
+        if options.rule is not None:
+            if options.rule not in proxy.rules:
+                raise ProxyError(
+                    400, f"Unknown welfare rule '{options.rule}'; valid: {', '.join(sorted(proxy.rules))}.",
+                    code="invalid_value", param="gtalign.rule",
+                )
+            rule = options.rule
+    try:
+        messages = tuple(prompt([message.as_plain() for message in chat.messages], rule))
+    except ValueError as exc:
+        raise ProxyError(400, f"Invalid messages: {exc}.", code="invalid_value", param="messages") from None
+    sampling: dict[str, Any] = {"max_tokens": requested or config.default_max_tokens}
+    if chat.temperature is not None:
+        sampling["temperature"] = chat.temperature
+    if chat.top_p is not None:
+        sampling["top_p"] = chat.top_p
+    if chat.seed is not None:
+        sampling["seed"] = chat.seed
+    return _Plan(key, messages, pricing, rule, SamplingParams(**sampling), chat.stops)
+
+
+def _apply_stops(text: str, stops: tuple[str, ...]) -> str:
+    cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return text[: min(cuts)] if cuts else text
+
+
+async def _run(proxy: _Proxy, plan: _Plan) -> Steered:
+    assert proxy.backend is not None
+    config = proxy.config
+    try:
+        await proxy.gate.acquire()
+    except GateFull:
+        raise ProxyError(
+            429,
+            f"The server is at capacity ({config.max_concurrency} requests in progress); retry after {config.retry_after} s.",
+            code="server_busy", headers={"Retry-After": str(config.retry_after)},
+        ) from None
+    try:
+        steered = await asyncio.wait_for(
+            steer(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule, params=plan.params),
+            config.timeout,
+        )
+    except TimeoutError:
+        message = f"Steering did not finish within the server's {config.timeout:g} s timeout."
+        raise ProxyError(504, message, code="timeout") from None
+    finally:
+        await proxy.gate.release()
+    return steered
+
+
+def _usage(steered: Steered) -> Usage:
+    return Usage(prompt_tokens=steered.prompt_tokens, completion_tokens=steered.completion_tokens,
+                 total_tokens=steered.prompt_tokens + steered.completion_tokens)
+
+
+def _chunks(text: str) -> Iterator[str]:
+    words = _WORDS.findall(text)
+    for start in range(0, len(words), _WORDS_PER_CHUNK):
+        yield "".join(words[start : start + _WORDS_PER_CHUNK])
+
+
+def _sse(chunk: ChatCompletionChunk) -> bytes:
+    data = chunk.model_dump(exclude_none=True)
+    for choice in data["choices"]:
+        choice.setdefault("finish_reason", None)
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+async def _stream(ident: str, created: int, model: str, text: str, steered: Steered, extension: dict[str, Any],
+                  include_usage: bool) -> AsyncIterator[bytes]:
+    def chunk(delta: Delta, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
+        return ChatCompletionChunk(id=ident, created=created, model=model,
+                                   choices=[ChunkChoice(delta=delta, finish_reason=finish)], **extra)
+
+    yield _sse(chunk(Delta(role="assistant", content="")))
+    for piece in _chunks(text):
+        yield _sse(chunk(Delta(content=piece)))
+    yield _sse(chunk(Delta(), steered.finish_reason, gtalign=extension))
+    if include_usage:
+        yield _sse(ChatCompletionChunk(id=ident, created=created, model=model, choices=[], usage=_usage(steered)))
+    yield b"data: [DONE]\n\n"
+
+
+def _internal_error(exc: Exception) -> Response:
+    return error_response(500, f"Internal server error ({type(exc).__name__}); see the server log.", code="internal_error")
+
+
+def _log_request(
+    key: ApiKey | None, plan: _Plan | None, steered: Steered | None, status: int, started: float, stream: bool
+) -> None:
+    if not _log.isEnabledFor(logging.INFO):
+        return
+    tokens = f"{steered.prompt_tokens}+{steered.completion_tokens}" if steered else "-"
+    _log.info(
+        "chat key=%s policy=%s rule=%s action=%s steering=%s http=%d tokens=%s latency_ms=%.1f stream=%s",
+        key.id if key else "-", plan.pricing if plan else "-", plan.rule if plan else "-",
+        (steered.action or "-") if steered else "-", steered.status if steered else "-", status, tokens,
+        (time.perf_counter() - started) * 1000, str(stream).lower(),
+    )
+
+
+def create_app(config: ServerConfig, backend: ChatBackend | None = None, *, close_backend: bool | None = None) -> FastAPI:
+    """The proxy as a FastAPI app. With ``backend=None`` it builds ``config.backend`` at start-up.
+    ``close_backend``: close the backend at shutdown (default: only one the app built itself).
+
+    Pricing policies are loaded here, so a bad policy name fails before anything listens.
+    """
+    try:
+        welfare_rule(config.rule)
+    except (LookupError, ValueError) as exc:
+        raise ConfigError(f"rule {config.rule!r}: {exc}") from None
+    proxy = _Proxy(
+        config=config,
+        backend=backend,
+        owns_backend=backend is None if close_backend is None else close_backend,
+        policies=load_policies(config.pricing_names()),
+        keys={digest(key.secret): key for key in config.keys},
+        rules=frozenset(REGISTRY.names("welfare")),
+        gate=ConcurrencyGate(config.max_concurrency, max_queue=config.max_queue, queue_timeout=config.queue_timeout),
+        created=int(time.time()),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if proxy.backend is None:
+            proxy.backend = await asyncio.to_thread(build_backend, config)
+        try:
+            yield
+        finally:
+            if proxy.owns_backend and proxy.backend is not None:
+                await proxy.backend.aclose()
+                proxy.backend = None
+
+    app = FastAPI(title="gtalign steering proxy", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.proxy = proxy
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        message = f"No route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
+        return error_response(exc.status_code, message, code=code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(400, f"Invalid request: {exc.errors()[0].get('msg', 'invalid value')}", code="invalid_value")
+
+    @app.exception_handler(ProxyError)
+    async def proxy_error(request: Request, exc: ProxyError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        return _internal_error(exc)  # the server logs the traceback (Starlette re-raises after this)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        return JSONResponse({
+            "status": "ok",
+            "model": config.model_name,
+            "backend": proxy.backend.name if proxy.backend is not None else None,
+            "in_flight": proxy.gate.in_flight,
+            "max_concurrency": config.max_concurrency,
+            "requests": {str(status): n for status, n in sorted(proxy.stats.by_status.items())},
+            "version": __version__,
+        })
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        proxy.authenticate(request)
+        listing = ModelList(data=[ModelCard(id=config.model_name, created=proxy.created)])
+        return Response(listing.model_dump_json(), media_type="application/json")
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str, request: Request) -> Response:
+        proxy.authenticate(request)
+        if model_id != config.model_name:
+            raise ProxyError(404, f"The model '{model_id}' does not exist; this server serves '{config.model_name}'.",
+                             code="model_not_found", param="model")
+        return Response(ModelCard(id=config.model_name, created=proxy.created).model_dump_json(), media_type="application/json")
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        started = time.perf_counter()
+        key: ApiKey | None = None
+        plan: _Plan | None = None
+        steered: Steered | None = None
+        stream = False
+        try:
+            key = proxy.authenticate(request)
+            chat = _parse(await _read_body(request, config.max_request_bytes))
+            stream = chat.stream
+            plan = _plan(proxy, key, chat)
+            steered = await _run(proxy, plan)
+            if steered.status == "failed":
+                raise ProxyError(502, f"The model backend failed: {steered.reason or 'no reason given'}", code="backend_failed")
+        except ProxyError as exc:
+            proxy.stats.count(exc.status)
+            _log_request(key, plan, steered, exc.status, started, stream)
+            return exc.response()
+        except Exception as exc:  # a bug: answered here, so the client still gets an OpenAI-style body
+            _log.exception("chat request failed")
+            proxy.stats.count(500)
+            _log_request(key, plan, steered, 500, started, stream)
+            return _internal_error(exc)
+        ident = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        text = _apply_stops(steered.text, plan.stops)
+        extension = dict(steered.record)
+        proxy.stats.count(200)
+        _log_request(key, plan, steered, 200, started, stream)
+        headers = {"x-request-id": ident}
+        if stream:
+            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+            return StreamingResponse(
+                _stream(ident, created, config.model_name, text, steered, extension, include_usage),
+                media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"},
+            )
+        completion = ChatCompletion(
+            id=ident, created=created, model=config.model_name,
+            choices=[Choice(message=ResponseMessage(content=text), finish_reason=steered.finish_reason)],
+            usage=_usage(steered), gtalign=extension,
+        )
+        return Response(completion.model_dump_json(), media_type="application/json", headers=headers)
+
+    return app

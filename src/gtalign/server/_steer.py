@@ -1,0 +1,73 @@
+"""The proxy's one seam to the steering engine: load policies once, build the four-block prompt,
+steer one request, and turn the engine's result into what a chat completion reports (text,
+usage, finish reason, game record).
+
+Clients send ordinary conversations, so the proxy adds the four-block instruction to the last user
+message (`build_messages`, stating the request's welfare rule) and keeps the client's own system
+message when there is one (gtalign's default system message otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gtalign.backends._base import ChatBackend, SamplingParams
+from gtalign.game import DEFAULT_SPACE
+from gtalign.protocol import DEFAULT_SYSTEM, build_messages
+from gtalign.server._config import ConfigError
+from gtalign.steering import PricingPolicy, SteeringEngine, check_policy, load_policy
+
+__all__ = ["Steered", "load_policies", "prompt", "steer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Steered:
+    """One steered answer as the proxy reports it."""
+
+    text: str
+    status: str
+    reason: str
+    action: str | None
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    record: Mapping[str, Any]
+
+
+def load_policies(names: Sequence[str]) -> dict[str, PricingPolicy]:
+    """Each policy name or file resolved (and checked against the strategy space) once at start-up,
+    so a bad one fails before serving rather than on a request."""
+    policies: dict[str, PricingPolicy] = {}
+    for name in names:
+        try:
+            policies[name] = load_policy(name)
+            check_policy(policies[name], DEFAULT_SPACE)
+        except (LookupError, ValueError, OSError) as exc:
+            raise ConfigError(f"pricing policy {name!r}: {exc}") from None
+    return policies
+
+
+def prompt(messages: Sequence[Mapping[str, str]], rule: str) -> list[dict[str, str]]:
+    """The conversation with the four-block instruction; `ValueError` says which message is wrong."""
+    own_system = bool(messages) and messages[0]["role"] == "system"
+    return build_messages(list(messages), system=None if own_system else DEFAULT_SYSTEM, rule=rule)
+
+
+async def steer(
+    backend: ChatBackend, messages: Sequence[Mapping[str, str]], *, policy: PricingPolicy, rule: str, params: SamplingParams
+) -> Steered:
+    """Steer one prompt (from `prompt`). Usage sums every stage: each stage re-reads the prompt."""
+    engine = SteeringEngine(backend, policy, rule=rule, params=params)
+    result = await engine.run(messages)
+    return Steered(
+        text=result.response,
+        status=result.status,
+        reason=result.reason,
+        action=result.chosen_key,
+        finish_reason="length" if any(event.kind == "truncated" for event in result.fallbacks) else "stop",
+        prompt_tokens=sum(stage.tokens_in or 0 for stage in result.stages),
+        completion_tokens=sum(stage.tokens_out or 0 for stage in result.stages),
+        record=result.to_record(),
+    )
