@@ -98,7 +98,7 @@ def test_chat_bad_policy_file_names_file_and_key(tmp_path, capsys):
 def test_chat_help_is_fast_and_light():
     code = (
         "import sys; from gtalign.cli import main; main(['chat', '--help']); "
-        "heavy = [m for m in ('torch', 'transformers', 'rich', 'gtalign.steering', 'gtalign.backends._embedded') "
+        "heavy = [m for m in ('torch', 'transformers', 'gtalign.steering', 'gtalign.backends._embedded') "
         "if m in sys.modules]; print('HEAVY', heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
