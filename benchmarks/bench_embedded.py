@@ -1,0 +1,286 @@
+"""Benchmark: embedded generation speed, memory and load time, against llama.cpp on the same GGUF.
+
+Every phase runs in its own subprocess, so its peak RSS (``ru_maxrss``; tracemalloc misses torch's
+allocations) and its timings are its own:
+
+- ``convert``: the first use on a fresh machine, GGUF -> safetensors into an empty cache;
+- ``embedded``: `EmbeddedBackend` as shipped: the cached load, then greedy decoding of distinct
+  prompts with ``generate_batch`` at each batch size (total tokens/s over all rows), and the same
+  load served to concurrent ``generate`` calls (what a server in front of it sees);
+- ``llamacpp``: llama-cpp-python on the same GGUF with 2 threads, one sequence at a time (the
+  practical ceiling on this CPU), when ``llama_cpp`` is importable;
+- ``--variants``: the backend's knobs (dtype, threads, attention kernel) at batch 1 and 8.
+
+    python benchmarks/bench_embedded.py [--max-tokens 96] [--repeat 2] [--variants] [--out FILE]
+
+Prompts ask for long answers, so rows rarely end early; the tables give the tokens actually
+generated. The load average at the start and end of each phase is printed: on a shared 2-core
+machine other processes distort every figure (see the results file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import importlib.util
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TOPICS = [
+    "a robot who learns to paint", "a lighthouse keeper's last winter", "a city built on the back of a whale",
+    "the first day of a new school", "a dragon who is afraid of heights", "two rival bakers", "a lost letter",
+    "a storm at sea", "a detective who cannot see colours", "a garden on Mars", "an old clockmaker",
+    "a friendship between a fox and a crow", "a train that never stops", "a village without music",
+    "the inventor of the umbrella", "a map that redraws itself",
+]
+LONG_PROMPT_WORDS = 800
+
+
+def _messages(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"Write a long, detailed story about {TOPICS[i % len(TOPICS)]}."}]
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def phase_convert(cache: Path) -> dict[str, Any]:
+    from gtalign.backends._model_store import resolve_model
+
+    started = time.perf_counter()
+    source = resolve_model(None, cache=cache, announce=lambda message: None)
+    return {"seconds": time.perf_counter() - started, "converted_in": source.converted_in, "peak_mb": _peak_mb(),
+            "size_mb": sum(f.stat().st_size for f in source.path.iterdir()) / 2**20}
+
+
+def phase_embedded(cache: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from gtalign.backends._base import SamplingParams
+    from gtalign.backends._embedded import EmbeddedBackend
+
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    backend = EmbeddedBackend(cache_dir=cache, dtype=args.dtype, threads=args.threads, max_batch=max(sizes),
+                              attn_implementation=args.attn)
+    started = time.perf_counter()
+    info = backend.load()
+    load_wall = time.perf_counter() - started
+    params = SamplingParams(max_tokens=args.max_tokens)
+    backend.generate_batch([(_messages(0), "")], SamplingParams(max_tokens=8))
+    rows = []
+    for size in sizes:
+        runs = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            results = backend.generate_batch([(_messages(i), "") for i in range(size)], params)
+            wall = time.perf_counter() - started
+            runs.append((sum(r.tokens_out or 0 for r in results) / wall, sum(r.tokens_out or 0 for r in results), wall))
+        best = max(runs)
+        rows.append({"batch": size, "tok_s": best[0], "tokens": best[1], "wall": best[2],
+                     "per_row_tok_s": best[0] / size})
+    concurrent = None
+    if args.concurrent:
+        async def serve() -> tuple[int, float, set[int]]:
+            started = time.perf_counter()
+            results = await asyncio.gather(*[backend.generate(_messages(i), params=params) for i in range(args.concurrent)])
+            return sum(r.tokens_out or 0 for r in results), time.perf_counter() - started, {int(r.extra["batch_size"]) for r in results}
+
+        tokens, wall, batch_sizes = asyncio.run(serve())
+        concurrent = {"calls": args.concurrent, "tok_s": tokens / wall, "tokens": tokens, "batch_sizes": sorted(batch_sizes)}
+    prefill = None
+    if args.prefill:
+        long_messages = [{"role": "user", "content": " ".join(["The quick brown fox jumps over the lazy dog."] * (LONG_PROMPT_WORDS // 9))}]
+        started = time.perf_counter()
+        result = backend.generate_batch([(long_messages, "")], SamplingParams(max_tokens=1))[0]
+        prefill = {"prompt_tokens": result.tokens_in, "seconds": time.perf_counter() - started}
+    backend.close()
+    return {"load_s": info.seconds, "load_wall_s": load_wall, "dtype": info.dtype, "threads": info.threads,
+            "attn": args.attn or "sdpa", "rows": rows, "concurrent": concurrent, "prefill": prefill,
+            "peak_mb": _peak_mb(), "torch": torch.__version__}
+
+
+def phase_llamacpp(args: argparse.Namespace) -> dict[str, Any]:
+    import llama_cpp
+
+    from gtalign.backends._base import SamplingParams
+    from gtalign.backends._llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(threads=args.threads or 2)
+    load = backend.load()
+    params = SamplingParams(max_tokens=args.max_tokens)
+    backend.generate_sync(_messages(0), "", SamplingParams(max_tokens=8))
+    runs = []
+    for _ in range(args.repeat):
+        tokens, wall = 0, 0.0
+        for i in range(4):
+            started = time.perf_counter()
+            tokens += backend.generate_sync(_messages(i), "", params).tokens_out or 0
+            wall += time.perf_counter() - started
+        runs.append((tokens / wall, tokens, wall))
+    best = max(runs)
+    backend.close()
+    return {"load_s": load, "tok_s": best[0], "tokens": best[1], "wall": best[2], "peak_mb": _peak_mb(),
+            "version": llama_cpp.__version__}
+
+
+def _cpu_idle(seconds: float = 3.0) -> float | None:
+    """The share of CPU time spent idle over ``seconds`` (Linux ``/proc/stat``; None elsewhere)."""
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return fields[3], sum(fields)
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except OSError:
+        return None
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def _wait_idle(limit: float = 600.0) -> None:
+    """Wait (up to ``limit`` s) until the CPUs are at least 90% idle, so other processes on a shared
+    machine do not land in the figures; says so when it gives up."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        idle = _cpu_idle()
+        if idle is None or idle >= 0.9:
+            return
+    print(f"machine still busy after {limit:.0f} s; measuring anyway", file=sys.stderr)
+
+
+def _subprocess(phase: str, cache: Path, extra: list[str], *, wait_idle: bool) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--phase", phase, "--cache", str(cache), *extra]
+    if wait_idle:
+        _wait_idle()
+    before = _load()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"phase {phase} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["loadavg"] = (before, _load())
+    return result
+
+
+def _common(args: argparse.Namespace) -> list[str]:
+    return ["--max-tokens", str(args.max_tokens), "--repeat", str(args.repeat)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the best is kept")
+    parser.add_argument("--batch-sizes", default="1,2,4,8,16")
+    parser.add_argument("--variants", action="store_true", help="also compare dtype, threads and attention kernels")
+    parser.add_argument("--no-llamacpp", action="store_true")
+    parser.add_argument("--out", type=Path, help="write the Markdown report here too")
+    parser.add_argument("--wait-idle", action="store_true", help="before each phase, wait until the CPUs are >= 90%% idle")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--attn", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrent", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--prefill", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.phase:
+        phases = {"convert": lambda: phase_convert(args.cache), "embedded": lambda: phase_embedded(args.cache, args),
+                  "llamacpp": lambda: phase_llamacpp(args)}
+        print(json.dumps(phases[args.phase]()))
+        return
+
+    run = functools.partial(_subprocess, wait_idle=args.wait_idle)
+    lines: list[str] = []
+
+    def say(line: str = "") -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    command = "python benchmarks/bench_embedded.py " + " ".join(sys.argv[1:])
+    with tempfile.TemporaryDirectory(prefix="gtalign-bench-") as tmp:
+        cache = Path(tmp)
+        convert = run("convert", cache, [])
+        cached = run("embedded", cache, [*_common(args), "--batch-sizes", args.batch_sizes, "--concurrent", "8", "--prefill"])
+        llama = None
+        if not args.no_llamacpp and importlib.util.find_spec("llama_cpp") is not None:
+            llama = run("llamacpp", cache, _common(args))
+        variants = []
+        if args.variants:
+            for dtype in ("bfloat16", "float32"):
+                for threads in ("1", "2"):
+                    for attn in ("sdpa", "eager"):
+                        variants.append(run("embedded", cache, [*_common(args), "--batch-sizes", "1,8",
+                                                                        "--dtype", dtype, "--threads", threads, "--attn", attn]))
+
+    say(f"Command: `{command}`")
+    say()
+    say(f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"torch {cached['torch']}, max_tokens {args.max_tokens}, best of {args.repeat}.")
+    say()
+    say("### Load")
+    say()
+    say("| step | seconds | peak RSS (MB) | load avg before/after |")
+    say("|---|---:|---:|---|")
+    say(f"| first use: GGUF -> safetensors ({convert['size_mb']:.0f} MB written) | {convert['converted_in']:.1f} | "
+        f"{convert['peak_mb']:.0f} | {convert['loadavg'][0]} / {convert['loadavg'][1]} |")
+    say(f"| cached load (safetensors -> {cached['dtype']}) | {cached['load_s']:.2f} | - | - |")
+    if llama:
+        say(f"| llama.cpp load (GGUF) | {llama['load_s']:.2f} | - | - |")
+    say()
+    say(f"### Generation (greedy, distinct prompts, {cached['dtype']}, {cached['threads']} threads, {cached['attn']})")
+    say()
+    say("| engine | batch | tokens | wall (s) | total tok/s | tok/s per sequence | peak RSS (MB) |")
+    say("|---|---:|---:|---:|---:|---:|---:|")
+    for row in cached["rows"]:
+        say(f"| embedded (transformers) | {row['batch']} | {row['tokens']} | {row['wall']:.2f} | {row['tok_s']:.1f} | "
+            f"{row['per_row_tok_s']:.1f} | {cached['peak_mb']:.0f} |")
+    if cached["concurrent"]:
+        c = cached["concurrent"]
+        say(f"| embedded, {c['calls']} concurrent `generate` calls (batched as {c['batch_sizes']}) | - | {c['tokens']} | - | "
+            f"{c['tok_s']:.1f} | - | - |")
+    if llama:
+        say(f"| llama.cpp {llama['version']} (2 threads) | 1 | {llama['tokens']} | {llama['wall']:.2f} | {llama['tok_s']:.1f} | "
+            f"{llama['tok_s']:.1f} | {llama['peak_mb']:.0f} |")
+    say()
+    best = max(cached["rows"], key=lambda r: r["tok_s"])
+    say(f"Best embedded batch: {best['batch']} at {best['tok_s']:.1f} tok/s total.")
+    if llama:
+        ratio = llama["tok_s"] / best["tok_s"]
+        verdict = "met" if ratio <= 1.5 else "not met"
+        say(f"llama.cpp batch 1: {llama['tok_s']:.1f} tok/s; ratio llama.cpp / best embedded = {ratio:.2f} "
+            f"(target <= 1.5: {verdict}).")
+    if cached["prefill"]:
+        p = cached["prefill"]
+        say(f"Prompt processing: {p['prompt_tokens']} prompt tokens + 1 new token in {p['seconds']:.2f} s "
+            f"({p['prompt_tokens'] / p['seconds']:.0f} prompt tok/s, batch 1).")
+    say(f"Load average during the generation phase: {cached['loadavg'][0]} / {cached['loadavg'][1]}.")
+    if variants:
+        say()
+        say("### Knobs (total tok/s at batch 1 and 8)")
+        say()
+        say("| dtype | threads | attention | cached load (s) | batch 1 | batch 8 | peak RSS (MB) | load avg |")
+        say("|---|---:|---|---:|---:|---:|---:|---|")
+        for v in variants:
+            one, eight = v["rows"][0]["tok_s"], v["rows"][1]["tok_s"]
+            say(f"| {v['dtype']} | {v['threads']} | {v['attn']} | {v['load_s']:.2f} | {one:.1f} | {eight:.1f} | "
+                f"{v['peak_mb']:.0f} | {v['loadavg'][0]} / {v['loadavg'][1]} |")
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

