@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gtalign.cli._args import non_negative_float, positive_int
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -51,24 +53,8 @@ record says why); 2 usage error.
 """
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
 
 
 def _int(text: str) -> int:
@@ -125,9 +111,9 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                        help="server at the URL (vllm, sglang, llama.cpp, ollama, ... or auto): decides how the "
                        "partial assistant turn is continued (default: auto)")
     decoding = parser.add_argument_group("decoding")
-    decoding.add_argument("--max-tokens", type=_positive, default=512, metavar="N",
+    decoding.add_argument("--max-tokens", type=positive_int, default=512, metavar="N",
                           help="token budget of the whole answer, both stages together (default: 512)")
-    decoding.add_argument("--temperature", type=_temperature, default=0.0, metavar="T",
+    decoding.add_argument("--temperature", type=non_negative_float, default=0.0, metavar="T",
                           help="sampling temperature; 0 is greedy (default: 0)")
     decoding.add_argument("--seed", type=_int, metavar="S", help="sampling seed (a retry uses S+1)")
     parser.add_argument("--json", action="store_true", help="print the game record as one JSON object")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from gtalign import __version__
 from gtalign._registry import REGISTRY
+from gtalign.cli._args import non_negative_int, positive_int
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "UsageError", "build_parser", "main"]
 
@@ -74,24 +75,8 @@ ground truth and a judge_verdict, its reward under --preset is shown too.
 """
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
 
 
 def _add_score(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -120,13 +105,13 @@ def _add_score(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     judge.add_argument("--judge-model", metavar="NAME", help="model name served at the --judge URL")
     judge.add_argument("--judge-api-key-env", metavar="VAR", help="environment variable holding the API key for the --judge URL")
-    judge.add_argument("--judge-concurrency", type=_positive, metavar="N", help="judge requests in flight at once (URL judges)")
+    judge.add_argument("--judge-concurrency", type=positive_int, metavar="N", help="judge requests in flight at once (URL judges)")
     cache = judge.add_mutually_exclusive_group()
     cache.add_argument("--judge-cache", metavar="PATH", help="verdict cache file for URL judges (default: gtalign's cache dir)")
     cache.add_argument("--no-judge-cache", action="store_true", help="do not read or write the verdict cache")
     parser.add_argument("--split", metavar="NAME", help="dataset split (datasets with several splits)")
     parser.add_argument(
-        "--batch-size", type=_positive, default=256, metavar="N",
+        "--batch-size", type=positive_int, default=256, metavar="N",
         help="rows per scoring batch; memory stays constant in the number of rows. Presets that "
         "normalise per batch (paper-ablation) normalise within these batches (default: 256)",
     )
@@ -147,7 +132,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", nargs="?", default="-", metavar="FILE", help="completion text, JSONL rows, or '-' for stdin (default)")
-    parser.add_argument("--row", type=_positive, metavar="N", help="row number in a JSONL file, from 1 (default: 1)")
+    parser.add_argument("--row", type=positive_int, metavar="N", help="row number in a JSONL file, from 1 (default: 1)")
     parser.add_argument(
         "--rule", default="sum", metavar="RULE",
         help=f"welfare rule for the table and the choice: {', '.join(REGISTRY.names('welfare'))} "
@@ -156,7 +141,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("--preset", default="paper", metavar="NAME", help="preset for the row's reward, when it can be scored (default: paper)")
     parser.add_argument("--json", action="store_true", help="print the same information as one JSON object")
     parser.add_argument(
-        "--max-chars", type=_non_negative, default=600, metavar="N",
+        "--max-chars", type=non_negative_int, default=600, metavar="N",
         help="show at most N characters of each block (0: all; --json is never cut) (default: 600)",
     )
     parser.set_defaults(handler=_run_inspect)

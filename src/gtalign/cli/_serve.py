@@ -14,6 +14,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
+from gtalign.cli._args import non_negative_int, positive_int
 from gtalign.server._config import DEFAULT_KEYS_ENV, ServerConfig
 
 __all__ = ["configure", "options_from_args", "run"]
@@ -48,24 +49,8 @@ key file/variable < flags.
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -79,14 +64,14 @@ def _seconds(text: str) -> float:
 
 
 _LIMITS = (
-    ("--max-request-bytes", _positive_int, "N", "larger bodies get 413"),
-    ("--max-tokens", _positive_int, "N", "largest max_tokens a request may ask for; more gets 400"),
-    ("--default-max-tokens", _positive_int, "N", "max_tokens of requests that give none"),
+    ("--max-request-bytes", positive_int, "N", "larger bodies get 413"),
+    ("--max-tokens", positive_int, "N", "largest max_tokens a request may ask for; more gets 400"),
+    ("--default-max-tokens", positive_int, "N", "max_tokens of requests that give none"),
     ("--timeout", _seconds, "S", "seconds steering may take; then 504"),
-    ("--max-concurrency", _positive_int, "N", "requests steered at once"),
-    ("--max-queue", _non_negative_int, "N", "requests that may wait for a slot; beyond them 429 at once"),
+    ("--max-concurrency", positive_int, "N", "requests steered at once"),
+    ("--max-queue", non_negative_int, "N", "requests that may wait for a slot; beyond them 429 at once"),
     ("--queue-timeout", _seconds, "S", "longest wait for a slot before 429"),
-    ("--retry-after", _positive_int, "S", "Retry-After seconds sent with 429"),
+    ("--retry-after", positive_int, "S", "Retry-After seconds sent with 429"),
 )
 
 _FLAG_FIELDS = tuple(f.name for f in fields(ServerConfig) if f.name != "keys")
@@ -94,7 +79,7 @@ _FLAG_FIELDS = tuple(f.name for f in fields(ServerConfig) if f.name != "keys")
 
 
 def _port(text: str) -> int:
-    value = _non_negative_int(text)
+    value = non_negative_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"expected a port in 0..65535, got {value}")
     return value
