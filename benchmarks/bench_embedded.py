@@ -9,9 +9,11 @@ allocations) and its timings are its own:
   load served to concurrent ``generate`` calls (what a server in front of it sees);
 - ``llamacpp``: llama-cpp-python on the same GGUF with 2 threads, one sequence at a time (the
   practical ceiling on this CPU), when ``llama_cpp`` is importable;
-- ``--variants``: the backend's knobs (dtype, threads, attention kernel) at batch 1 and 8.
+- ``--variants``: the backend's knobs (dtype, threads, attention kernel) at batch 1 and 8;
+- ``--contention``: 1 and 2 threads with and without one other busy process (a Python busy loop
+  this script starts and stops), for both engines: what a shared machine does to each.
 
-    python benchmarks/bench_embedded.py [--max-tokens 96] [--repeat 2] [--variants] [--out FILE]
+    python benchmarks/bench_embedded.py [--max-tokens 96] [--repeat 2] [--variants] [--contention] [--out FILE]
 
 Prompts ask for long answers, so rows rarely end early; the tables give the tokens actually
 generated. The load average at the start and end of each phase is printed: on a shared 2-core
@@ -185,6 +187,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the best is kept")
     parser.add_argument("--batch-sizes", default="1,2,4,8,16")
     parser.add_argument("--variants", action="store_true", help="also compare dtype, threads and attention kernels")
+    parser.add_argument("--contention", action="store_true", help="also measure threads 1/2 beside one busy process")
     parser.add_argument("--no-llamacpp", action="store_true")
     parser.add_argument("--out", type=Path, help="write the Markdown report here too")
     parser.add_argument("--wait-idle", action="store_true", help="before each phase, wait until the CPUs are >= 90%% idle")
@@ -226,6 +229,26 @@ def main() -> None:
                         variants.append(run("embedded", cache, [*_common(args), "--batch-sizes", "1,8",
                                                                         "--dtype", dtype, "--threads", threads, "--attn", attn]))
 
+        contention = []
+        if args.contention:
+            for threads in ("1", "2"):
+                for busy in (False, True):
+                    if args.wait_idle:
+                        _wait_idle()
+                    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+                    try:
+                        row = {"threads": threads, "busy": busy,
+                               "embedded": _subprocess("embedded", cache, [*_common(args), "--batch-sizes", "1,8",
+                                                                           "--threads", threads], wait_idle=False)}
+                        if llama is not None:
+                            row["llamacpp"] = _subprocess("llamacpp", cache, [*_common(args), "--threads", threads],
+                                                          wait_idle=False)
+                    finally:
+                        if burner is not None:
+                            burner.kill()
+                            burner.wait()
+                    contention.append(row)
+
     say(f"Command: `{command}`")
     say()
     say(f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
@@ -233,17 +256,17 @@ def main() -> None:
     say()
     say("### Load")
     say()
-    say("| step | seconds | peak RSS (MB) | load avg before/after |")
+    say("| step | seconds | peak RSS (MiB) | load avg before/after |")
     say("|---|---:|---:|---|")
-    say(f"| first use: GGUF -> safetensors ({convert['size_mb']:.0f} MB written) | {convert['converted_in']:.1f} | "
+    say(f"| first use: GGUF -> safetensors ({convert['size_mb']:.0f} MiB written) | {convert['converted_in']:.1f} | "
         f"{convert['peak_mb']:.0f} | {convert['loadavg'][0]} / {convert['loadavg'][1]} |")
-    say(f"| cached load (safetensors -> {cached['dtype']}) | {cached['load_s']:.2f} | - | - |")
+    say(f"| cached load in a fresh process (safetensors -> {cached['dtype']}) | {cached['load_s']:.2f} | - | - |")
     if llama:
         say(f"| llama.cpp load (GGUF) | {llama['load_s']:.2f} | - | - |")
     say()
     say(f"### Generation (greedy, distinct prompts, {cached['dtype']}, {cached['threads']} threads, {cached['attn']})")
     say()
-    say("| engine | batch | tokens | wall (s) | total tok/s | tok/s per sequence | peak RSS (MB) |")
+    say("| engine | batch | tokens | wall (s) | total tok/s | tok/s per sequence | peak RSS (MiB) |")
     say("|---|---:|---:|---:|---:|---:|---:|")
     for row in cached["rows"]:
         say(f"| embedded (transformers) | {row['batch']} | {row['tokens']} | {row['wall']:.2f} | {row['tok_s']:.1f} | "
@@ -272,12 +295,22 @@ def main() -> None:
         say()
         say("### Knobs (total tok/s at batch 1 and 8)")
         say()
-        say("| dtype | threads | attention | cached load (s) | batch 1 | batch 8 | peak RSS (MB) | load avg |")
+        say("| dtype | threads | attention | cached load (s) | batch 1 | batch 8 | peak RSS (MiB) | load avg |")
         say("|---|---:|---|---:|---:|---:|---:|---|")
         for v in variants:
             one, eight = v["rows"][0]["tok_s"], v["rows"][1]["tok_s"]
             say(f"| {v['dtype']} | {v['threads']} | {v['attn']} | {v['load_s']:.2f} | {one:.1f} | {eight:.1f} | "
                 f"{v['peak_mb']:.0f} | {v['loadavg'][0]} / {v['loadavg'][1]} |")
+    if contention:
+        say()
+        say("### Threads on a shared machine (total tok/s; busy = one other process spinning on a core)")
+        say()
+        say("| threads | other busy process | embedded batch 1 | embedded batch 8 | llama.cpp batch 1 |")
+        say("|---:|---|---:|---:|---:|")
+        for row in contention:
+            e = row["embedded"]["rows"]
+            lc = f"{row['llamacpp']['tok_s']:.1f}" if "llamacpp" in row else "-"
+            say(f"| {row['threads']} | {'yes' if row['busy'] else 'no'} | {e[0]['tok_s']:.1f} | {e[1]['tok_s']:.1f} | {lc} |")
     if args.out:
         args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

