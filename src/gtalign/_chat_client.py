@@ -349,7 +349,7 @@ def _limits_for(config: ClientConfig) -> _Limits:
             f"{config.base_url} model {config.model!r} is already limited to concurrency={limits.concurrency}, "
             f"rpm={limits.rpm} by another client in this event loop; keeping those (asked: "
             f"concurrency={config.concurrency}, rpm={config.rpm}). Give both clients the same limits.",
-            stacklevel=3,
+            stacklevel=4,
         )
     return limits
 
@@ -596,6 +596,75 @@ class _StreamAttempt:
         )
 
 
+class _Attempts:
+    """The attempt schedule of one call, the same for plain and streamed requests: each slot from
+    `slots` is one attempt inside the concurrency slot (after the RPM limiter) and yields the seconds
+    it may take; the caller sets ``outcome``. A ``retry`` outcome is waited out (backoff or
+    Retry-After, outside the slot) while retries and the total timeout allow; when the slots end,
+    ``result`` holds the `ChatResult`. ``deadline`` (loop time) starts with the first attempt."""
+
+    result: ChatResult
+
+    def __init__(self, client: ChatClient) -> None:
+        self._client = client
+        self.deadline = math.inf
+        self.outcome: _Outcome | None = None
+
+    async def slots(self) -> AsyncGenerator[float, None]:
+        """Use under `contextlib.aclosing`, so that leaving early frees the concurrency slot at once."""
+        client, cfg = self._client, self._client.config
+        limits = _limits_for(cfg)
+        loop = asyncio.get_running_loop()
+        started: float | None = None
+        attempts = 0
+        waited = 0.0
+        while True:
+            async with limits.semaphore:
+                if limits.limiter is not None:
+                    await limits.limiter.acquire(client._sleep)
+                now = loop.time()
+                if started is None:
+                    started, self.deadline = now, now + cfg.total_timeout
+                if self.deadline - now <= 0:
+                    reason = f"total timeout of {cfg.total_timeout:g}s reached after {attempts} attempts"
+                    self.result = _result(_Outcome("final", "failed", reason), now - started, waited, attempts)
+                    return
+                attempts += 1
+                yield min(cfg.attempt_timeout, self.deadline - now)
+            outcome, self.outcome = self.outcome, None
+            assert outcome is not None, "an attempt ended without setting its outcome"
+            if outcome.kind == "retry":
+                wait = client._wait(attempts, outcome.retry_after)
+                if attempts > cfg.max_retries:
+                    stop = f"gave up after {attempts} attempts (max_retries={cfg.max_retries})"
+                elif loop.time() + wait > self.deadline:
+                    stop = f"total timeout of {cfg.total_timeout:g}s would pass during a {wait:.2f}s retry wait after {attempts} attempts"
+                else:
+                    await client._sleep(wait)
+                    waited += wait
+                    continue
+                outcome = _Outcome("final", "failed", f"{stop}; last error: {outcome.reason}", http_status=outcome.http_status)
+            self.result = _result(outcome, loop.time() - started, waited, attempts)
+            return
+
+
+def _result(outcome: _Outcome, latency: float, waited: float, attempts: int) -> ChatResult:
+    return ChatResult(
+        status=outcome.status,
+        text=outcome.text,
+        reasoning=outcome.reasoning,
+        finish_reason=outcome.finish_reason,
+        reason=outcome.reason,
+        tokens_in=outcome.tokens_in,
+        tokens_out=outcome.tokens_out,
+        latency=latency,
+        waited=waited,
+        attempts=attempts,
+        http_status=outcome.http_status,
+        stop=outcome.stop,
+    )
+
+
 class ChatClient:
     """Async chat completions against one OpenAI-compatible server and model.
 
@@ -759,44 +828,11 @@ class ChatClient:
         return Probe(url, response.status_code, data)
 
     async def _call(self, body: bytes, path: Endpoint = "/chat/completions") -> ChatResult:
-        cfg = self.config
-        limits = _limits_for(cfg)
-        loop = asyncio.get_running_loop()
-        started: float | None = None
-        deadline = math.inf
-        attempts = 0
-        waited = 0.0
-        while True:
-            async with limits.semaphore:
-                if limits.limiter is not None:
-                    await limits.limiter.acquire(self._sleep)
-                now = loop.time()
-                if started is None:
-                    started, deadline = now, now + cfg.total_timeout
-                if deadline - now <= 0:
-                    reason = f"total timeout of {cfg.total_timeout:g}s reached after {attempts} attempts"
-                    return self._result(_Outcome("final", "failed", reason), now - started, waited, attempts)
-                attempts += 1
-                outcome = await self._attempt(body, min(cfg.attempt_timeout, deadline - now), path)
-            if outcome.kind == "final":
-                return self._result(outcome, loop.time() - started, waited, attempts)
-            wait, failure = self._retry_wait(outcome, attempts, deadline)
-            if failure is not None:
-                return self._result(failure, loop.time() - started, waited, attempts)
-            await self._sleep(wait)
-            waited += wait
-
-    def _retry_wait(self, outcome: _Outcome, attempts: int, deadline: float) -> tuple[float, _Outcome | None]:
-        """Seconds to wait before retrying ``outcome``, or the final failure when no retry is left."""
-        cfg = self.config
-        wait = self._wait(attempts, outcome.retry_after)
-        if attempts > cfg.max_retries:
-            stop = f"gave up after {attempts} attempts (max_retries={cfg.max_retries})"
-        elif asyncio.get_running_loop().time() + wait > deadline:
-            stop = f"total timeout of {cfg.total_timeout:g}s would pass during a {wait:.2f}s retry wait after {attempts} attempts"
-        else:
-            return wait, None
-        return wait, _Outcome("final", "failed", f"{stop}; last error: {outcome.reason}", http_status=outcome.http_status)
+        attempts = _Attempts(self)
+        async with contextlib.aclosing(attempts.slots()) as slots:
+            async for timeout in slots:
+                attempts.outcome = await self._attempt(body, timeout, path)
+        return attempts.result
 
     def _wait(self, attempts: int, retry_after: float | None) -> float:
         """Seconds before the next attempt: the server's wish (capped), else full-jitter backoff."""
@@ -835,43 +871,20 @@ class ChatClient:
 
     async def _stream_source(self, body: bytes, path: Endpoint) -> AsyncGenerator[str | ChatResult, None]:
         """`_call` for streams: the same limits, deadline and retries; text is handed out as it comes."""
-        cfg = self.config
-        limits = _limits_for(cfg)
-        loop = asyncio.get_running_loop()
-        started: float | None = None
-        deadline = math.inf
-        attempts = 0
-        waited = 0.0
-        while True:
-            async with limits.semaphore:
-                if limits.limiter is not None:
-                    await limits.limiter.acquire(self._sleep)
-                now = loop.time()
-                if started is None:
-                    started, deadline = now, now + cfg.total_timeout
-                if deadline - now <= 0:
-                    reason = f"total timeout of {cfg.total_timeout:g}s reached after {attempts} attempts"
-                    yield self._result(_Outcome("final", "failed", reason), now - started, waited, attempts)
-                    return
-                attempts += 1
+        attempts = _Attempts(self)
+        async with contextlib.aclosing(attempts.slots()) as slots:
+            async for _timeout in slots:
                 attempt = _StreamAttempt()
-                async with contextlib.aclosing(self._stream_attempt(body, path, deadline, attempt)) as deltas:
+                async with contextlib.aclosing(self._stream_attempt(body, path, attempts.deadline, attempt)) as deltas:
                     async for delta in deltas:
                         yield delta
-            outcome = attempt.outcome or _Outcome("retry", "failed", "the stream ended without an answer")
-            if outcome.kind == "retry" and attempt.parts:
-                shown = sum(map(len, attempt.parts))
-                reason = f"the stream broke after {shown} characters had been handed out, so it is not retried: {outcome.reason}"
-                outcome = _Outcome("final", "failed", reason, http_status=outcome.http_status)
-            if outcome.kind == "final":
-                yield self._result(outcome, loop.time() - started, waited, attempts)
-                return
-            wait, failure = self._retry_wait(outcome, attempts, deadline)
-            if failure is not None:
-                yield self._result(failure, loop.time() - started, waited, attempts)
-                return
-            await self._sleep(wait)
-            waited += wait
+                outcome = attempt.outcome or _Outcome("retry", "failed", "the stream ended without an answer")
+                if outcome.kind == "retry" and attempt.parts:
+                    shown = sum(map(len, attempt.parts))
+                    reason = f"the stream broke after {shown} characters had been handed out, so it is not retried: {outcome.reason}"
+                    outcome = _Outcome("final", "failed", reason, http_status=outcome.http_status)
+                attempts.outcome = outcome
+        yield attempts.result
 
     async def _stream_attempt(self, body: bytes, path: Endpoint, deadline: float, attempt: _StreamAttempt) -> AsyncGenerator[str, None]:
         """One streamed attempt: yields text deltas and leaves its classified end in ``attempt.outcome``."""
@@ -911,20 +924,3 @@ class ChatClient:
                     await response.aclose()
         except (TimeoutError, httpx.HTTPError) as exc:
             attempt.outcome = self._transport_failure(exc, timeout)
-
-    @staticmethod
-    def _result(outcome: _Outcome, latency: float, waited: float, attempts: int) -> ChatResult:
-        return ChatResult(
-            status=outcome.status,
-            text=outcome.text,
-            reasoning=outcome.reasoning,
-            finish_reason=outcome.finish_reason,
-            reason=outcome.reason,
-            tokens_in=outcome.tokens_in,
-            tokens_out=outcome.tokens_out,
-            latency=latency,
-            waited=waited,
-            attempts=attempts,
-            http_status=outcome.http_status,
-            stop=outcome.stop,
-        )
