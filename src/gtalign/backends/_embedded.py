@@ -12,6 +12,11 @@ so unrelated requests can share a batch. Sampling draws from a per-row generator
 depends on its seed and not on the other rows' draws. What remains is arithmetic: in fp32 a row
 decodes identically alone or in any batch; in bf16 another batch shape rounds differently, so a
 near-tie between two tokens can go either way (tests/backends/test_embedded.py shows both).
+
+A caller that gives up (a cancelled ``generate``, a timeout, a stream closed early) takes its row
+out of the work: dropped if still queued, ended at the next decoding step otherwise, so the CPU
+goes back to the other rows of its batch and to the queue. `EmbeddedBackend.stream` yields a row's
+text while it is decoded, from the same batches.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,7 @@ try:
 except ImportError as exc:
     raise ImportError(f"the embedded backend needs torch and transformers ({exc}): pip install 'gtalign[embedded]'") from exc
 
+from gtalign._chat_client import TextStream
 from gtalign.backends._base import Generation, Message, SamplingParams
 from gtalign.backends._model_store import DEFAULT_MODEL_NAME, Announce, ModelSource, resolve_model
 
@@ -112,15 +118,62 @@ class _Engine:
     info: LoadInfo
 
 
+class _Relay:
+    """A streamed row's text on its way from the worker thread to the event loop reading it.
+
+    `offer` gets the row's whole text so far at every step and sends on only what is new and
+    final: never a trailing U+FFFD (a character whose bytes are split across tokens) nor a tail
+    that could be the start of a stop string, so the pieces add up to `Generation.text`. The
+    job's future, once done, follows the pieces on the same queue.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stops: Sequence[str]) -> None:
+        self.loop = loop
+        self.stops = tuple(s for s in stops if s)
+        self.items: asyncio.Queue[str | concurrent.futures.Future[Generation]] = asyncio.Queue()
+        self.sent = ""
+
+    def offer(self, text: str) -> None:
+        text = text.rstrip("\ufffd")
+        if any(stop in text for stop in self.stops):
+            return  # the row ends at this step: `finish` sends the text up to the stop string
+        keep = max((k for stop in self.stops for k in range(1, len(stop)) if text.endswith(stop[:k])), default=0)
+        self._send(text[: len(text) - keep])
+
+    def finish(self, result: Generation) -> None:
+        if result.ok and not result.text.startswith(self.sent):
+            _log.warning("embedded stream: the streamed text %r is not a prefix of the final text %r", self.sent, result.text)
+        self._send(result.text)
+
+    def put(self, item: str | concurrent.futures.Future[Generation]) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.items.put_nowait, item)
+        except RuntimeError:  # the loop has closed: nobody is reading any more
+            pass
+
+    def _send(self, text: str) -> None:
+        if len(text) > len(self.sent) and text.startswith(self.sent):
+            self.put(text[len(self.sent):])
+            self.sent = text
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """One row waiting for the worker; the future receives its `Generation`."""
+    """One row waiting for the worker; the future receives its `Generation`, the relay (for a
+    stream) its text as it is decoded. ``cancelled`` is set when the caller gives up."""
 
     messages: Sequence[Message]
     prefill: str
     params: SamplingParams
     future: concurrent.futures.Future[Generation]
+    relay: _Relay | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.perf_counter)
+
+    def cancel(self) -> None:
+        """Drop the job if it is still queued; a row being decoded ends at the next step."""
+        self.cancelled.set()
+        self.future.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,31 +216,52 @@ class _RowSampler(LogitsProcessor):
 
 
 class _RowStops(StoppingCriteria):
-    """Per-row end of generation: the row's token limit, or one of its stop strings appearing in
-    its decoded new text. Only the last few tokens are decoded each step (enough to hold any stop
-    string plus a token overhanging each end), so the check costs the same at every length."""
+    """Per-row end of generation: the caller gave up, the row's token limit, or one of its stop
+    strings appearing in its decoded new text. Only the last few tokens are decoded each step
+    (enough to hold any stop string plus a token overhanging each end), so the check costs the
+    same at every length. Runs after every step, so it also hands streamed rows their text."""
 
-    def __init__(self, tokenizer: Any, prompt_width: int, rows: Sequence[_Row]) -> None:
+    def __init__(self, tokenizer: Any, prompt_width: int, rows: Sequence[_Row], eos_ids: frozenset[int]) -> None:
         self.tokenizer = tokenizer
         self.prompt_width = prompt_width
+        self.eos_ids = eos_ids
         self.limits = [row.max_tokens for row in rows]
         self.stops = [tuple(s for s in row.job.params.stop if s) for row in rows]
         self.windows = [max((len(s.encode()) for s in stops), default=0) + 2 for stops in self.stops]
+        self.gave_up = [row.job.cancelled for row in rows]
+        self.relays = [row.job.relay for row in rows]
         self.done_at: list[int | None] = [None] * len(rows)
+        self.cancelled = [False] * len(rows)
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         produced = input_ids.shape[1] - self.prompt_width
         for row, stops in enumerate(self.stops):
             if self.done_at[row] is not None:
                 continue
-            if produced >= self.limits[row]:
+            if self.gave_up[row].is_set():
+                self.done_at[row], self.cancelled[row] = produced, True
+            elif produced >= self.limits[row]:
                 self.done_at[row] = produced
             elif stops:
                 start = max(self.prompt_width, input_ids.shape[1] - self.windows[row])
                 tail = self.tokenizer.decode(input_ids[row, start:].tolist(), skip_special_tokens=True)
                 if any(s in tail for s in stops):
                     self.done_at[row] = produced
+            if self.done_at[row] is None and self.relays[row] is not None:
+                self._relay(input_ids, row)
         return torch.tensor([at is not None for at in self.done_at], device=input_ids.device)
+
+    def _relay(self, input_ids: torch.LongTensor, row: int) -> None:
+        """Decode the row's new tokens whole (a character split across tokens comes out right once
+        its last byte is in) and offer the text; after end of turn there is nothing more to send."""
+        relay = self.relays[row]
+        assert relay is not None
+        ids = input_ids[row, self.prompt_width:].tolist()
+        ended = next((i for i, token in enumerate(ids) if token in self.eos_ids), None)
+        if ended is not None:
+            self.relays[row] = None
+            ids = ids[:ended]
+        relay.offer(self.tokenizer.decode(ids, skip_special_tokens=True))
 
 
 class EmbeddedBackend:
@@ -247,6 +321,8 @@ class EmbeddedBackend:
         self._batch_ids = itertools.count(1)
         self.batches_run = 0
         """Batches decoded so far (each `Generation.extra` also carries its ``batch_id`` and ``batch_size``)."""
+        self.rows_cancelled = 0
+        """Calls whose caller gave up before they ended: dropped from the queue or cut short in a batch."""
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -332,8 +408,31 @@ class EmbeddedBackend:
         params: SamplingParams = SamplingParams(),
     ) -> Generation:
         """One call; joins whatever batch the worker is forming. Model problems come back as a
-        non-ok `Generation`; a missing model raises (`ModelStoreError` says what to install)."""
-        return await asyncio.wrap_future(self._submit(messages, prefill, params))
+        non-ok `Generation`; a missing model raises (`ModelStoreError` says what to install).
+
+        Cancelling the call (a timeout, a client gone) takes its row out: a queued call is never
+        decoded, a call being decoded stops at the next token and its batch goes on without it.
+        """
+        job = self._submit(messages, prefill, params)
+        try:
+            return await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        prefill: str = "",
+        params: SamplingParams = SamplingParams(),
+    ) -> TextStream[Generation]:
+        """`generate`, streamed: ``async for delta in backend.stream(...)`` yields the new text as the
+        model writes it; ``.result`` then holds the `Generation` (the same one `generate` returns,
+        and the deltas add up to its text). The call joins batches like any other; closing the
+        stream early (`TextStream.aclose`, ``async with``) cancels it as a cancelled `generate` is.
+        """
+        return TextStream(self._stream_source(messages, prefill, params))
 
     def generate_batch(
         self,
@@ -350,7 +449,7 @@ class EmbeddedBackend:
             row_params = params
             if params.seed is not None and params.temperature > 0:
                 row_params = dataclasses.replace(params, seed=params.seed + i)
-            futures.append(self._submit(messages, prefill, row_params))
+            futures.append(self._submit(messages, prefill, row_params).future)
         return [future.result() for future in futures]
 
     async def aclose(self) -> None:
@@ -368,14 +467,32 @@ class EmbeddedBackend:
 
     # -- the worker ---------------------------------------------------------------------------
 
-    def _submit(self, messages: Sequence[Message], prefill: str, params: SamplingParams) -> concurrent.futures.Future[Generation]:
-        future: concurrent.futures.Future[Generation] = concurrent.futures.Future()
+    async def _stream_source(
+        self, messages: Sequence[Message], prefill: str, params: SamplingParams
+    ) -> AsyncGenerator[str | Generation, None]:
+        relay = _Relay(asyncio.get_running_loop(), params.stop)
+        job = self._submit(messages, prefill, params, relay)
+        job.future.add_done_callback(relay.put)
+        try:
+            while True:
+                item = await relay.items.get()
+                if isinstance(item, str):
+                    yield item
+                else:
+                    yield item.result()
+                    return
+        finally:
+            if not job.future.done():
+                job.cancel()
+
+    def _submit(self, messages: Sequence[Message], prefill: str, params: SamplingParams, relay: _Relay | None = None) -> _Job:
+        job = _Job(list(messages), prefill, params, concurrent.futures.Future(), relay)
         with self._worker_lock:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._serve, name="gtalign-embedded", daemon=True)
                 self._worker.start()
-            self._queue.put(_Job(list(messages), prefill, params, future))
-        return future
+            self._queue.put(job)
+        return job
 
     def _serve(self) -> None:
         """Collect a batch (the first job, then whatever arrives within the window), decode it,
@@ -405,7 +522,8 @@ class EmbeddedBackend:
                     stopping = True
                     break
                 jobs.append(job)
-            live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+            live = [job for job in jobs if not job.cancelled.is_set() and job.future.set_running_or_notify_cancel()]
+            self.rows_cancelled += len(jobs) - len(live)
             try:
                 if live:
                     self._run(live)
@@ -426,6 +544,10 @@ class EmbeddedBackend:
             return
         rows: list[_Row] = []
         for job in jobs:
+            if job.cancelled.is_set():
+                self.rows_cancelled += 1
+                self._finish(job, _cancelled(None, None))
+                continue
             try:
                 prompt_ids = self._encode(engine, self._render(engine, job.messages, job.prefill))
             except Exception as exc:
@@ -457,6 +579,8 @@ class EmbeddedBackend:
 
     @staticmethod
     def _finish(job: _Job, result: Generation) -> None:
+        if job.relay is not None:
+            job.relay.finish(result)
         job.future.set_result(dataclasses.replace(result, latency=time.perf_counter() - job.submitted))
 
     def _decode(self, engine: _Engine, rows: list[_Row]) -> list[Generation]:
@@ -468,7 +592,7 @@ class EmbeddedBackend:
             input_ids[i, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids)
             attention[i, width - len(row.prompt_ids):] = 1
         samplers = [(row.job.params.temperature, row.job.params.top_p, self._generator(row.job.params)) for row in rows]
-        stops = _RowStops(tokenizer, width, rows)
+        stops = _RowStops(tokenizer, width, rows, engine.eos_ids)
         config = GenerationConfig(max_new_tokens=max(row.max_tokens for row in rows), do_sample=False,
                                   eos_token_id=sorted(engine.eos_ids), pad_token_id=engine.pad_id, use_cache=True,
                                   repetition_penalty=1.0, no_repeat_ngram_size=0)
@@ -477,7 +601,9 @@ class EmbeddedBackend:
                                     generation_config=config, logits_processor=LogitsProcessorList([_RowSampler(samplers)]),
                                     stopping_criteria=StoppingCriteriaList([stops]))
         new = output[:, width:].tolist()
-        return [self._result(engine, row, new[i], stops.done_at[i]) for i, row in enumerate(rows)]
+        self.rows_cancelled += sum(stops.cancelled)
+        return [_cancelled(len(row.prompt_ids), stops.done_at[i]) if stops.cancelled[i]
+                else self._result(engine, row, new[i], stops.done_at[i]) for i, row in enumerate(rows)]
 
     @staticmethod
     def _generator(params: SamplingParams) -> torch.Generator | None:
@@ -506,3 +632,8 @@ class EmbeddedBackend:
         if self.return_token_ids:
             extra = {"prompt_ids": tuple(row.prompt_ids), "output_ids": tuple(ids[:produced])}
         return Generation(text, finish, matched, len(row.prompt_ids), produced, extra=extra)
+
+
+def _cancelled(tokens_in: int | None, tokens_out: int | None) -> Generation:
+    """The result of a row whose caller gave up (nobody waits for it; it says what it cost)."""
+    return Generation("", "error", tokens_in=tokens_in, tokens_out=tokens_out, status="failed", reason="cancelled by the caller")
