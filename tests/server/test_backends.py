@@ -68,8 +68,8 @@ def test_proxy_in_front_of_an_http_model_server() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # a few CPU generations of a ~700-token prompt: slow on a busy 2-core machine
 def test_end_to_end_on_the_embedded_model() -> None:
-    """One real steered request on SmolLM2-135M-Instruct (CPU): the mechanics and the record, not
-    the tiny model's wisdom."""
+    """One real steered request on SmolLM2-135M-Instruct (CPU), streamed: the mechanics and the
+    record, not the tiny model's wisdom."""
     if importlib.util.find_spec("gtalign.backends._embedded") is None:
         pytest.skip("the embedded backend (gtalign.backends._embedded) is not in this tree yet")
     embedded = importlib.import_module("gtalign.backends._embedded")
@@ -79,12 +79,17 @@ def test_end_to_end_on_the_embedded_model() -> None:
         pytest.skip(f"the embedded model cannot be loaded here: {exc}")
     with serve(backend=backend, timeout=600) as served:
         with openai.OpenAI(base_url=served.base_url, api_key=KEY, max_retries=0, timeout=600) as client:
-            completion = client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=64, seed=0)  # type: ignore[arg-type]
-    record = completion.gtalign
+            chunks = list(client.chat.completions.create(  # type: ignore[call-overload]
+                model=MODEL, messages=QUESTION, max_tokens=64, seed=0, stream=True, stream_options={"include_usage": True}
+            ))
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    final = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(final) == 1 and chunks[-1].usage is not None
+    record = final[0].gtalign
     assert record["status"] in ("ok", "fallback"), record["reason"]
     assert record["chosen_key"] and record["backend"] == backend.name
     stages = record["stages"]
     assert stages[0]["name"] == "payoff" and stages[-1]["name"] in ("continue", "response")
     assert f"Chosen key: {record['chosen_key']}." in record["text"]
-    assert completion.choices[0].message.content == record["response"] and record["response"].strip()
-    assert completion.usage.completion_tokens == sum(s["tokens_out"] or 0 for s in stages) > 0
+    assert content == record["response"] and record["response"].strip()
+    assert chunks[-1].usage.completion_tokens == sum(s["tokens_out"] or 0 for s in stages) > 0

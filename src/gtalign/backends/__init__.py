@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from gtalign.backends._base import ChatBackend, Generation, GenerationStatus, Message, SamplingParams
+from gtalign.backends._base import ChatBackend, Generation, GenerationStatus, Message, SamplingParams, StreamingBackend
 from gtalign.backends._http import CONTINUATION, SERVER_KINDS, ChatTemplate, Detection, HTTPBackend, ServerKind, TextStream
 
 _LAZY = {
@@ -34,6 +34,7 @@ __all__ = [
     "Message",
     "SamplingParams",
     "ServerKind",
+    "StreamingBackend",
     "TextStream",
 ]
 

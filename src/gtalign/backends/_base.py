@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-__all__ = ["ChatBackend", "Generation", "GenerationStatus", "Message", "SamplingParams"]
+if TYPE_CHECKING:
+    from gtalign._chat_client import TextStream
+
+__all__ = ["ChatBackend", "Generation", "GenerationStatus", "Message", "SamplingParams", "StreamingBackend"]
 
 Message = Mapping[str, str]
 """A chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
@@ -86,3 +89,19 @@ class ChatBackend(Protocol):
     ) -> Generation: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingBackend(ChatBackend, Protocol):
+    """A backend that can also hand out its text as it is written (HTTP servers, the embedded
+    model). ``stream`` yields the new text in pieces; its ``result`` is then the `Generation`
+    ``generate`` would have returned, and the pieces joined equal its text. Closing the stream
+    early cancels the call."""
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        prefill: str = "",
+        params: SamplingParams = SamplingParams(),
+    ) -> TextStream[Generation]: ...

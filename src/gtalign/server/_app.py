@@ -25,12 +25,15 @@ engine's stages (each stage re-reads the prompt). What happens to a request, in 
 ``stop`` is applied to the final response text only (the model's internal blocks need their own
 stops), cutting it at the first stop string. ``user`` is accepted and ignored.
 
-Streaming: the steering engine returns whole answers (it does not stream its continuation), so a
-``stream: true`` request is answered once steering is done, the time to the first chunk being the
-whole steering time. The SSE stream is OpenAI's chunk format: a first chunk with the role, the
-response a few words per chunk, a final chunk with ``finish_reason`` and ``gtalign``, a usage
-chunk when ``stream_options.include_usage`` is set, then ``data: [DONE]``. Since nothing is sent
-before steering ends, every error is an ordinary HTTP error with the statuses above.
+Streaming: ``stream: true`` streams the response as the model writes it. Steering runs first (the
+four-block answer up to ``</payoff>``, the decision), then the continuation is streamed and its
+``<response>`` text relayed (`SteeringEngine.stream`). The HTTP answer starts with the first
+response text, so everything that goes wrong before it (429, 502, 504) is still an ordinary HTTP
+error; a failure after it (the backend breaking mid-response, the timeout) ends the stream with an
+OpenAI-style ``data: {"error": ...}`` event, which the openai client raises as an APIError. The
+chunks: one with the role, the response deltas, a final chunk with ``finish_reason`` and
+``gtalign``, a usage chunk when ``stream_options.include_usage`` is set, then ``data: [DONE]``. A
+client that disconnects cancels the steering and frees its slot.
 
 Each request is logged as one line on the ``gtalign.server`` logger: key id, policy, rule, chosen
 action, status, tokens and latency.
@@ -45,7 +48,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +59,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gtalign import __version__
+from gtalign._chat_client import TextStream
 from gtalign._registry import REGISTRY
 from gtalign.backends._base import ChatBackend, SamplingParams
 from gtalign.game import welfare_rule
@@ -75,7 +79,9 @@ from gtalign.server._schemas import (
     ResponseMessage,
     Usage,
 )
-from gtalign.server._steer import Steered, load_policies, prompt, steer
+from gtalign.server._steer import Steered, load_policies, prompt, report, steer, steer_stream
+from gtalign.steering import SteeringResult
+from gtalign.steering._steps import partial_tag
 
 __all__ = ["LOGGER_NAME", "ProxyStats", "create_app"]
 
@@ -238,8 +244,7 @@ def _apply_stops(text: str, stops: tuple[str, ...]) -> str:
     return text[: min(cuts)] if cuts else text
 
 
-async def _run(proxy: _Proxy, plan: _Plan) -> Steered:
-    assert proxy.backend is not None
+async def _acquire(proxy: _Proxy) -> None:
     config = proxy.config
     try:
         await proxy.gate.acquire()
@@ -249,17 +254,82 @@ async def _run(proxy: _Proxy, plan: _Plan) -> Steered:
             f"The server is at capacity ({config.max_concurrency} requests in progress); retry after {config.retry_after} s.",
             code="server_busy", headers={"Retry-After": str(config.retry_after)},
         ) from None
+
+
+def _timeout_error(proxy: _Proxy) -> ProxyError:
+    return ProxyError(504, f"Steering did not finish within the server's {proxy.config.timeout:g} s timeout.", code="timeout")
+
+
+async def _run(proxy: _Proxy, plan: _Plan) -> Steered:
+    assert proxy.backend is not None
+    await _acquire(proxy)
     try:
-        steered = await asyncio.wait_for(
+        return await asyncio.wait_for(
             steer(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule, params=plan.params),
-            config.timeout,
+            proxy.config.timeout,
         )
     except TimeoutError:
-        message = f"Steering did not finish within the server's {config.timeout:g} s timeout."
-        raise ProxyError(504, message, code="timeout") from None
+        raise _timeout_error(proxy) from None
     finally:
         await proxy.gate.release()
-    return steered
+
+
+@dataclass
+class _Live:
+    """A streamed steering whose response has begun: it holds a gate slot until the stream ends."""
+
+    steering: TextStream[SteeringResult]
+    first: str
+    deadline: float
+
+
+async def _open_stream(proxy: _Proxy, plan: _Plan) -> _Live | Steered:
+    """Steer until the response's first text (a `_Live` stream), or to the end when the steering
+    finished without any (its `Steered`, reported like a whole answer)."""
+    assert proxy.backend is not None
+    await _acquire(proxy)
+    steering = steer_stream(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule,
+                            params=plan.params)
+    deadline = asyncio.get_running_loop().time() + proxy.config.timeout
+    try:
+        async with asyncio.timeout_at(deadline):
+            first = await anext(steering, None)
+    except BaseException as exc:
+        await steering.aclose()
+        await proxy.gate.release()
+        if isinstance(exc, TimeoutError):
+            raise _timeout_error(proxy) from None
+        raise
+    if first is None:
+        await proxy.gate.release()
+        return report(steering.result)
+    return _Live(steering, first, deadline)
+
+
+class _StopFilter:
+    """The client's ``stop`` strings on streamed text: nothing from the first stop string on is sent,
+    and a tail that could begin one waits for the next piece (as `_apply_stops` on the whole text)."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = tuple(stop for stop in stops if stop)
+        self.pending = ""
+        self.hit = False
+
+    def feed(self, piece: str) -> str:
+        if self.hit or not self.stops:
+            return "" if self.hit else piece
+        text = self.pending + piece
+        cuts = [i for i in (text.find(stop) for stop in self.stops) if i >= 0]
+        if cuts:
+            self.hit, self.pending = True, ""
+            return text[: min(cuts)]
+        keep = max(partial_tag(text, stop) for stop in self.stops)
+        self.pending = text[len(text) - keep:] if keep else ""
+        return text[: len(text) - keep]
+
+    def flush(self) -> str:
+        rest, self.pending = ("" if self.hit else self.pending), ""
+        return rest
 
 
 def _usage(steered: Steered) -> Usage:
@@ -293,6 +363,61 @@ async def _stream(ident: str, created: int, model: str, text: str, steered: Stee
     if include_usage:
         yield _sse(ChatCompletionChunk(id=ident, created=created, model=model, choices=[], usage=_usage(steered)))
     yield b"data: [DONE]\n\n"
+
+
+def _sse_error(error: ProxyError) -> bytes:
+    return b"data: " + error.response().body + b"\n\n"
+
+
+async def _relay(
+    proxy: _Proxy, live: _Live, ident: str, created: int, plan: _Plan, include_usage: bool, log: Callable[..., None]
+) -> AsyncIterator[bytes]:
+    """The SSE body of a live stream: the response deltas as they come, then the record. Frees the
+    gate slot and logs the request when the stream ends, however it ends (a client that goes away
+    cancels this generator, and with it the steering)."""
+    model = proxy.config.model_name
+
+    def chunk(delta: Delta, finish: str | None = None, **extra: Any) -> bytes:
+        return _sse(ChatCompletionChunk(id=ident, created=created, model=model,
+                                        choices=[ChunkChoice(delta=delta, finish_reason=finish)], **extra))
+
+    stops = _StopFilter(plan.stops)
+    steered: Steered | None = None
+    status = 200
+    try:
+        yield chunk(Delta(role="assistant", content=""))
+        if text := stops.feed(live.first):
+            yield chunk(Delta(content=text))
+        while True:
+            try:
+                async with asyncio.timeout_at(live.deadline):  # never around a yield: the client's pace is not ours
+                    delta = await anext(live.steering, None)
+            except TimeoutError:
+                status = 504
+                yield _sse_error(_timeout_error(proxy))
+                yield b"data: [DONE]\n\n"
+                return
+            if delta is None:
+                break
+            if text := stops.feed(delta):
+                yield chunk(Delta(content=text))
+        steered = report(live.steering.result)
+        if steered.status == "failed":
+            status = 502
+            yield _sse_error(ProxyError(502, f"The model backend failed: {steered.reason or 'no reason given'}",
+                                        code="backend_failed"))
+            yield b"data: [DONE]\n\n"
+            return
+        if text := stops.flush():
+            yield chunk(Delta(content=text))
+        yield chunk(Delta(), steered.finish_reason, gtalign=dict(steered.record))
+        if include_usage:
+            yield _sse(ChatCompletionChunk(id=ident, created=created, model=model, choices=[], usage=_usage(steered)))
+        yield b"data: [DONE]\n\n"
+    finally:
+        await live.steering.aclose()
+        await proxy.gate.release()
+        log(steered, status)
 
 
 def _internal_error(exc: Exception) -> Response:
@@ -393,6 +518,19 @@ def create_app(config: ServerConfig, backend: ChatBackend | None = None, *, clos
                              code="model_not_found", param="model")
         return Response(ModelCard(id=config.model_name, created=proxy.created).model_dump_json(), media_type="application/json")
 
+    def _live_response(live: _Live, chat: ChatCompletionRequest, plan: _Plan, key: ApiKey, started: float) -> Response:
+        ident = f"chatcmpl-{uuid.uuid4().hex}"
+        include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+        proxy.stats.count(200)
+
+        def log(steered: Steered | None, status: int) -> None:
+            _log_request(key, plan, steered, status, started, True)
+
+        return StreamingResponse(
+            _relay(proxy, live, ident, int(time.time()), plan, include_usage, log),
+            media_type="text/event-stream", headers={"x-request-id": ident, "Cache-Control": "no-cache"},
+        )
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         started = time.perf_counter()
@@ -405,7 +543,13 @@ def create_app(config: ServerConfig, backend: ChatBackend | None = None, *, clos
             chat = _parse(await _read_body(request, config.max_request_bytes))
             stream = chat.stream
             plan = _plan(proxy, key, chat)
-            steered = await _run(proxy, plan)
+            if stream:
+                opened = await _open_stream(proxy, plan)
+                if isinstance(opened, _Live):
+                    return _live_response(opened, chat, plan, key, started)
+                steered = opened
+            else:
+                steered = await _run(proxy, plan)
             if steered.status == "failed":
                 raise ProxyError(502, f"The model backend failed: {steered.reason or 'no reason given'}", code="backend_failed")
         except ProxyError as exc:

@@ -17,9 +17,10 @@ from gtalign.backends._base import ChatBackend, SamplingParams
 from gtalign.game import DEFAULT_SPACE
 from gtalign.protocol import DEFAULT_SYSTEM, build_messages
 from gtalign.server._config import ConfigError
-from gtalign.steering import PricingPolicy, SteeringEngine, check_policy, load_policy
+from gtalign._chat_client import TextStream
+from gtalign.steering import PricingPolicy, SteeringEngine, SteeringResult, check_policy, load_policy
 
-__all__ = ["Steered", "load_policies", "prompt", "steer"]
+__all__ = ["Steered", "load_policies", "prompt", "report", "steer", "steer_stream"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,21 @@ def prompt(messages: Sequence[Mapping[str, str]], rule: str) -> list[dict[str, s
 async def steer(
     backend: ChatBackend, messages: Sequence[Mapping[str, str]], *, policy: PricingPolicy, rule: str, params: SamplingParams
 ) -> Steered:
-    """Steer one prompt (from `prompt`). Usage sums every stage: each stage re-reads the prompt."""
+    """Steer one prompt (from `prompt`)."""
     engine = SteeringEngine(backend, policy, rule=rule, params=params)
-    result = await engine.run(messages)
+    return report(await engine.run(messages))
+
+
+def steer_stream(
+    backend: ChatBackend, messages: Sequence[Mapping[str, str]], *, policy: PricingPolicy, rule: str, params: SamplingParams
+) -> TextStream[SteeringResult]:
+    """`steer`, with the response text streamed as the model writes it (`SteeringEngine.stream`)."""
+    return SteeringEngine(backend, policy, rule=rule, params=params).stream(messages)
+
+
+def report(result: SteeringResult) -> Steered:
+    """What a chat completion reports of a steered answer. Usage sums every stage: each stage
+    re-reads the prompt."""
     return Steered(
         text=result.response,
         status=result.status,

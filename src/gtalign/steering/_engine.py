@@ -14,17 +14,24 @@ analysis away and started a fresh turn with a one-line hint):
    ``</response>``. Nothing already written is generated again.
 
 A model or backend failure never raises: the result has status ``"failed"`` and a reason.
+
+`SteeringEngine.stream` is ``run`` with the response handed out as the model writes it: the
+continuation stages go through the backend's ``stream`` (when it has one) and `ResponseText` picks
+the ``<response>`` content out of them; the first stage is never shown, since it is not the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from gtalign.backends._base import ChatBackend, Generation, SamplingParams
+from gtalign._chat_client import TextStream
+from gtalign.backends._base import ChatBackend, Generation, SamplingParams, StreamingBackend
 from gtalign.game import DEFAULT_SPACE, PayoffError, StrategySpace, WelfareRule, decide, welfare_rule
 from gtalign.protocol import DEFAULT_SYSTEM, build_messages, parse_answer
 from gtalign.steering._policy import PolicySpec, PricingPolicy, check_policy, load_policy
@@ -35,6 +42,7 @@ from gtalign.steering._steps import (
     RESPONSE_CLOSE,
     RESPONSE_OPEN,
     PayoffRead,
+    ResponseText,
     close_at,
     decision_sentence,
     default_sentence,
@@ -198,24 +206,80 @@ class SteeringEngine:
         run = _Run(self, self.policy if policy is None else self._policy(policy), self.messages(messages_or_question))
         return await run.execute()
 
+    def stream(
+        self,
+        messages_or_question: str | Sequence[Mapping[str, str]],
+        policy: PolicySpec | None = None,
+    ) -> TextStream[SteeringResult]:
+        """``run``, with the response streamed: ``async for delta in engine.stream(...)`` yields the
+        ``<response>`` text as the model writes it (joined, the deltas equal ``result.response``
+        unless the answer fails after its response began); ``.result`` then holds the
+        `SteeringResult`. Closing the stream early cancels the steering (and the backend call).
+        A bad ``policy`` raises here, before anything is generated."""
+        chosen = self.policy if policy is None else self._policy(policy)
+        return TextStream(_stream_source(self, chosen, self.messages(messages_or_question)))
+
+
+async def _stream_source(
+    engine: SteeringEngine, policy: PricingPolicy, messages: list[dict[str, str]]
+) -> AsyncGenerator[str | SteeringResult, None]:
+    """Runs the steering as a task and relays the response deltas it reports, then its result."""
+    deltas: asyncio.Queue[str | None] = asyncio.Queue()
+    run = _Run(engine, policy, messages, sink=deltas.put_nowait)
+    task = asyncio.ensure_future(run.execute())
+    task.add_done_callback(lambda _: deltas.put_nowait(None))
+    try:
+        while (delta := await deltas.get()) is not None:
+            yield delta
+        yield task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
 
 class _Run:
-    """The state of one ``run`` call (the engine itself stays stateless)."""
+    """The state of one ``run`` call (the engine itself stays stateless). ``sink`` receives the
+    response text as it streams, when the caller asked for a stream."""
 
-    def __init__(self, engine: SteeringEngine, policy: PricingPolicy, messages: list[dict[str, str]]) -> None:
+    def __init__(self, engine: SteeringEngine, policy: PricingPolicy, messages: list[dict[str, str]],
+                 sink: Callable[[str], None] | None = None) -> None:
         self.engine = engine
         self.policy = policy
         self.messages = messages
+        self.sink = sink
         self.stages: list[Stage] = []
         self.events: list[FallbackEvent] = []
 
-    async def _call(self, prefill: str, params: SamplingParams) -> tuple[Generation, float]:
+    async def _call(self, prefill: str, params: SamplingParams,
+                    response: ResponseText | None = None) -> tuple[Generation, float]:
+        """One backend call. With a ``response`` reader and a sink, the call is streamed (when the
+        backend can) and the response text it contains goes to the sink as it comes."""
         start = time.perf_counter()
+        backend = self.engine.backend
         try:
-            generation = await self.engine.backend.generate(self.messages, prefill=prefill, params=params)
+            relay = response is not None and self.sink is not None
+            if relay and isinstance(backend, StreamingBackend):
+                generation = await self._relay(backend.stream(self.messages, prefill=prefill, params=params), response)
+            else:
+                generation = await backend.generate(self.messages, prefill=prefill, params=params)
+                if relay and generation.ok:
+                    self._show(response, generation.text)
         except Exception as exc:  # a backend bug must not take the caller down with it
             generation = Generation("", "error", status="failed", reason=f"backend raised {type(exc).__name__}: {exc}")
         return generation, time.perf_counter() - start
+
+    async def _relay(self, stream: TextStream[Generation], response: ResponseText) -> Generation:
+        async with stream:
+            async for piece in stream:
+                self._show(response, piece)
+        return stream.result
+
+    def _show(self, response: ResponseText, piece: str) -> None:
+        shown = response.feed(piece)
+        if shown and self.sink is not None:
+            self.sink(shown)
 
     def _stage(self, name: StageName, attempt: int, prefill: str, text: str, generation: Generation, wall: float,
                params: SamplingParams) -> None:
@@ -345,7 +409,7 @@ class _Run:
         fallback, fields = self.engine.fallback, plan.fields
         prefill = (plan.head + ANALYZE_OPEN if plan.head else ANALYZE_OPEN.lstrip("\n")) + plan.sentence
         used = sum(s.tokens_out or 0 for s in self.stages)
-        written = await self._continue("continue", prefill, used, last.params.seed)
+        written = await self._continue("continue", prefill, used, last.params.seed, ResponseText())
         if isinstance(written, str):
             return self._result("failed", f"the continuation failed: {written}", prefill, **fields)
         if "<response>" not in written.new and fallback.force_response:
@@ -361,7 +425,8 @@ class _Run:
                 how = f"closing the <analyze> the model left open ({written.finish})"
             self._event("continue", "forced_response", f"the continuation wrote no <response>; opened one {how}")
             prefill = base + RESPONSE_OPEN
-            written = await self._continue("response", prefill, used + written.tokens, last.params.seed)
+            written = await self._continue("response", prefill, used + written.tokens, last.params.seed,
+                                           ResponseText(opened=True))
             if isinstance(written, str):
                 return self._result("failed", f"the response stage failed: {written}", prefill, **fields)
         text = prefill + written.new
@@ -375,11 +440,12 @@ class _Run:
             return self._result("failed", "the model wrote no response", text, **fields)
         return self._result("ok", "", text, response, **fields)
 
-    async def _continue(self, name: StageName, prefill: str, used: int, seed: int | None) -> _Written | str:
+    async def _continue(self, name: StageName, prefill: str, used: int, seed: int | None,
+                        response: ResponseText) -> _Written | str:
         """One continuation of ``prefill`` up to ``</response>``; a string says why it failed."""
         params = self.engine.params
         stage_params = _params(params, RESPONSE_CLOSE, self._budget(used), temperature=params.temperature, seed=seed)
-        generation, wall = await self._call(prefill, stage_params)
+        generation, wall = await self._call(prefill, stage_params, response)
         if not generation.ok:
             self._stage(name, 0, prefill, "", generation, wall, stage_params)
             return f"backend {generation.status}: {generation.reason or 'no reason given'}"

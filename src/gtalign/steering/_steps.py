@@ -22,7 +22,9 @@ __all__ = [
     "RESPONSE_OPEN",
     "Closed",
     "PayoffRead",
+    "ResponseText",
     "close_at",
+    "partial_tag",
     "decision_sentence",
     "default_sentence",
     "read_payoff",
@@ -67,6 +69,65 @@ def close_at(text: str, closing: str, opening: str, stop: str | None, finish_rea
     if stop is None and finish_reason == "stop" and still_open:
         return Closed(text + closing, True)
     return Closed(text, False)
+
+
+def partial_tag(text: str, tag: str) -> int:
+    """How many characters at the end of ``text`` could be the start of ``tag`` (0 when none)."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:size]):
+            return size
+    return 0
+
+
+class ResponseText:
+    """The ``<response>`` content of a continuation, picked out while the continuation streams in.
+
+    `feed` takes the model's new text piece by piece and returns what may be shown now: nothing
+    before ``<response>`` opens, nothing from ``</response>`` on, and no leading or trailing
+    whitespace, so the pieces joined equal the stripped block content the parser reads. A piece
+    that could be the start of a tag, or trailing whitespace, is held back until the next piece
+    shows what it is. ``opened`` starts inside the block (a prefill that already ends in
+    ``<response>``).
+    """
+
+    def __init__(self, *, opened: bool = False) -> None:
+        self.opened = opened
+        self.closed = False
+        self._pending = ""
+        self._space = ""
+        self._started = False
+
+    def feed(self, piece: str) -> str:
+        if self.closed or not piece:
+            return ""
+        pending = self._pending + piece
+        if not self.opened:
+            found = pending.find(RESPONSE_OPEN.strip())
+            if found < 0:
+                keep = partial_tag(pending, RESPONSE_OPEN.strip())
+                self._pending = pending[len(pending) - keep:] if keep else ""
+                return ""
+            self.opened = True
+            pending = pending[found + len(RESPONSE_OPEN.strip()):]
+        end = pending.find(RESPONSE_CLOSE)
+        if end >= 0:
+            self.closed = True
+            self._pending = ""
+            return self._show(pending[:end])
+        keep = partial_tag(pending, RESPONSE_CLOSE)
+        self._pending = pending[len(pending) - keep:] if keep else ""
+        return self._show(pending[:len(pending) - keep])
+
+    def _show(self, body: str) -> str:
+        if not self._started:
+            body = body.lstrip()
+            if not body:
+                return ""
+            self._started = True
+        body = self._space + body
+        shown = body.rstrip()
+        self._space = body[len(shown):]
+        return shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,12 @@ fail. Tests of the real models live with the backends.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 
+from gtalign._chat_client import TextStream
 from gtalign.backends._base import Generation, Message, SamplingParams
 
 __all__ = ["BackendCall", "ScriptedBackend"]
@@ -32,12 +34,14 @@ class BackendCall:
 @dataclass
 class ScriptedBackend:
     """``script(messages, prefill) -> continuation``; ``fail_calls`` lists call numbers (0-based)
-    that return a ``failed`` generation; ``latency`` adds an async sleep per call."""
+    that return a ``failed`` generation; ``latency`` adds an async sleep per call. ``stream``
+    hands the same text out a word at a time, ``word_delay`` seconds apart."""
 
     script: BackendScript
     name: str = "scripted"
     model: str = "scripted-model"
     latency: float = 0.0
+    word_delay: float = 0.0
     fail_calls: frozenset[int] = frozenset()
     calls: list[BackendCall] = field(default_factory=list)
 
@@ -68,6 +72,26 @@ class ScriptedBackend:
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in messages) + len(prefill.split())
         return Generation(text, finish, matched, tokens_in=prompt_words, tokens_out=len(text.split()),
                           latency=time.perf_counter() - start)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        prefill: str = "",
+        params: SamplingParams = SamplingParams(),
+    ) -> TextStream[Generation]:
+        """`generate`, streamed like a server streams: the text in word-sized deltas, then the Generation."""
+        return TextStream(self._stream_source(messages, prefill, params))
+
+    async def _stream_source(
+        self, messages: Sequence[Message], prefill: str, params: SamplingParams
+    ) -> AsyncGenerator[str | Generation, None]:
+        generation = await self.generate(messages, prefill=prefill, params=params)
+        for piece in re.findall(r"\s*\S+|\s+", generation.text):
+            if self.word_delay:
+                await asyncio.sleep(self.word_delay)
+            yield piece
+        yield generation
 
     async def aclose(self) -> None:
         return None
