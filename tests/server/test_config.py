@@ -73,6 +73,7 @@ def test_layers_defaults_file_environment_flags(tmp_path: Path) -> None:
         ({"backend": "http://127.0.0.1:1/v1"}, "needs backend_model"),
         ({"keys": (ApiKey("a", id="x"), ApiKey("b", id="x"))}, "ids must be unique"),
         ({"keys": (ApiKey("a"), ApiKey("a", id="other"))}, "configured twice"),
+        ({"on_ignored": "ignore"}, "on_ignored must be one of retry, default, keep, got 'ignore'"),
     ],
 )
 def test_invalid_settings(changes: dict, fragment: str) -> None:

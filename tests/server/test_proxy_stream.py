@@ -166,3 +166,16 @@ def test_a_client_that_goes_away_frees_its_slot_and_stops_the_model() -> None:
         assert _released(gate), "the slot was not given back after the client left"
         with _client(served.base_url) as client:  # and the next request gets the slot
             assert client.chat.completions.create(model=MODEL, messages=QUESTION).choices[0].message.content
+
+
+def test_on_ignored_keep_answers_with_the_models_own_text() -> None:
+    """A model that ignores the protocol: with ``on_ignored=keep`` the proxy returns its answer,
+    plain and streamed, and the record says it was not steered."""
+    plain = ScriptedBackend(lambda messages, prefill: "Four.")
+    with serve(backend=plain, on_ignored="keep") as served, _client(served.base_url) as client:
+        completion = client.chat.completions.create(model=MODEL, messages=QUESTION)
+        chunks = list(client.chat.completions.create(model=MODEL, messages=QUESTION, stream=True))
+    assert completion.choices[0].message.content == "Four."
+    assert [f["kind"] for f in completion.gtalign["fallbacks"]] == ["unstructured"]
+    assert completion.gtalign["chosen_key"] is None and len(completion.gtalign["stages"]) == 1
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Four."

@@ -103,3 +103,17 @@ def test_chat_help_is_fast_and_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "--pricing NAME|FILE" in out and "--server-kind" in out and "HEAVY []" in out
+
+
+def test_chat_on_ignored_keep(monkeypatch, capsys):
+    made: list[ScriptedBackend] = []
+
+    def build(spec, model=None, server_kind="auto"):
+        made.append(ScriptedBackend(lambda m, prefill: "Paris."))
+        return made[-1]
+
+    monkeypatch.setattr(chat, "build_backend", build)
+    assert main(["chat", "Capital of France?", "--json", "--on-ignored", "keep"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["response"] == "Paris." and [f["kind"] for f in record["fallbacks"]] == ["unstructured"]
+    assert len(made[0].calls) == 1

@@ -320,3 +320,67 @@ def test_retries_count_against_the_budget():
     result = run(SteeringEngine(backend, params=SamplingParams(max_tokens=300)))
     spent = sum(s.tokens_out for s in result.stages if s.name == "payoff")
     assert backend.calls[2].params.max_tokens == 300 - spent
+
+
+PLAIN_ANSWER = "Paris is the capital of France."
+
+
+def _ignoring(answer: str = PLAIN_ANSWER) -> ScriptedBackend:
+    """A model that ignores the protocol: it just answers, first stage and continuations alike."""
+    return ScriptedBackend(lambda messages, prefill: " I think so." if prefill else answer)
+
+
+def test_the_first_stage_also_stops_at_a_response_written_out_of_order():
+    backend = scripted(first_stage(LLM_SHIFT_FLIPS))
+    run(SteeringEngine(backend))
+    assert backend.calls[0].params.stop[:2] == ("</payoff>", "</response>")
+
+
+def test_an_ignored_protocol_is_retried_by_default_then_defaults():
+    backend = _ignoring()
+    result = run(SteeringEngine(backend))
+    assert [s.name for s in result.stages][:2] == ["payoff", "payoff"]
+    assert [e.kind for e in result.fallbacks][:2] == ["retry", "default_action"]
+
+
+def test_retry_ignored_false_skips_the_retry_for_an_ignored_protocol():
+    backend = _ignoring()
+    result = run(SteeringEngine(backend, fallback=Fallback(retry_ignored=False)))
+    assert [s.name for s in result.stages][0] == "payoff" and [s.name for s in result.stages].count("payoff") == 1
+    assert "retry" not in [e.kind for e in result.fallbacks] and result.chosen_by == "fallback"
+
+
+def test_retry_ignored_false_still_retries_a_malformed_matrix():
+    broken = first_stage(LLM_SHIFT_FLIPS).replace('"DQ_DA"', '"DQ_XX"')
+    result = run(SteeringEngine(scripted(broken, first_stage(LLM_SHIFT_FLIPS)), fallback=Fallback(retry_ignored=False)))
+    assert [e.kind for e in result.fallbacks] == ["retry"] and result.chosen_by == "rule"
+
+
+def test_keep_unstructured_returns_the_models_answer_unsteered():
+    backend = _ignoring()
+    result = run(SteeringEngine(backend, fallback=Fallback(keep_unstructured=True)))
+    assert len(backend.calls) == 1, "nothing is generated beyond the first stage"
+    assert result.status == "fallback" and result.response == PLAIN_ANSWER
+    assert [e.kind for e in result.fallbacks] == ["unstructured"]
+    assert result.chosen_key is None and result.decision is None
+    assert result.to_record()["fallbacks"][0]["kind"] == "unstructured"
+
+    async def streamed():
+        stream = SteeringEngine(_ignoring(), fallback=Fallback(keep_unstructured=True)).stream(QUESTION)
+        return [delta async for delta in stream], stream.result
+
+    deltas, again = asyncio.run(streamed())
+    assert deltas == [PLAIN_ANSWER] and again.response == PLAIN_ANSWER
+
+
+def test_keep_unstructured_marks_a_truncated_answer():
+    backend = _ignoring(" ".join(["word"] * 50))
+    result = run(SteeringEngine(backend, params=SamplingParams(max_tokens=10), fallback=Fallback(keep_unstructured=True)))
+    assert [e.kind for e in result.fallbacks] == ["unstructured", "truncated"]
+    assert result.response == " ".join(["word"] * 10)
+
+
+def test_keep_unstructured_leaves_protocol_attempts_to_the_other_fallbacks():
+    broken = first_stage(LLM_SHIFT_FLIPS).replace('"DQ_DA"', '"DQ_XX"')
+    result = run(SteeringEngine(scripted(broken), fallback=Fallback(keep_unstructured=True)))
+    assert [e.kind for e in result.fallbacks][:2] == ["retry", "default_action"]

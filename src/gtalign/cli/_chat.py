@@ -99,6 +99,9 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     steering.add_argument("--rule", default="sum", metavar="RULE",
                           help="welfare rule for the decision (sum, product, cobb_douglas, nash, egalitarian, linear or "
                           "module:attr) (default: sum, the prompt's LLM + user rule)")
+    steering.add_argument("--on-ignored", default="retry", choices=("retry", "default", "keep"),
+                          help="when the model ignores the four-block protocol: retry once then take the default "
+                          "action, take the default action at once, or keep its own answer unsteered (default: retry)")
     model = parser.add_argument_group("model")
     model.add_argument(
         "--backend", default="embedded", metavar="embedded|URL",
@@ -130,6 +133,7 @@ class ChatOptions:
     pricing: str = "none"
     pricing_params: Mapping[str, Any] = field(default_factory=dict)
     rule: str = "sum"
+    on_ignored: str = "retry"
     backend: str = "embedded"
     model: str | None = None
     server_kind: str = "auto"
@@ -150,7 +154,7 @@ def options_from_args(args: argparse.Namespace) -> ChatOptions:
             params[key] = value
     return ChatOptions(
         question=args.question, conversation=args.conversation, as_is=args.as_is, pricing=args.pricing,
-        pricing_params=params, rule=args.rule, backend=args.backend, model=args.model, server_kind=args.server_kind,
+        pricing_params=params, rule=args.rule, on_ignored=args.on_ignored, backend=args.backend, model=args.model, server_kind=args.server_kind,
         max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, json=args.json,
     )
 
@@ -235,11 +239,12 @@ def build_backend(spec: str, model: str | None = None, server_kind: str = "auto"
 
 async def _steer(backend: ChatBackend, options: ChatOptions, messages: list[dict[str, str]], policy: Any) -> SteeringResult:
     from gtalign.backends._base import SamplingParams
-    from gtalign.steering import SteeringEngine
+    from gtalign.steering import Fallback, SteeringEngine
 
     params = SamplingParams(max_tokens=options.max_tokens, temperature=options.temperature, seed=options.seed)
     try:
-        engine = SteeringEngine(backend, policy, rule=options.rule, params=params)
+        engine = SteeringEngine(backend, policy, rule=options.rule, params=params,
+                                fallback=Fallback.when_ignored(options.on_ignored))  # type: ignore[arg-type]
         return await engine.run(messages)
     finally:
         await backend.aclose()

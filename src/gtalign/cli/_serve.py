@@ -27,7 +27,8 @@ GET /health) in front of a model backend. Each request runs the four-block proto
 inference-time steering (the pricing policy transforms the model's payoff matrix, the welfare
 rule chooses the action, the model continues its own turn); the answer is the <response> text,
 with the game record in the extension field "gtalign" of the response (and of the last streamed
-chunk). Streaming (stream: true) sends the response once steering has finished, in SSE chunks.
+chunk). Streaming (stream: true) relays the <response> text as the model writes it, in SSE
+chunks, once the payoff stage and the decision are done.
 
 Clients: any OpenAI client, e.g.
   OpenAI(base_url="http://127.0.0.1:8000/v1", api_key=KEY).chat.completions.create(
@@ -47,10 +48,6 @@ Statuses: 400 bad request / token limit, 401 missing or wrong key, 403 override 
 Settings merge in layers: defaults < --config FILE (YAML/JSON, ServerConfig field names) <
 key file/variable < flags.
 """
-
-
-
-
 
 
 def _seconds(text: str) -> float:
@@ -135,6 +132,11 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     )
     steering.add_argument(
         "--rule", metavar="RULE", help=f"default welfare rule (sum, product, nash, ...) (default: {d.rule})"
+    )
+    steering.add_argument(
+        "--on-ignored", choices=("retry", "default", "keep"),
+        help="when the model ignores the four-block protocol: retry once then take the default action, take the "
+        f"default action at once, or keep its own answer unsteered (default: {d.on_ignored})",
     )
     limits = parser.add_argument_group("limits")
     for flag, kind, metavar, text in _LIMITS:

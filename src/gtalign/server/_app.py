@@ -80,7 +80,7 @@ from gtalign.server._schemas import (
     Usage,
 )
 from gtalign.server._steer import Steered, load_policies, prompt, report, steer, steer_stream
-from gtalign.steering import SteeringResult
+from gtalign.steering import Fallback, SteeringResult
 from gtalign.steering._steps import partial_tag
 
 __all__ = ["LOGGER_NAME", "ProxyStats", "create_app"]
@@ -114,6 +114,7 @@ class _Proxy:
     rules: frozenset[str]
     gate: ConcurrencyGate
     created: int
+    fallback: Fallback = Fallback()
     stats: ProxyStats = field(default_factory=ProxyStats)
 
     def authenticate(self, request: Request) -> ApiKey:
@@ -265,7 +266,8 @@ async def _run(proxy: _Proxy, plan: _Plan) -> Steered:
     await _acquire(proxy)
     try:
         return await asyncio.wait_for(
-            steer(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule, params=plan.params),
+            steer(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule, params=plan.params,
+                  fallback=proxy.fallback),
             proxy.config.timeout,
         )
     except TimeoutError:
@@ -289,7 +291,7 @@ async def _open_stream(proxy: _Proxy, plan: _Plan) -> _Live | Steered:
     assert proxy.backend is not None
     await _acquire(proxy)
     steering = steer_stream(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule,
-                            params=plan.params)
+                            params=plan.params, fallback=proxy.fallback)
     deadline = asyncio.get_running_loop().time() + proxy.config.timeout
     try:
         async with asyncio.timeout_at(deadline):
@@ -457,6 +459,7 @@ def create_app(config: ServerConfig, backend: ChatBackend | None = None, *, clos
         rules=frozenset(REGISTRY.names("welfare")),
         gate=ConcurrencyGate(config.max_concurrency, max_queue=config.max_queue, queue_timeout=config.queue_timeout),
         created=int(time.time()),
+        fallback=Fallback.when_ignored(config.on_ignored),  # type: ignore[arg-type]
     )
 
     @contextlib.asynccontextmanager

@@ -34,6 +34,8 @@ __all__ = ["ANONYMOUS", "ApiKey", "ConfigError", "DEFAULT_KEYS_ENV", "ServerConf
 DEFAULT_KEYS_ENV = "GTALIGN_API_KEYS"
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _OPTIONAL_TEXT = ("backend_model", "backend_api_key_env")
+_ON_IGNORED = ("retry", "default", "keep")
+"""`gtalign.steering.IGNORED_PROTOCOL`, repeated so that reading a config needs no steering import."""
 
 
 class ConfigError(ValueError):
@@ -138,6 +140,9 @@ class ServerConfig:
     allowed_pricing: further policies requests may choose (with override permission); files are
         loaded at start-up, a request can only name policies loaded then.
     rule: the default welfare rule.
+    on_ignored: what steering does when the model ignores the four-block protocol: ``retry``
+        (once, then the default action), ``default`` (the default action at once) or ``keep``
+        (the model's own answer, unsteered); see `Fallback.when_ignored`.
     max_request_bytes: larger bodies get 413.
     max_tokens: the largest ``max_tokens`` a request may ask for (more: 400).
     default_max_tokens: the budget when a request gives none.
@@ -158,6 +163,7 @@ class ServerConfig:
     pricing: str = "none"
     allowed_pricing: tuple[str, ...] = ()
     rule: str = "sum"
+    on_ignored: str = "retry"
     max_request_bytes: int = 1_000_000
     max_tokens: int = 2048
     default_max_tokens: int = 512
@@ -178,6 +184,8 @@ class ServerConfig:
             raise ConfigError(f"port must be in 0..65535, got {self.port!r}")
         if not self.model_name:
             raise ConfigError("model_name must not be empty")
+        if self.on_ignored not in _ON_IGNORED:
+            raise ConfigError(f"on_ignored must be one of {', '.join(_ON_IGNORED)}, got {self.on_ignored!r}")
         for name in ("max_request_bytes", "max_tokens", "default_max_tokens", "max_concurrency", "retry_after"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

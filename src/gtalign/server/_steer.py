@@ -18,7 +18,7 @@ from gtalign.game import DEFAULT_SPACE
 from gtalign.protocol import DEFAULT_SYSTEM, build_messages
 from gtalign.server._config import ConfigError
 from gtalign._chat_client import TextStream
-from gtalign.steering import PricingPolicy, SteeringEngine, SteeringResult, check_policy, load_policy
+from gtalign.steering import Fallback, PricingPolicy, SteeringEngine, SteeringResult, check_policy, load_policy
 
 __all__ = ["Steered", "load_policies", "prompt", "report", "steer", "steer_stream"]
 
@@ -57,18 +57,20 @@ def prompt(messages: Sequence[Mapping[str, str]], rule: str) -> list[dict[str, s
 
 
 async def steer(
-    backend: ChatBackend, messages: Sequence[Mapping[str, str]], *, policy: PricingPolicy, rule: str, params: SamplingParams
+    backend: ChatBackend, messages: Sequence[Mapping[str, str]], *, policy: PricingPolicy, rule: str,
+    params: SamplingParams, fallback: Fallback = Fallback(),
 ) -> Steered:
     """Steer one prompt (from `prompt`)."""
-    engine = SteeringEngine(backend, policy, rule=rule, params=params)
+    engine = SteeringEngine(backend, policy, rule=rule, params=params, fallback=fallback)
     return report(await engine.run(messages))
 
 
 def steer_stream(
-    backend: ChatBackend, messages: Sequence[Mapping[str, str]], *, policy: PricingPolicy, rule: str, params: SamplingParams
+    backend: ChatBackend, messages: Sequence[Mapping[str, str]], *, policy: PricingPolicy, rule: str,
+    params: SamplingParams, fallback: Fallback = Fallback(),
 ) -> TextStream[SteeringResult]:
     """`steer`, with the response text streamed as the model writes it (`SteeringEngine.stream`)."""
-    return SteeringEngine(backend, policy, rule=rule, params=params).stream(messages)
+    return SteeringEngine(backend, policy, rule=rule, params=params, fallback=fallback).stream(messages)
 
 
 def report(result: SteeringResult) -> Steered:

@@ -9,7 +9,7 @@ the welfare rule chooses on the result; and the model continues the SAME assista
 'research-llm-shift'
 """
 
-from gtalign.steering._engine import MIN_CONTINUATION_TOKENS, Fallback, SteeringEngine
+from gtalign.steering._engine import IGNORED_PROTOCOL, MIN_CONTINUATION_TOKENS, Fallback, IgnoredProtocol, SteeringEngine
 from gtalign.steering._policy import (
     BILLING_MODELS,
     EXAMPLES_DIR,
@@ -35,6 +35,7 @@ __all__ = [
     "ANALYZE_OPEN",
     "BILLING_MODELS",
     "EXAMPLES_DIR",
+    "IGNORED_PROTOCOL",
     "MIN_CONTINUATION_TOKENS",
     "RECORD_VERSION",
     "AffinePolicy",
@@ -43,6 +44,7 @@ __all__ = [
     "Fallback",
     "FallbackEvent",
     "IdentityPolicy",
+    "IgnoredProtocol",
     "PolicyError",
     "PolicySpec",
     "PricingPolicy",

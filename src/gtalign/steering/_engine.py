@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from gtalign._chat_client import TextStream
 from gtalign.backends._base import ChatBackend, Generation, SamplingParams, StreamingBackend
@@ -46,12 +46,17 @@ from gtalign.steering._steps import (
     close_at,
     decision_sentence,
     default_sentence,
+    ignores_protocol,
     read_payoff,
     read_question_type,
     salvage,
 )
 
-__all__ = ["MIN_CONTINUATION_TOKENS", "Fallback", "SteeringEngine"]
+__all__ = ["IGNORED_PROTOCOL", "MIN_CONTINUATION_TOKENS", "Fallback", "IgnoredProtocol", "SteeringEngine"]
+
+IgnoredProtocol = Literal["retry", "default", "keep"]
+IGNORED_PROTOCOL: tuple[IgnoredProtocol, ...] = ("retry", "default", "keep")
+"""What to do when the model ignores the protocol (see `Fallback.when_ignored`)."""
 
 MIN_CONTINUATION_TOKENS = 64
 """Tokens a continuation gets at least, even when the first stage used up ``max_tokens``."""
@@ -70,6 +75,13 @@ class Fallback:
         ``<thinking>`` or else ``default_question_type``; None fails the answer instead.
     force_response: when the continuation writes no ``<response>``, close ``<analyze>``, open
         ``<response>`` and let the model continue once more.
+    retry_ignored: retry also when the model ignored the protocol (opened neither ``<thinking>``
+        nor ``<payoff>``). False keeps the retries for attempts whose matrix did not read: a model
+        that answers without the blocks rarely writes them on a resample, and a retry costs up to
+        the whole budget again.
+    keep_unstructured: when the model ignored the protocol, return its own answer as the response,
+        unsteered (recorded as ``unstructured``; no key is chosen), instead of the default action.
+        It costs nothing beyond the first stage, which then is the plain answer.
     """
 
     retries: int = 1
@@ -78,12 +90,23 @@ class Fallback:
     default_action: str | None = "AQ"
     default_question_type: str = "DQ"
     force_response: bool = True
+    retry_ignored: bool = True
+    keep_unstructured: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ValueError(f"Fallback.retries must be an integer >= 0, got {self.retries!r}")
         if not self.retry_temperature > 0:
             raise ValueError(f"Fallback.retry_temperature must be > 0, got {self.retry_temperature!r}")
+
+    @classmethod
+    def when_ignored(cls, mode: IgnoredProtocol = "retry", **changes: Any) -> Fallback:
+        """The fallback for a model that ignores the protocol, by name: ``retry`` (once, then the
+        default action: the default), ``default`` (the default action at once) or ``keep`` (its
+        own answer, unsteered). ``changes`` set the other fields."""
+        if mode not in IGNORED_PROTOCOL:
+            raise ValueError(f"unknown mode {mode!r} for a model that ignores the protocol; valid: {', '.join(IGNORED_PROTOCOL)}")
+        return cls(retry_ignored=mode == "retry", keep_unstructured=mode == "keep", **changes)
 
     def check(self, space: StrategySpace) -> None:
         if self.default_action is not None and self.default_action not in space.actions:
@@ -95,8 +118,8 @@ class Fallback:
 
 
 def _params(base: SamplingParams, stop: str, max_tokens: int, *, temperature: float | None = None,
-            seed: int | None = None) -> SamplingParams:
-    stops = (stop, *(s for s in base.stop if s != stop))
+            seed: int | None = None, also: tuple[str, ...] = ()) -> SamplingParams:
+    stops = tuple(dict.fromkeys((stop, *also, *base.stop)))
     return SamplingParams(
         max_tokens=max(1, max_tokens),
         temperature=base.temperature if temperature is None else temperature,
@@ -329,10 +352,26 @@ class _Run:
         first = await self._first_stage()
         if first.attempt is None:
             return self._result("failed", f"no first stage could be generated: {first.why}")
+        if first.read is not None and first.read.matrix is None and self.engine.fallback.keep_unstructured \
+                and ignores_protocol(first.attempt.text):
+            return self._unstructured(first.attempt)
         plan = self._plan(first, first.attempt)
         if isinstance(plan, SteeringResult):
             return plan
         return await self._write(plan, first.attempt)
+
+    def _unstructured(self, last: _Attempt) -> SteeringResult:
+        """The declared ``keep_unstructured`` fallback: the model's own answer, unsteered."""
+        response = (parse_answer(last.text, self.engine.space).response or last.text).strip()
+        if not response:
+            return self._result("failed", "the model ignored the protocol and wrote nothing", last.text)
+        self._event("payoff", "unstructured",
+                    "the model wrote no <thinking> or <payoff>; its answer is kept as the response, unsteered")
+        if self.stages[-1].finish_reason == "length":
+            self._event("payoff", "truncated", "the kept answer ended at max_tokens")
+        if self.sink is not None:
+            self.sink(response)
+        return self._result("ok", "", last.text, response)
 
     def _budget(self, used: int) -> int:
         max_tokens = self.engine.params.max_tokens
@@ -349,7 +388,7 @@ class _Run:
             greedy = params.temperature == 0
             temperature = fallback.retry_temperature if attempt and greedy else params.temperature
             stage_params = _params(params, PAYOFF_CLOSE, params.max_tokens, temperature=temperature,
-                                   seed=self._seed(attempt))
+                                   seed=self._seed(attempt), also=(RESPONSE_CLOSE,))
             generation, wall = await self._call("", stage_params)
             if not generation.ok:
                 why = f"backend {generation.status}: {generation.reason or 'no reason given'}"
@@ -364,6 +403,8 @@ class _Run:
                 if read.matrix is not None:
                     break
                 why = read.why if cut.closed else f"stopped ({generation.finish_reason}) before </payoff>; {read.why}"
+                if ignores_protocol(cut.text) and (fallback.keep_unstructured or not fallback.retry_ignored):
+                    break
             if attempt < fallback.retries:
                 next_temperature = fallback.retry_temperature if greedy else params.temperature
                 self._event("payoff", "retry", f"attempt {attempt + 1}: {why}; generating again with seed "

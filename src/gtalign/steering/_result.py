@@ -79,11 +79,13 @@ class FallbackEvent:
     ``lenient_payoff`` (only the research code's lenient parse read the matrix), ``default_action``
     (no usable matrix: the declared default key was used), ``discarded_text`` (malformed stage-one
     text dropped before continuing), ``forced_response`` (the continuation wrote no ``<response>``:
-    one was opened and the model continued into it), ``truncated`` (the response hit ``max_tokens``).
+    one was opened and the model continued into it), ``truncated`` (the response hit ``max_tokens``),
+    ``unstructured`` (the model ignored the protocol and its own answer was kept, unsteered).
     """
 
     stage: StageName
-    kind: Literal["retry", "lenient_payoff", "default_action", "discarded_text", "forced_response", "truncated"]
+    kind: Literal["retry", "lenient_payoff", "default_action", "discarded_text", "forced_response", "truncated",
+                  "unstructured"]
     detail: str
 
     def to_record(self) -> dict[str, str]:

@@ -26,6 +26,7 @@ __all__ = [
     "close_at",
     "partial_tag",
     "decision_sentence",
+    "ignores_protocol",
     "default_sentence",
     "read_payoff",
     "read_question_type",
@@ -163,6 +164,12 @@ def read_payoff(head: str, space: StrategySpace = DEFAULT_SPACE, *, lenient: boo
                 except PayoffError:
                     pass
     return PayoffRead(None, None, parsed.thinking, why)
+
+
+def ignores_protocol(text: str) -> bool:
+    """True when a first stage shows no attempt at the four blocks: neither ``<thinking>`` nor
+    ``<payoff>`` was opened (the model just answered, or rambled)."""
+    return "<thinking>" not in text and "<payoff>" not in text
 
 
 def salvage(text: str, closed: bool) -> tuple[str, int]:
