@@ -117,3 +117,17 @@ def test_chat_on_ignored_keep(monkeypatch, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["response"] == "Paris." and [f["kind"] for f in record["fallbacks"]] == ["unstructured"]
     assert len(made[0].calls) == 1
+
+
+def test_chat_sees_the_response_as_it_is_written():
+    import asyncio
+
+    from gtalign.steering import load_policy
+
+    backend = ScriptedBackend(lambda m, prefill: CONTINUATION if prefill else first_stage(LLM_SHIFT_FLIPS))
+    seen: list[str] = []
+    options = chat.ChatOptions(question="Capital of France?")
+    messages = [{"role": "user", "content": "Capital of France?"}]
+    result = asyncio.run(chat._steer(backend, options, messages, load_policy("none"), seen.append))
+    assert len(seen) > 1 and seen[-1] == result.response == "Paris [bold]. Want its population too?"
+    assert all(later.startswith(earlier) for earlier, later in zip(seen, seen[1:], strict=False))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -237,7 +237,9 @@ def build_backend(spec: str, model: str | None = None, server_kind: str = "auto"
     raise UsageError(f"--backend must be 'embedded', 'embedded:PATH' or an http(s):// URL, got {spec!r}")
 
 
-async def _steer(backend: ChatBackend, options: ChatOptions, messages: list[dict[str, str]], policy: Any) -> SteeringResult:
+async def _steer(backend: ChatBackend, options: ChatOptions, messages: list[dict[str, str]], policy: Any,
+                 on_text: Callable[[str], None] | None = None) -> SteeringResult:
+    """The steered answer; ``on_text`` sees the response written so far, as it streams."""
     from gtalign.backends._base import SamplingParams
     from gtalign.steering import Fallback, SteeringEngine
 
@@ -245,7 +247,14 @@ async def _steer(backend: ChatBackend, options: ChatOptions, messages: list[dict
     try:
         engine = SteeringEngine(backend, policy, rule=options.rule, params=params,
                                 fallback=Fallback.when_ignored(options.on_ignored))  # type: ignore[arg-type]
-        return await engine.run(messages)
+        if on_text is None:
+            return await engine.run(messages)
+        written = ""
+        async with engine.stream(messages) as stream:
+            async for delta in stream:
+                written += delta
+                on_text(written)
+            return stream.result
     finally:
         await backend.aclose()
 
@@ -275,8 +284,14 @@ def run_chat(options: ChatOptions) -> int:
     backend = build_backend(options.backend, options.model, options.server_kind)
     console, errors = _consoles()
     if errors.is_terminal and not options.json:
-        with errors.status(f"steering on {getattr(backend, 'model', '') or options.backend} ..."):
-            result = asyncio.run(_steer(backend, options, messages, policy))
+        with errors.status(f"steering on {getattr(backend, 'model', '') or options.backend} ...") as status:
+            def show(written: str) -> None:
+                from rich.markup import escape
+
+                tail = escape(" ".join(written.split())[-60:])
+                status.update(f"writing the response ({len(written)} characters): ...{tail}")
+
+            result = asyncio.run(_steer(backend, options, messages, policy, show))
     else:
         result = asyncio.run(_steer(backend, options, messages, policy))
     if options.json:
