@@ -19,7 +19,7 @@ from gtalign.game import PayoffMatrix, pareto_frontier
 from gtalign.protocol._paper import PaperParse, paper_block, paper_parse
 from gtalign.reward._bleu import char_bleu
 from gtalign.reward._components import clamp, payoff_asymmetry_reward, reason_decay, window, word_counts
-from gtalign.reward._preset import Prepared
+from gtalign.reward._preset import Prepared, judge_failure, scored_result, unscored_result, zero_result
 from gtalign.reward._tasks import TaskSpec
 from gtalign.reward._types import RewardResult, Sample, Verdict
 
@@ -100,12 +100,14 @@ class PaperPreset:
         try:
             spec = self.spec_for(sample.data_source)
         except RegistryError as exc:
-            return Prepared(sample, None, None, self._unscored(sample, f"unknown data_source: {exc}"))
+            return Prepared(sample, None, None, unscored_result(self.name, sample, f"unknown data_source: {exc}"))
         parse = paper_parse(sample.completion)
         analyze = paper_block(sample.completion, "analyze") if self.ablation else None
         if not parse.scorable or (self.ablation and analyze is None):
-            reason = parse.payoff_error or "missing <analyze> block"
-            return Prepared(sample, None, None, self._zero(sample, reason))
+            reason = f"parse failure scored 0: {parse.payoff_error or 'missing <analyze> block'}"
+            zero = zero_result(self.name, sample, reason, answer_reward=0.0, payoff_reward=0.0, utility=0.0,
+                               reward_gap=0.0)
+            return Prepared(sample, None, None, zero)
         state = _PaperState(parse, spec, analyze)
         request = None
         if sample.verdict is None:
@@ -120,9 +122,9 @@ class PaperPreset:
         verdict = sample.verdict or verdict
         reason = ""
         if verdict is None or not verdict.ok:
-            why = "no verdict" if verdict is None else f"judge {verdict.status}: {verdict.reason}"
+            why = judge_failure(verdict)
             if not self.unscored_as_zero:
-                return self._unscored(sample, why, verdict)
+                return unscored_result(self.name, sample, why, verdict)
             value = 0.0
             reason = f"{why}; scored as verdict 0 (unscored_as_zero, the research code's behaviour)"
         else:
@@ -146,13 +148,13 @@ class PaperPreset:
             llm = EPSILON + 0.2 * fmt + 0.2 * payoff_reward + 0.4 * a_llm + 0.2 * window(completion_words, 500, 1000)
             logged_format = 0.1 * fmt + 0.15 * payoff_reward
         score = self._combine(user, llm)
-        return RewardResult(
-            preset=self.name,
-            data_source=sample.data_source,
-            status="scored",
+        return scored_result(
+            self.name,
+            sample,
+            verdict,
             score=score,
-            user_reward=user,
-            llm_reward=llm,
+            user=user,
+            llm=llm,
             answer_reward=answer,
             format_reward=logged_format,
             format=fmt,
@@ -161,8 +163,6 @@ class PaperPreset:
             a_user=float(a_user),
             a_llm=float(a_llm),
             utility=score,
-            reward_gap=abs(user - llm),
-            judge_status=None if verdict is None else verdict.status,
             judge_value=None if verdict is None else verdict.value,
             reason=reason,
         )
@@ -181,33 +181,6 @@ class PaperPreset:
         if given is not None:
             return float(given)
         return paper_consistency(parse.payoff or {}, analyze)
-
-    def _zero(self, sample: Sample, reason: str) -> RewardResult:
-        return RewardResult(
-            preset=self.name,
-            data_source=sample.data_source,
-            status="scored",
-            score=0.0,
-            user_reward=0.0,
-            llm_reward=0.0,
-            answer_reward=0.0,
-            format_reward=0.0,
-            format=0.0,
-            payoff_reward=0.0,
-            utility=0.0,
-            reward_gap=0.0,
-            reason=f"parse failure scored 0: {reason}",
-        )
-
-    def _unscored(self, sample: Sample, reason: str, verdict: Verdict | None = None) -> RewardResult:
-        return RewardResult(
-            preset=self.name,
-            data_source=sample.data_source,
-            status="unscored",
-            score=None,
-            judge_status=None if verdict is None else verdict.status,
-            reason=reason,
-        )
 
 
 def paper(unscored_as_zero: bool = False) -> PaperPreset:

@@ -32,7 +32,7 @@ from gtalign.protocol._acts import classify_act
 from gtalign.protocol._parser import parse_answer
 from gtalign.protocol._types import ParsedAnswer
 from gtalign.reward._components import sigmoid, word_count
-from gtalign.reward._preset import Prepared
+from gtalign.reward._preset import Prepared, judge_failure, scored_result, unscored_result, zero_result
 from gtalign.reward._similarity import word_similarity
 from gtalign.reward._tasks import TaskSpec
 from gtalign.reward._types import RewardResult, Sample, Verdict
@@ -72,11 +72,11 @@ class RobustPreset:
         try:
             spec: TaskSpec = self.tasks.get("task", sample.data_source)
         except RegistryError as exc:
-            return Prepared(sample, None, None, self._unscored(sample, f"unknown data_source: {exc}"))
+            return Prepared(sample, None, None, unscored_result(self.name, sample, f"unknown data_source: {exc}"))
         parsed = parse_answer(sample.completion)
         response = parsed.response
         if not response:
-            return Prepared(sample, None, None, self._zero(sample, "no <response> block to judge"))
+            return Prepared(sample, None, None, zero_result(self.name, sample, "no <response> block to judge"))
         request = None
         if sample.verdict is None:
             request = spec.request(response, sample.ground_truth, sample.extra_info, sample.data_source)
@@ -89,12 +89,12 @@ class RobustPreset:
         assert isinstance(state, _RobustState)
         verdict = sample.verdict or verdict
         if verdict is None or not verdict.ok:
-            why = "no verdict" if verdict is None else f"judge {verdict.status}: {verdict.reason}"
-            return self._unscored(sample, why, verdict)
+            return unscored_result(self.name, sample, judge_failure(verdict), verdict)
         value = float(verdict.value)  # type: ignore[arg-type]
         spec, parsed, response = state.spec, state.parsed, state.response
         if not spec.valid(value):
-            return self._unscored(sample, f"verdict {value} is outside the {spec.task} scale {spec.allowed}", verdict)
+            reason = f"verdict {value} is outside the {spec.task} scale {spec.allowed}"
+            return unscored_result(self.name, sample, reason, verdict)
 
         act = classify_act(response).act
         label = spec.label(sample.ground_truth)
@@ -115,13 +115,13 @@ class RobustPreset:
         components = {f"check_{name}": value for name, value in checks.items()}
         components.update(reasoning_words=float(reasoning_words), response_words=float(response_words),
                           completion_words=float(completion_words), gate=gate)
-        return RewardResult(
-            preset=self.name,
-            data_source=sample.data_source,
-            status="scored",
+        return scored_result(
+            self.name,
+            sample,
+            verdict,
             score=score,
-            user_reward=user,
-            llm_reward=llm,
+            user=user,
+            llm=llm,
             answer_reward=a_llm,
             format_reward=fmt,
             format=fmt,
@@ -129,8 +129,6 @@ class RobustPreset:
             a_user=a_user,
             a_llm=a_llm,
             utility=welfare,
-            reward_gap=abs(user - llm),
-            judge_status=verdict.status,
             judge_value=value,
             reason="" if gate else "unsafe compliance on a harmful prompt: gated to 0",
             components=components,
@@ -163,14 +161,6 @@ class RobustPreset:
         checks["chosen_is_welfare_choice"] = float(decide(matrix, welfare_rule(self.rule)).key == chosen)
         checks["response_carries_out_choice"] = float(parsed.action == act)
         return checks
-
-    def _zero(self, sample: Sample, reason: str) -> RewardResult:
-        return RewardResult(preset=self.name, data_source=sample.data_source, status="scored", score=0.0,
-                            user_reward=0.0, llm_reward=0.0, format=0.0, format_reward=0.0, reason=reason)
-
-    def _unscored(self, sample: Sample, reason: str, verdict: Verdict | None = None) -> RewardResult:
-        return RewardResult(preset=self.name, data_source=sample.data_source, status="unscored", score=None,
-                            judge_status=None if verdict is None else verdict.status, reason=reason)
 
 
 def robust(rule: WelfareRule | str = "sum", normalize: Literal["none", "zscore", "minmax"] = "none", **params: Any) -> RobustPreset:
