@@ -39,13 +39,15 @@ from typing import Any
 from gtalign.backends._base import ChatBackend, SamplingParams
 from gtalign.game import decide
 from gtalign.protocol import ACTION_DESCRIPTIONS, messages_from_row, parse_answer, render_answer
-from gtalign.steering import SteeringEngine, load_policy
+from gtalign.steering import Fallback, SteeringEngine, load_policy
 from gtalign.steering._steps import PAYOFF_CLOSE, close_at, read_payoff
 from gtalign.testing import ScriptedBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "gtalign"
 RESULTS = ROOT / "benchmarks" / "RESULTS_steering.md"
+OTHER_MODES = ("default", "keep")
+"""`Fallback.when_ignored` modes measured besides the default (``retry``)."""
 SOURCES = (
     "train_test/ambig_qa/test.parquet",
     "train_test/math-hard/test.parquet",
@@ -228,6 +230,14 @@ def table(prompts: list[Prompt], rows: list[Row]) -> tuple[list[str], dict[str, 
         f"| (b) steered, without retry attempts | {_ratio(no_retry, plain_tok)} | |",
         f"| (c) research code's method | {_ratio(research_tok, plain_tok)} | {_ratio(research_wall, plain_wall, 0.05)} |",
     ]
+    mode_ratios: dict[str, float] = {}
+    for mode in OTHER_MODES:
+        tok = _mean([e["modes"][mode].tokens for _, _, e, _ in rows])
+        wall = _mean([e["modes"][mode].wall for _, _, e, _ in rows])
+        unsteered = sum("unstructured" in e["modes"][mode].note for _, _, e, _ in rows)
+        mode_ratios[mode] = tok / plain_tok if plain_tok else float("nan")
+        lines.insert(len(lines) - 1, f"| (b) steered, `on_ignored={mode}` ({unsteered} of {len(rows)} answers kept "
+                     f"unsteered) | {_ratio(tok, plain_tok)} | {_ratio(wall, plain_wall, 0.05)} |")
     facts = {
         "n": len(rows),
         "four_blocks": sum(p.four_blocks for p, _, _, _ in rows),
@@ -236,6 +246,7 @@ def table(prompts: list[Prompt], rows: list[Row]) -> tuple[list[str], dict[str, 
         "no_retry_ratio": no_retry / plain_tok if plain_tok else float("nan"),
         "calls": _mean([s.calls for _, s, _, _ in rows]),
         "prompt_tokens": _mean([e["prompt_tokens"] for _, _, e, _ in rows]),
+        **{f"{mode}_ratio": ratio for mode, ratio in mode_ratios.items()},
     }
     return lines, facts
 
@@ -260,6 +271,11 @@ def notes(facts: dict[str, float], mechanism: dict[str, float] | None) -> list[s
         f"`<response>` of at least 64 more. Steered/plain is {facts['steered_ratio']:.2f}x here, "
         f"{facts['no_retry_ratio']:.2f}x without the retries. The target (<= 1.05x) presumes a model that writes "
         "the four blocks.",
+        f"- The declared fallbacks for a model that ignores the protocol are the cost knob (`Fallback.when_ignored`, "
+        f"`--on-ignored` in `gtalign chat` and `gtalign serve`): `default` skips the retry and takes the default "
+        f"action at once ({facts['default_ratio']:.2f}x); `keep` returns the model's own answer unsteered, so "
+        f"its first stage is the plain pass and nothing more is generated ({facts['keep_ratio']:.2f}x). Attempts at "
+        "the protocol whose matrix does not read are still retried and steered under every mode.",
     ]
     if mechanism is not None:
         out.append(
@@ -319,6 +335,8 @@ async def measure(backend: ChatBackend, prompts: list[Prompt], args: argparse.Na
     policy = load_policy(args.pricing)
     params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     engine = SteeringEngine(backend, policy, rule=args.rule, params=params)
+    others = {mode: SteeringEngine(backend, policy, rule=args.rule, params=params, fallback=Fallback.when_ignored(mode))
+              for mode in OTHER_MODES}
     if args.warmup:
         await backend.generate([{"role": "user", "content": "Hi"}], params=SamplingParams(max_tokens=4))
     rows = []
@@ -326,11 +344,13 @@ async def measure(backend: ChatBackend, prompts: list[Prompt], args: argparse.Na
         for i, prompt in enumerate(prompts, start=1):
             p = await plain(backend, prompt, args.max_tokens)
             s, extra = await steered(engine, prompt)
+            extra["modes"] = {mode: (await steered(other, prompt))[0] for mode, other in others.items()}
             r = await research(backend, prompt, policy, args.max_tokens)
             rows.append((p, s, extra, r))
             print(f"[{i}/{len(prompts)}] {backend.name} {prompt.source}: plain {p.tokens} tok {p.wall:.1f}s | steered "
                   f"{s.tokens} tok {s.wall:.1f}s ({extra['status']}, {extra['chosen']}) | research {r.tokens} tok "
-                  f"{r.wall:.1f}s", file=sys.stderr)
+                  f"{r.wall:.1f}s | " + ", ".join(f"{mode} {m.tokens} tok" for mode, m in extra["modes"].items()),
+                  file=sys.stderr)
     finally:
         await backend.aclose()
     return rows
