@@ -9,6 +9,12 @@ token by token, so the record says exactly which stop string matched and how man
 llama-cpp-python keeps the previous call's KV cache for a shared prompt prefix, which makes the
 continuation step of steering cheap.
 
+A caller that gives up (a cancelled ``generate``, a timeout, a stream closed early) frees the
+worker for the queue: its call is dropped if still queued, stopped at the next token otherwise.
+`LlamaCppBackend.stream` yields the text as it is decoded (a `StreamingBackend`).
+Each `Generation.extra` says how long the call waited for the worker (``queued_s``) and how long
+it ran (``compute_s``).
+
 Optional: ``llama_cpp`` is imported when the backend first loads (``pip install llama-cpp-python``,
 or ``scripts/build-llama-cpp.sh`` on machines without a usable prebuilt wheel).
 """
@@ -17,16 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gtalign._chat_client import TextStream
 from gtalign.backends._base import Generation, Message, SamplingParams
 from gtalign.backends._model_store import DEFAULT_GGUF_NAME, DEFAULT_MODEL_NAME, default_gguf
+from gtalign.backends._relay import _Relay
 
 __all__ = ["LlamaCppBackend"]
 
@@ -43,6 +52,20 @@ class _Loaded:
     add_bos: bool
     is_eog: Callable[[int], bool]
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One call for the worker; ``cancelled`` is set when the caller gives up, and the token loop
+    checks it, so an abandoned call stops holding the only worker. ``relay`` (for a stream) gets
+    the text as it is decoded."""
+
+    messages: Sequence[Message]
+    prefill: str
+    params: SamplingParams
+    relay: _Relay | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    submitted: float = field(default_factory=time.perf_counter)
 
 
 class LlamaCppBackend:
@@ -120,29 +143,83 @@ class LlamaCppBackend:
         prefill: str = "",
         params: SamplingParams = SamplingParams(),
     ) -> Generation:
-        """One call, queued behind any running one (llama.cpp decodes one sequence at a time)."""
-        submitted = time.perf_counter()
-        return await asyncio.wrap_future(self._executor.submit(self._generate, messages, prefill, params, submitted))
+        """One call, queued behind any running one (llama.cpp decodes one sequence at a time).
+
+        Cancelling it (a timeout, a client gone) frees the worker: a queued call is never decoded,
+        a running one stops at the next token.
+        """
+        call = _Call(list(messages), prefill, params)
+        future = self._executor.submit(self._generate, call)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            call.cancelled.set()
+            future.cancel()
+            raise
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        prefill: str = "",
+        params: SamplingParams = SamplingParams(),
+    ) -> TextStream[Generation]:
+        """`generate`, streamed: ``async for delta in backend.stream(...)`` yields the new text as it
+        is decoded; ``.result`` then holds the `Generation` `generate` would return, and the deltas
+        add up to its text. Closing the stream early cancels the call as a cancelled `generate` is.
+        """
+        return TextStream(self._stream_source(messages, prefill, params))
 
     def generate_sync(self, messages: Sequence[Message], prefill: str = "", params: SamplingParams = SamplingParams()) -> Generation:
         """`generate`, blocking (for scripts and benchmarks)."""
-        return self._executor.submit(self._generate, messages, prefill, params, time.perf_counter()).result()
+        return self._executor.submit(self._generate, _Call(list(messages), prefill, params)).result()
 
-    def _generate(self, messages: Sequence[Message], prefill: str, params: SamplingParams, submitted: float) -> Generation:
-        loaded = self._load()
+    async def _stream_source(
+        self, messages: Sequence[Message], prefill: str, params: SamplingParams
+    ) -> AsyncGenerator[str | Generation, None]:
+        relay = _Relay(asyncio.get_running_loop(), params.stop)
+        call = _Call(list(messages), prefill, params, relay)
+        future = self._executor.submit(self._generate, call)
+        future.add_done_callback(relay.put)
         try:
-            prompt = self.render_prompt(messages, prefill)
+            while True:
+                item = await relay.items.get()
+                if isinstance(item, str):
+                    yield item
+                else:
+                    yield item.result()
+                    return
+        finally:
+            if not future.done():
+                call.cancelled.set()
+                future.cancel()
+
+    def _generate(self, call: _Call) -> Generation:
+        started = time.perf_counter()
+        result = self._decode(call)
+        ended = time.perf_counter()
+        result = dataclasses.replace(result, latency=ended - call.submitted,
+                                     extra={"queued_s": started - call.submitted, "compute_s": ended - started})
+        if call.relay is not None:
+            call.relay.finish(result)
+        return result
+
+    def _decode(self, call: _Call) -> Generation:
+        if call.cancelled.is_set():
+            return _cancelled(None, None)
+        loaded = self._load()
+        params, relay = call.params, call.relay
+        try:
+            prompt = self.render_prompt(call.messages, call.prefill)
         except Exception as exc:
-            return Generation("", "error", status="failed", reason=f"cannot render the prompt: {exc}",
-                              latency=time.perf_counter() - submitted)
+            return Generation("", "error", status="failed", reason=f"cannot render the prompt: {exc}")
         llm = loaded.llm
         add_bos = loaded.add_bos and not (loaded.bos_text and prompt.startswith(loaded.bos_text))
         prompt_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
         room = self.context - len(prompt_ids)
         if room < 1:
             return Generation("", "error", tokens_in=len(prompt_ids), status="context_overflow",
-                              reason=f"prompt of {len(prompt_ids)} tokens leaves no room in the {self.context}-token context",
-                              latency=time.perf_counter() - submitted)
+                              reason=f"prompt of {len(prompt_ids)} tokens leaves no room in the {self.context}-token context")
         limit = min(params.max_tokens, room)
         stops = tuple(s for s in params.stop if s)
         window = max((len(s.encode()) for s in stops), default=0) + 4
@@ -154,6 +231,8 @@ class LlamaCppBackend:
             for token in llm.generate(prompt_ids, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0,
                                       repeat_penalty=1.0):
                 produced += 1
+                if call.cancelled.is_set():
+                    return _cancelled(len(prompt_ids), produced)
                 if loaded.is_eog(token):
                     finish, ended = "stop", True
                     break
@@ -163,9 +242,10 @@ class LlamaCppBackend:
                     break
                 if produced >= limit:
                     break
+                if relay is not None:
+                    relay.offer(b"".join(pieces).decode("utf-8", "replace"))
         except Exception as exc:
-            return Generation("", "error", tokens_in=len(prompt_ids), status="failed", reason=f"{type(exc).__name__}: {exc}",
-                              latency=time.perf_counter() - submitted)
+            return Generation("", "error", tokens_in=len(prompt_ids), status="failed", reason=f"{type(exc).__name__}: {exc}")
         text = b"".join(pieces).decode("utf-8", "replace")
         hits = [(text.find(s), -len(s), s) for s in stops if s in text]
         matched = None
@@ -174,7 +254,7 @@ class LlamaCppBackend:
             text = text[:cut]
         if not ended and matched is None:
             finish = "length"
-        return Generation(text, finish, matched, len(prompt_ids), produced, time.perf_counter() - submitted)
+        return Generation(text, finish, matched, len(prompt_ids), produced)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
@@ -187,3 +267,8 @@ class LlamaCppBackend:
             loaded, self._loaded = self._loaded, None
         if loaded is not None:
             loaded.llm.close()
+
+
+def _cancelled(tokens_in: int | None, tokens_out: int | None) -> Generation:
+    """The result of a call whose caller gave up (nobody waits for it; it says what it cost)."""
+    return Generation("", "error", tokens_in=tokens_in, tokens_out=tokens_out, status="failed", reason="cancelled by the caller")
