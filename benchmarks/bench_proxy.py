@@ -125,7 +125,8 @@ async def latency_run(root: str, requests: int, warmup: int, latency: float) -> 
     messages = prompt(QUESTION, "sum")
     body = {"model": MODEL, "messages": QUESTION}
     headers = {"Authorization": f"Bearer {KEY}"}
-    direct, steered, via_http, via_openai = [], [], [], []
+    direct, steered, via_http, via_openai, streamed, first_text = [], [], [], [], [], []
+    stream_body = {**body, "stream": True}
     continuation = _ANSWER + "\n<analyze>\nChosen key: DQ_DA."
     stage_one = SamplingParams(max_tokens=512, stop=("</payoff>",))
     stage_two = SamplingParams(max_tokens=512, stop=("</response>",))
@@ -144,14 +145,24 @@ async def latency_run(root: str, requests: int, warmup: int, latency: float) -> 
             t3 = time.perf_counter()
             await oclient.chat.completions.create(model=MODEL, messages=QUESTION)  # type: ignore[arg-type]
             t4 = time.perf_counter()
-            assert result.ok and reply.status_code == 200, reply.text
+            t_first = None
+            async with client.stream("POST", f"{root}/v1/chat/completions", json=stream_body, headers=headers) as events:
+                async for line in events.aiter_lines():
+                    if t_first is None and '"content":"' in line and '"content":""' not in line:
+                        t_first = time.perf_counter()
+            t5 = time.perf_counter()
+            assert result.ok and reply.status_code == 200 and t_first is not None, reply.text
             if i >= warmup:
                 direct.append(t1 - t0)
                 steered.append(t2 - t1)
                 via_http.append(t3 - t2)
                 via_openai.append(t4 - t3)
+                streamed.append(t5 - t4)
+                first_text.append(t_first - t4)
     return [Series("backend (2 calls, in-process)", direct), Series("engine (in-process)", steered),
-            Series("proxy (httpx, keep-alive)", via_http), Series("proxy (openai client)", via_openai)]
+            Series("proxy (httpx, keep-alive)", via_http), Series("proxy (openai client)", via_openai),
+            Series("proxy streamed (httpx): first response text", first_text),
+            Series("proxy streamed (httpx): whole stream", streamed)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +254,9 @@ def _tables(series: list[Series], saturation: list[Saturation], args: argparse.N
         f"{load:.2f}.",
         "",
         "`backend` is the model's own time for one steered answer (two calls), `engine` adds the steering work in "
-        "process, `proxy` is the whole request over HTTP. Each iteration runs the four paths one after another, so "
-        "they share the same machine noise.",
+        "process, `proxy` is the whole request over HTTP (streamed: to the first chunk with response text, and to "
+        "`[DONE]`; the scripted model streams its continuation a word per delta). Each iteration runs the paths one "
+        "after another, so they share the same machine noise.",
         "",
         f"### Latency per request ({args.requests} sequential requests after {args.warmup} warm-up, interleaved)",
         "",
@@ -260,6 +272,7 @@ def _tables(series: list[Series], saturation: list[Saturation], args: argparse.N
         "|---|---:|---:|",
         f"| proxy - backend (everything beyond the model's own time) | {added:.2f} | {proxy.p95 - backend.p95:.2f} |",
         f"| proxy - engine (HTTP server layer only) | {proxy.p50 - engine.p50:.2f} | {proxy.p95 - engine.p95:.2f} |",
+        f"| proxy streamed, whole stream - backend | {series[5].p50 - backend.p50:.2f} | {series[5].p95 - backend.p95:.2f} |",
         "",
         f"Target: < 5 ms p50 beyond the model's own time: **{'met' if added < 5 else 'not met'}** ({added:.2f} ms).",
         "",
@@ -276,15 +289,16 @@ def _tables(series: list[Series], saturation: list[Saturation], args: argparse.N
     measured = [s for s in saturation if s.server_cpu]
     if measured:
         per_request = sum(s.server_cpu or 0.0 for s in measured) / sum(s.requests for s in measured)
-        best = max(s.rps for s in measured)
+        best = max(measured, key=lambda s: s.rps)
+        busy = (best.server_cpu or 0.0) / best.wall
         lines += [
             "",
-            f"The proxy process spends {per_request * 1000:.2f} ms of CPU per request (HTTP, validation, prompt, steering, "
-            f"record, JSON), so one uvicorn worker tops out near {1 / per_request:,.0f} requests/s on one core. The best "
-            f"measured rate ({best:,.0f}/s) is below that because the load generator shares the machine's "
-            f"{os.cpu_count()} cores and is itself Python (the proxy's CPU was never fully busy); more concurrent "
-            "clients only add queueing in the client. Against a real model the model's time dominates: the proxy "
-            "adds the figures above per request, and `--max-concurrency` should match what the backend can batch.",
+            f"The proxy process spends {per_request * 1000:.2f} ms of CPU per request on average (HTTP, validation, "
+            f"prompt, steering, record, JSON), so one uvicorn worker tops out near {1 / per_request:,.0f} requests/s "
+            f"on one core. The best measured rate is {best.rps:,.0f}/s with {best.clients} concurrent clients, the "
+            f"proxy's CPU {busy:.0%} busy; the load generator shares the machine's {os.cpu_count()} cores and is "
+            "itself Python, so more clients only add queueing. Against a real model the model's time dominates: the "
+            "proxy adds the figures above per request, and `--max-concurrency` should match what the backend can batch.",
         ]
     return "\n".join(lines)
 
