@@ -321,13 +321,14 @@ def test_a_real_sigint_exits_130_and_the_rerun_resumes(tmp_path: Path) -> None:
     if not script.exists():
         pytest.skip("the gtalign console script is not installed next to this interpreter")
     (tmp_path / "slow_judge_for_test.py").write_text(SLOW_JUDGE, encoding="utf-8")
-    # 1 s per batch, two batches in flight: the run lasts about 10 s after its first row is written,
-    # so the signal lands mid-run even when a loaded machine wakes this poller late.
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "SLOW_JUDGE_DELAY": "1.0"}
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "SLOW_JUDGE_DELAY": "0.2"}
     source = write_jsonl(tmp_path / "in.jsonl", [row(i) for i in range(1, 61)])
     out = tmp_path / "out.jsonl"
     argv = [str(script), "score", str(source), "-o", str(out), "--judge", "slow_judge_for_test:Slow", "--batch-size", "3"]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A terminal's Ctrl-C: the child gets SIGINT's default disposition even when this test runs in a
+    # background job, whose children inherit SIGINT ignored (Python then installs no handler at all).
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
