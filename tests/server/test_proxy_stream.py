@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 import httpx
 import openai
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gtalign.backends._base import Generation
@@ -70,9 +70,10 @@ def test_client_stop_strings_cut_the_stream_like_the_whole_text(proxy_stops=("is
     assert _content(chunks) == whole.choices[0].message.content == "The answer "
 
 
-@settings(max_examples=200, deadline=None)
-@given(text=st.text(alphabet="ab c", max_size=40), stops=st.lists(st.text(alphabet="ab c", max_size=4), max_size=3),
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="abXY", max_size=40), stops=st.lists(st.text(alphabet="abXY", max_size=4), max_size=3),
        cuts=st.lists(st.integers(0, 40), max_size=10))
+@example(text="abXYZ", stops=["X", "bXY"], cuts=[3])  # a longer stop string that starts earlier wins
 def test_stop_filter_equals_cutting_the_whole_text(text, stops, cuts) -> None:
     points = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
     pieces = [text[a:b] for a, b in zip(points, points[1:], strict=False)]
@@ -179,3 +180,37 @@ def test_on_ignored_keep_answers_with_the_models_own_text() -> None:
     assert [f["kind"] for f in completion.gtalign["fallbacks"]] == ["unstructured"]
     assert completion.gtalign["chosen_key"] is None and len(completion.gtalign["stages"]) == 1
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Four."
+
+
+def test_a_client_gone_before_the_first_byte_still_frees_the_slot() -> None:
+    """The ASGI server fails to send the response start (the client left): the body iterator
+    never runs, and the slot must come back anyway."""
+    from gtalign.server import ServerConfig, create_app
+
+    app = create_app(ServerConfig(model_name=MODEL, port=0), scripted(word_delay=0.01))
+    body = json.dumps({"model": MODEL, "messages": QUESTION, "stream": True}).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+    async def main() -> int:
+        sent = False
+
+        async def receive():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.sleep(3600)
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                raise OSError("client gone")
+
+        async with app.router.lifespan_context(app):
+            with pytest.raises(OSError):
+                await app(scope, receive, send)
+            return app.state.proxy.gate.in_flight
+
+    assert asyncio.run(main()) == 0

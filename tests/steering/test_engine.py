@@ -384,3 +384,10 @@ def test_keep_unstructured_leaves_protocol_attempts_to_the_other_fallbacks():
     broken = first_stage(LLM_SHIFT_FLIPS).replace('"DQ_DA"', '"DQ_XX"')
     result = run(SteeringEngine(scripted(broken), fallback=Fallback(keep_unstructured=True)))
     assert [e.kind for e in result.fallbacks][:2] == ["retry", "default_action"]
+
+
+def test_keep_unstructured_reads_a_lone_response_block():
+    """The first stage stops at </response>; the kept answer is the block's content, not the tag."""
+    backend = _ignoring("<response>\nHello there, I can help.\n</response>\nmore")
+    result = run(SteeringEngine(backend, fallback=Fallback(keep_unstructured=True)))
+    assert result.response == "Hello there, I can help."

@@ -13,11 +13,12 @@ from gtalign.protocol import parse_answer
 from gtalign.steering import PolicyError, SteeringEngine, SteeringResult
 from gtalign.steering._steps import ResponseText
 from tests.steering._fixtures import LLM_SHIFT_FLIPS, first_stage
+from gtalign.testing import ScriptedBackend
 from tests.steering.test_engine import CONTINUATION, QUESTION, scripted
 
 
 def _feed(reader: ResponseText, pieces: list[str]) -> str:
-    return "".join(reader.feed(piece) for piece in pieces)
+    return "".join(reader.feed(piece) for piece in pieces) + reader.flush()
 
 
 def _split(text: str, cuts: list[int]) -> list[str]:
@@ -42,6 +43,19 @@ def test_response_text_holds_back_what_could_be_a_tag():
     assert reader.feed("d> b") == " </red> b"
 
 
+def test_response_text_waits_for_the_tag_it_must_follow():
+    text = " I will now write the <response> block.\n</analyze>\n<response>\nFour.\n</response>"
+    assert _feed(ResponseText(after="</analyze>"), list(text)) == "Four."
+    assert _feed(ResponseText(), [text]) == "block.\n</analyze>\n<response>\nFour."
+
+
+def test_response_text_flushes_what_only_looked_like_a_tag():
+    reader = ResponseText(opened=True)
+    assert reader.feed("Use a -> b or a <") == "Use a -> b or a"
+    assert reader.flush() == " <"
+    assert ResponseText().flush() == ""
+
+
 def test_response_text_without_a_response_shows_nothing():
     assert _feed(ResponseText(), ["<analyze>only analysis", " and <resp", "ond"]) == ""
 
@@ -50,11 +64,11 @@ _PIECE = st.lists(st.sampled_from([*"ab <>/\n", "<response>", "</response>", "re
 
 
 @settings(max_examples=300, deadline=None)
-@given(head=_PIECE, body=_PIECE, tail=_PIECE, cuts=st.lists(st.integers(0, 200), max_size=12))
-def test_response_text_joined_equals_the_parsers_content(head, body, tail, cuts):
+@given(head=_PIECE, body=_PIECE, tail=_PIECE, closed=st.booleans(), cuts=st.lists(st.integers(0, 200), max_size=12))
+def test_response_text_joined_equals_the_parsers_content(head, body, tail, closed, cuts):
     """However the text is cut into pieces, the shown text is the content between the first
     <response> and the next </response> (or the end), stripped."""
-    text = head + "<response>" + body + "</response>" + tail
+    text = head + "<response>" + body + ("</response>" + tail if closed else "")
     shown = _feed(ResponseText(), _split(text, cuts))
     opened = text.find("<response>") + len("<response>")
     closing = text.find("</response>", opened)
@@ -168,3 +182,49 @@ def test_backend_without_stream_still_streams_the_whole_response():
 
     deltas, result = asyncio.run(_collect(SteeringEngine(GenerateOnly())))
     assert deltas == [result.response] and parse_answer(result.text).response == result.response
+
+
+def test_engine_stream_ignores_a_response_tag_mentioned_in_the_analysis():
+    then = " I will now write the <response> block.\n</analyze>\n<response>\nFour.\n</response>"
+    deltas, result = asyncio.run(_collect(SteeringEngine(scripted(first_stage(LLM_SHIFT_FLIPS), then=then))))
+    assert "".join(deltas) == result.response == "Four."
+
+
+def test_engine_stream_releases_a_trailing_partial_tag():
+    then = " Fine.\n</analyze>\n<response>\nUse a -> b or a <\n</response>"
+    deltas, result = asyncio.run(_collect(SteeringEngine(scripted(first_stage(LLM_SHIFT_FLIPS), then=then))))
+    assert "".join(deltas) == result.response == "Use a -> b or a <"
+
+
+def test_engine_stream_tops_up_a_response_the_stream_could_not_place():
+    """<response> without </analyze> first: the stream waits, the parser still reads the block;
+    the rest arrives as one last delta, so the deltas still join to the response."""
+    then = " Fine. <response>\nFour.\n</response>"
+    deltas, result = asyncio.run(_collect(SteeringEngine(scripted(first_stage(LLM_SHIFT_FLIPS), then=then))))
+    assert result.response == "Four." and "".join(deltas) == "Four."
+
+
+def test_engine_stream_close_lets_the_callers_cancellation_through():
+    """Closing a stream waits for the steering to wind down, but a timeout around the caller
+    still fires on time."""
+    class SlowCleanup(ScriptedBackend):
+        async def _stream_source(self, messages, prefill, params):
+            try:
+                async for item in super()._stream_source(messages, prefill, params):
+                    yield item
+            finally:
+                await asyncio.shield(asyncio.sleep(1.0))
+
+    backend = SlowCleanup(lambda m, prefill: CONTINUATION if prefill else first_stage(LLM_SHIFT_FLIPS), word_delay=0.05)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                async with SteeringEngine(backend).stream(QUESTION) as stream:
+                    async for _ in stream:
+                        break  # leave at once: closing waits for the 1 s cleanup, the timeout cuts in
+        return loop.time() - started
+
+    assert asyncio.run(main()) < 0.9

@@ -278,11 +278,42 @@ async def _run(proxy: _Proxy, plan: _Plan) -> Steered:
 
 @dataclass
 class _Live:
-    """A streamed steering whose response has begun: it holds a gate slot until the stream ends."""
+    """A streamed steering whose response has begun. It holds a gate slot until `end`, which runs
+    once however the stream ends (finished, failed, client gone, body never started)."""
 
+    proxy: _Proxy
     steering: TextStream[SteeringResult]
     first: str
     deadline: float
+    log: Callable[[Steered | None, int], None] = lambda steered, status: None
+    steered: Steered | None = None
+    status: int = 200
+    ended: bool = False
+
+    async def end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            await self.steering.aclose()
+        finally:
+            await self.proxy.gate.release()
+            self.log(self.steered, self.status)
+
+
+class _LiveResponse(StreamingResponse):
+    """A `StreamingResponse` that ends its `_Live` stream when the response is done, also when the
+    body iterator never started (a client gone before the first byte) or was never closed."""
+
+    def __init__(self, content: AsyncIterator[bytes], live: _Live, **options: Any) -> None:
+        super().__init__(content, **options)
+        self.live = live
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.live.end()
 
 
 async def _open_stream(proxy: _Proxy, plan: _Plan) -> _Live | Steered:
@@ -290,27 +321,33 @@ async def _open_stream(proxy: _Proxy, plan: _Plan) -> _Live | Steered:
     finished without any (its `Steered`, reported like a whole answer)."""
     assert proxy.backend is not None
     await _acquire(proxy)
-    steering = steer_stream(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule,
-                            params=plan.params, fallback=proxy.fallback)
+    steering: TextStream[SteeringResult] | None = None
     deadline = asyncio.get_running_loop().time() + proxy.config.timeout
     try:
+        steering = steer_stream(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule,
+                                params=plan.params, fallback=proxy.fallback)
         async with asyncio.timeout_at(deadline):
             first = await anext(steering, None)
     except BaseException as exc:
-        await steering.aclose()
-        await proxy.gate.release()
+        try:
+            if steering is not None:
+                await steering.aclose()
+        finally:
+            await proxy.gate.release()
         if isinstance(exc, TimeoutError):
             raise _timeout_error(proxy) from None
         raise
     if first is None:
         await proxy.gate.release()
         return report(steering.result)
-    return _Live(steering, first, deadline)
+    return _Live(proxy, steering, first, deadline)
 
 
 class _StopFilter:
-    """The client's ``stop`` strings on streamed text: nothing from the first stop string on is sent,
-    and a tail that could begin one waits for the next piece (as `_apply_stops` on the whole text)."""
+    """The client's ``stop`` strings on streamed text, cutting exactly where `_apply_stops` cuts the
+    whole text: nothing from the first stop string on is sent, and text from the earliest place a
+    stop string could still begin waits for the next piece (a longer stop string starting earlier
+    can win over a shorter one already complete)."""
 
     def __init__(self, stops: tuple[str, ...]) -> None:
         self.stops = tuple(stop for stop in stops if stop)
@@ -322,15 +359,16 @@ class _StopFilter:
             return "" if self.hit else piece
         text = self.pending + piece
         cuts = [i for i in (text.find(stop) for stop in self.stops) if i >= 0]
-        if cuts:
+        cut = min(cuts) if cuts else len(text)
+        hold = len(text) - max(partial_tag(text, stop) for stop in self.stops)
+        if cuts and cut <= hold:
             self.hit, self.pending = True, ""
-            return text[: min(cuts)]
-        keep = max(partial_tag(text, stop) for stop in self.stops)
-        self.pending = text[len(text) - keep:] if keep else ""
-        return text[: len(text) - keep]
+            return text[:cut]
+        self.pending = text[hold:]
+        return text[:hold]
 
     def flush(self) -> str:
-        rest, self.pending = ("" if self.hit else self.pending), ""
+        rest, self.pending = ("" if self.hit else _apply_stops(self.pending, self.stops)), ""
         return rest
 
 
@@ -371,12 +409,10 @@ def _sse_error(error: ProxyError) -> bytes:
     return b"data: " + error.response().body + b"\n\n"
 
 
-async def _relay(
-    proxy: _Proxy, live: _Live, ident: str, created: int, plan: _Plan, include_usage: bool, log: Callable[..., None]
-) -> AsyncIterator[bytes]:
-    """The SSE body of a live stream: the response deltas as they come, then the record. Frees the
-    gate slot and logs the request when the stream ends, however it ends (a client that goes away
-    cancels this generator, and with it the steering)."""
+async def _relay(live: _Live, ident: str, created: int, plan: _Plan, include_usage: bool) -> AsyncIterator[bytes]:
+    """The SSE body of a live stream: the response deltas as they come, then the record; records
+    the outcome on ``live`` for its `_Live.end` (a client that goes away cancels this generator)."""
+    proxy = live.proxy
     model = proxy.config.model_name
 
     def chunk(delta: Delta, finish: str | None = None, **extra: Any) -> bytes:
@@ -384,8 +420,6 @@ async def _relay(
                                         choices=[ChunkChoice(delta=delta, finish_reason=finish)], **extra))
 
     stops = _StopFilter(plan.stops)
-    steered: Steered | None = None
-    status = 200
     try:
         yield chunk(Delta(role="assistant", content=""))
         if text := stops.feed(live.first):
@@ -395,7 +429,7 @@ async def _relay(
                 async with asyncio.timeout_at(live.deadline):  # never around a yield: the client's pace is not ours
                     delta = await anext(live.steering, None)
             except TimeoutError:
-                status = 504
+                live.status = 504
                 yield _sse_error(_timeout_error(proxy))
                 yield b"data: [DONE]\n\n"
                 return
@@ -403,9 +437,9 @@ async def _relay(
                 break
             if text := stops.feed(delta):
                 yield chunk(Delta(content=text))
-        steered = report(live.steering.result)
+        live.steered = steered = report(live.steering.result)
         if steered.status == "failed":
-            status = 502
+            live.status = 502
             yield _sse_error(ProxyError(502, f"The model backend failed: {steered.reason or 'no reason given'}",
                                         code="backend_failed"))
             yield b"data: [DONE]\n\n"
@@ -417,9 +451,7 @@ async def _relay(
             yield _sse(ChatCompletionChunk(id=ident, created=created, model=model, choices=[], usage=_usage(steered)))
         yield b"data: [DONE]\n\n"
     finally:
-        await live.steering.aclose()
-        await proxy.gate.release()
-        log(steered, status)
+        await live.end()
 
 
 def _internal_error(exc: Exception) -> Response:
@@ -525,12 +557,9 @@ def create_app(config: ServerConfig, backend: ChatBackend | None = None, *, clos
         ident = f"chatcmpl-{uuid.uuid4().hex}"
         include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
         proxy.stats.count(200)
-
-        def log(steered: Steered | None, status: int) -> None:
-            _log_request(key, plan, steered, status, started, True)
-
-        return StreamingResponse(
-            _relay(proxy, live, ident, int(time.time()), plan, include_usage, log),
+        live.log = lambda steered, status: _log_request(key, plan, steered, status, started, True)
+        return _LiveResponse(
+            _relay(live, ident, int(time.time()), plan, include_usage), live,
             media_type="text/event-stream", headers={"x-request-id": ident, "Cache-Control": "no-cache"},
         )
 

@@ -23,7 +23,7 @@ the ``<response>`` content out of them; the first stage is never shown, since it
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +57,8 @@ __all__ = ["IGNORED_PROTOCOL", "MIN_CONTINUATION_TOKENS", "Fallback", "IgnoredPr
 IgnoredProtocol = Literal["retry", "default", "keep"]
 IGNORED_PROTOCOL: tuple[IgnoredProtocol, ...] = ("retry", "default", "keep")
 """What to do when the model ignores the protocol (see `Fallback.when_ignored`)."""
+
+_log = logging.getLogger(__name__)
 
 MIN_CONTINUATION_TOKENS = 64
 """Tokens a continuation gets at least, even when the first stage used up ``max_tokens``."""
@@ -251,15 +253,24 @@ async def _stream_source(
     run = _Run(engine, policy, messages, sink=deltas.put_nowait)
     task = asyncio.ensure_future(run.execute())
     task.add_done_callback(lambda _: deltas.put_nowait(None))
+    shown: list[str] = []
     try:
         while (delta := await deltas.get()) is not None:
+            shown.append(delta)
             yield delta
-        yield task.result()
+        result = task.result()
+        streamed = "".join(shown)
+        if result.response.startswith(streamed):
+            if result.response != streamed:  # e.g. a response the parser found where the stream saw none
+                yield result.response[len(streamed):]
+        else:
+            _log.warning("the streamed response %r is not the start of the final one %r (protocol tags inside "
+                         "the response region)", streamed[:80], result.response[:80])
+        yield result
     finally:
         if not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})  # not `await task`: a cancellation of the caller must still get through
 
 
 class _Run:
@@ -289,6 +300,8 @@ class _Run:
                 generation = await backend.generate(self.messages, prefill=prefill, params=params)
                 if relay and generation.ok:
                     self._show(response, generation.text)
+            if relay and generation.ok and self.sink is not None and (held := response.flush()):
+                self.sink(held)
         except Exception as exc:  # a backend bug must not take the caller down with it
             generation = Generation("", "error", status="failed", reason=f"backend raised {type(exc).__name__}: {exc}")
         return generation, time.perf_counter() - start
@@ -362,15 +375,19 @@ class _Run:
 
     def _unstructured(self, last: _Attempt) -> SteeringResult:
         """The declared ``keep_unstructured`` fallback: the model's own answer, unsteered."""
-        response = (parse_answer(last.text, self.engine.space).response or last.text).strip()
+        stage = self.stages[-1]
+        text = close_at(last.text, RESPONSE_CLOSE, "<response>", stage.stop, stage.finish_reason).text
+        response = parse_answer(text, self.engine.space).response
+        if response is None:
+            opened = text.rfind("<response>")
+            response = text[opened + len("<response>"):] if opened >= 0 else text
+        response = response.removesuffix(RESPONSE_CLOSE).strip()
         if not response:
             return self._result("failed", "the model ignored the protocol and wrote nothing", last.text)
         self._event("payoff", "unstructured",
                     "the model wrote no <thinking> or <payoff>; its answer is kept as the response, unsteered")
-        if self.stages[-1].finish_reason == "length":
+        if stage.finish_reason == "length":
             self._event("payoff", "truncated", "the kept answer ended at max_tokens")
-        if self.sink is not None:
-            self.sink(response)
         return self._result("ok", "", last.text, response)
 
     def _budget(self, used: int) -> int:
@@ -450,7 +467,7 @@ class _Run:
         fallback, fields = self.engine.fallback, plan.fields
         prefill = (plan.head + ANALYZE_OPEN if plan.head else ANALYZE_OPEN.lstrip("\n")) + plan.sentence
         used = sum(s.tokens_out or 0 for s in self.stages)
-        written = await self._continue("continue", prefill, used, last.params.seed, ResponseText())
+        written = await self._continue("continue", prefill, used, last.params.seed, ResponseText(after="</analyze>"))
         if isinstance(written, str):
             return self._result("failed", f"the continuation failed: {written}", prefill, **fields)
         if "<response>" not in written.new and fallback.force_response:

@@ -87,13 +87,16 @@ class ResponseText:
     before ``<response>`` opens, nothing from ``</response>`` on, and no leading or trailing
     whitespace, so the pieces joined equal the stripped block content the parser reads. A piece
     that could be the start of a tag, or trailing whitespace, is held back until the next piece
-    shows what it is. ``opened`` starts inside the block (a prefill that already ends in
-    ``<response>``).
+    shows what it is; `flush` releases what is held when the stage ends without closing the block.
+    ``opened`` starts inside the block (a prefill that already ends in ``<response>``); ``after``
+    is a tag that must come first (``</analyze>`` for a continuation of an open ``<analyze>``, so a
+    ``<response>`` the model merely mentions in its analysis does not open the block).
     """
 
-    def __init__(self, *, opened: bool = False) -> None:
+    def __init__(self, *, opened: bool = False, after: str | None = None) -> None:
         self.opened = opened
         self.closed = False
+        self._after = None if opened else after
         self._pending = ""
         self._space = ""
         self._started = False
@@ -103,13 +106,18 @@ class ResponseText:
             return ""
         pending = self._pending + piece
         if not self.opened:
-            found = pending.find(RESPONSE_OPEN.strip())
-            if found < 0:
-                keep = partial_tag(pending, RESPONSE_OPEN.strip())
-                self._pending = pending[len(pending) - keep:] if keep else ""
-                return ""
+            for tag in (self._after, RESPONSE_OPEN.strip()):
+                if tag is None:
+                    continue
+                found = pending.find(tag)
+                if found < 0:
+                    keep = partial_tag(pending, tag)
+                    self._pending = pending[len(pending) - keep:] if keep else ""
+                    return ""
+                pending = pending[found + len(tag):]
+                if tag == self._after:
+                    self._after = None
             self.opened = True
-            pending = pending[found + len(RESPONSE_OPEN.strip()):]
         end = pending.find(RESPONSE_CLOSE)
         if end >= 0:
             self.closed = True
@@ -118,6 +126,13 @@ class ResponseText:
         keep = partial_tag(pending, RESPONSE_CLOSE)
         self._pending = pending[len(pending) - keep:] if keep else ""
         return self._show(pending[:len(pending) - keep])
+
+    def flush(self) -> str:
+        """What is held back, once the stage has ended without ``</response>`` (it was no tag)."""
+        if not self.opened or self.closed:
+            return ""
+        held, self._pending = self._pending, ""
+        return self._show(held)
 
     def _show(self, body: str) -> str:
         if not self._started:
