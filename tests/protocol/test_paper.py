@@ -21,6 +21,7 @@ from gtalign.protocol import (
     paper_parse_payoff,
     paper_reasoning,
 )
+from gtalign.protocol._paper import paper_scan
 
 # --- reference semantics, written from SPEC section 2 with the research code's regexes ----------
 
@@ -224,6 +225,31 @@ def test_payoff_parse_agrees_on_generated_payoffs(text: str) -> None:
         assert same(data, expected)
 
 
+answer_parts = st.sampled_from(["", " ", "\n", "\t\n ", "x", "<", VALID, repr(CELLS), "{oops", *FRAGMENTS])
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(tag_soup, st.lists(answer_parts, max_size=12).map("".join), st.builds(
+    lambda gaps, order: gaps[0] + "".join(f"<{tag}>{gaps[i + 1]}</{tag}>{gaps[i + 5]}" for i, tag in enumerate(order)),
+    st.lists(answer_parts, min_size=9, max_size=9), st.permutations(TAGS),
+)))
+def test_paper_parse_and_scan_match_the_research_code(text: str) -> None:
+    """Every field, however the positions found once are reused (format check, blocks, reasoning)."""
+    parsed = paper_parse(text)
+    assert parsed.format_matches == bool(FORMAT.match(text)) == paper_format_matches(text)
+    assert parsed.response == reference_block(text, "response")
+    assert parsed.payoff_text == reference_block(text, "payoff")
+    assert parsed.reasoning == text.split("<response>")[0]
+    expected = None if parsed.payoff_text is None else reference_payoff(parsed.payoff_text)
+    assert (parsed.payoff is None) == (expected is None) and (expected is None or same(parsed.payoff, expected))
+    format_matches, cut, end, payoff_text, payoff, error = paper_scan(text)
+    assert (format_matches, payoff_text) == (parsed.format_matches, parsed.payoff_text)
+    # Reasons may quote an AST node, whose address differs between two parses.
+    assert re.sub(" at 0x[0-9a-f]+", "", error) == re.sub(" at 0x[0-9a-f]+", "", parsed.payoff_error)
+    assert payoff is parsed.payoff or same(payoff, parsed.payoff)
+    assert cut == text.find("<response>") and end == (-1 if cut < 0 else text.find("</response>", cut + 10))
+
+
 def test_paper_parse_collects_what_the_research_code_extracts() -> None:
     text = f"<thinking>t</thinking><payoff>{VALID}</payoff><analyze>a</analyze><response> r </response>"
     parsed = paper_parse(text)
@@ -252,15 +278,19 @@ FIVE_MB = 5_000_000
         "<payoff>" + "[" * 10_000 + "</payoff>",
         "<payoff>" + '{"a":' * 10_000 + "</payoff>",
         "<payoff>" + "x" * FIVE_MB + "</payoff>",
+        "<thinking></thinking><payoff>" + "<" * FIVE_MB + "</payoff>",
+        f"<thinking>t</thinking><payoff>{VALID}</payoff><analyze>a</analyze><response>" + "</respons\n" * (FIVE_MB // 11),
     ],
     ids=[
         "5MB-open", "5MB-thinking-closers", "5MB-junction-halves", "5MB-payoff-openers", "100k-payoff-tags",
         "100k-response-tags", "5MB-newlines", "10k-deep-list", "10k-deep-object", "5MB-payoff-name",
+        "5MB-less-than-signs", "5MB-near-closers",
     ],
 )
 def test_hostile_input_is_answered_in_bounded_time(text: str) -> None:
     start = time.perf_counter()
     parsed = paper_parse(text)
+    paper_format_matches(text)
     for tag in TAGS:
         paper_block(text, tag)
     assert time.perf_counter() - start < 2.0

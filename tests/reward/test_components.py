@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gtalign.reward._components import (
+    batch_word_counts,
     len_window,
     payoff_asymmetry_reward,
     reason_decay,
@@ -67,3 +68,69 @@ def test_payoff_asymmetry_by_hand():
     assert payoff_asymmetry_reward(pairs) == pytest.approx(3 / 12)
     as_dict = {f"K{i}": {"user": u, "LLM": l} for i, (u, l) in enumerate(pairs)}
     assert payoff_asymmetry_reward(as_dict) == payoff_asymmetry_reward(pairs)
+
+
+# --- batch word counts and the asymmetry credit, against their plain definitions ------------------
+
+ascii_words = st.text(alphabet=st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x00\x08\x1b\x7fab!<")), max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(st.one_of(ascii_words, mixed), st.integers(0, 70), st.integers(0, 70)), max_size=20),
+    st.sampled_from([1, 7, 64, 96 * 1024]),
+)
+def test_batch_word_counts_equal_word_counts(rows, chunk):
+    import gtalign.reward._components as components
+
+    texts = [text for text, _, _ in rows]
+    # Mostly valid spans, some reversed or past the end (counted one by one, like word_counts).
+    spans = [(min(a, b, len(t)), min(max(a, b), len(t))) if a % 3 else (a, b) for t, a, b in rows]
+    saved = components._CHUNK_CHARS, components._MIN_BATCH
+    # Chunk boundaries anywhere (one text per chunk included), and numpy even for one text.
+    components._CHUNK_CHARS, components._MIN_BATCH = chunk, 0
+    try:
+        totals, inside = batch_word_counts(texts, spans)
+    finally:
+        components._CHUNK_CHARS, components._MIN_BATCH = saved
+    assert [(t, i) for t, i in zip(totals, inside)] == [word_counts(t, a, b) for t, (a, b) in zip(texts, spans)]
+    for text, (a, b), total, words in zip(texts, spans, totals, inside):
+        assert total == len(text.split())
+        if 0 <= a <= b <= len(text):
+            assert words == len(text[a:b].split())
+
+
+@pytest.mark.parametrize("length", [131_068, 131_069, 131_070, 131_071, 140_000])
+def test_batch_word_counts_of_texts_at_the_uint16_limit(length):
+    dense = ("a " * length)[:length]  # as many words as a text of this length can hold
+    shifted = (" a" * length)[:length]
+    texts, spans = [dense, shifted] + ["x y"] * 8, [(0, length), (1, length)] + [(0, 3)] * 8
+    totals, inside = batch_word_counts(texts, spans)
+    assert totals == [len(dense.split()), len(shifted.split())] + [2] * 8
+    assert inside == [len(dense.split()), len(shifted[1:].split())] + [2] * 8
+
+
+def reference_asymmetry(pairs):
+    """The research code's loop, verbatim."""
+    total = 0
+    for user, llm in pairs:
+        if user != llm:
+            total += 1 / 12
+        if abs(user - llm) / max(abs(user), abs(llm), 1e-8) > 0.1:
+            total += 1 / 12
+    return total
+
+
+payoff_number = st.one_of(
+    st.floats(), st.integers(-10**6, 10**6), st.booleans(),
+    st.sampled_from([0.0, -0.0, 1e-9, -1e-9, 0.1, 1.0, 1.1, 2.0, float("nan")]),
+)
+
+
+@settings(max_examples=600)
+@given(st.lists(st.tuples(payoff_number, payoff_number), max_size=8))
+def test_payoff_asymmetry_is_the_research_loop_bit_for_bit(pairs):
+    expected = reference_asymmetry(pairs)
+    as_dict = {f"K{i}": {"LLM": llm, "user": user} for i, (user, llm) in enumerate(pairs)}
+    for got in (payoff_asymmetry_reward(pairs), payoff_asymmetry_reward(as_dict)):
+        assert type(got) is type(expected) and got == expected

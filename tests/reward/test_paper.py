@@ -278,3 +278,39 @@ def test_huge_non_json_payoff_is_refused_quickly():
     result = score_one(Sample("math-hard", completion("hi", matrix=hostile), "42", verdict=Verdict(1.0)))
     assert time.perf_counter() - start < 2.0
     assert result.score == 0 and "Python-literal fallback skipped" in result.reason
+
+
+# --- batch scoring equals scoring one sample at a time ---------------------------------------------
+
+ROW_TEXTS = [
+    completion(RESPONSE), completion(RESPONSE, sep="\n"), completion("  caf\u00e9 au\u00a0lait \u2003 "),
+    completion(RESPONSE, matrix=MATRIX.replace('"', "'")), completion(RESPONSE, matrix="{oops"),
+    completion(RESPONSE).replace("</response>", ""), "Sure! " + completion(RESPONSE), "",
+    completion("word " * 700), completion(RESPONSE).replace("<response>", "<response><response>", 1),
+]
+
+
+@pytest.mark.parametrize(("preset", "params"), [("paper", {}), ("paper-ablation", {"normalize": "none"}), ("paper-linear", {})])
+def test_a_batch_scores_each_row_as_alone(preset, params):
+    """prepare_batch (one registry look-up per source, word counts for the whole batch) changes no
+    row: every result equals the one scored alone, whatever its neighbours."""
+    rows = []
+    for i, text in enumerate(ROW_TEXTS * 3):
+        source = ("math-hard", "wildguard", "advbench", "medium", "nope")[i % 5]
+        verdict = (Verdict(1.0), Verdict(0.5), None, Verdict.failure("failed", "x"), Verdict(2.0))[i % 4]
+        rows.append(Sample(source, text, "harmful" if i % 2 else "42", verdict=verdict))
+    scorer = RewardScorer(get_preset(preset, **params))
+    assert scorer.score(rows) == [scorer.score([row])[0] for row in rows]
+
+
+def test_every_result_field_is_in_its_place():
+    """finish builds RewardResult positionally: each field must hold what scored_result would put there."""
+    result = score_one(Sample("math-hard", completion(RESPONSE), "42", verdict=Verdict(1.0, judge="j")))
+    user, llm = expected(1, 1, n_resp=4, n_comp=COMPLETION_WORDS, reasoning_chars=REASONING_CHARS)
+    assert (result.preset, result.data_source, result.status) == ("paper", "math-hard", "scored")
+    assert result.user_reward == pytest.approx(user, abs=1e-12) and result.llm_reward == pytest.approx(llm, abs=1e-12)
+    assert result.utility == result.score == math.sqrt(result.user_reward * result.llm_reward)
+    assert result.reward_gap == abs(result.user_reward - result.llm_reward)
+    assert (result.answer_reward, result.format, result.a_user, result.a_llm, result.consistency) == (1, 1.0, 1.0, 1.0, None)
+    assert result.format_reward == 0.1 + 0.15 * result.payoff_reward
+    assert (result.judge_status, result.judge_value, result.reason, dict(result.components)) == ("ok", 1.0, "", {})

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "batch_word_counts",
     "clamp",
     "len_window",
     "payoff_asymmetry_reward",
@@ -34,22 +35,14 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
-def _logistic_left(n: int, lo: float, k: float) -> float:
-    # The research code's exact expression ``1 / (1 + exp(k*(lo - n)))``; it overflows for very
-    # long texts, where the limit 0 is the answer.
-    exponent = k * (lo - n)
-    return 0.0 if exponent > 709.0 else 1.0 / (1.0 + math.exp(exponent))
-
-
-def _logistic_right(n: int, hi: float, k: float) -> float:
-    exponent = k * (n - hi)
-    return 0.0 if exponent > 709.0 else 1.0 / (1.0 + math.exp(exponent))
-
-
 def window(n: int, lo: float, hi: float, k: float = 0.005) -> float:
     """Soft length window on a count ``n``: ``sigmoid(k*(n-lo)) * sigmoid(k*(hi-n))``, computed
-    with the research code's exact floating-point expression."""
-    return _logistic_left(n, lo, k) * _logistic_right(n, hi, k)
+    with the research code's exact floating-point expression (0 where it would overflow)."""
+    # ``1 / (1 + exp(k*(lo - n)))`` overflows for very long texts, where the limit 0 is the answer.
+    left, right = k * (lo - n), k * (n - hi)
+    rising = 0.0 if left > 709.0 else 1.0 / (1.0 + math.exp(left))
+    falling = 0.0 if right > 709.0 else 1.0 / (1.0 + math.exp(right))
+    return rising * falling
 
 
 _ASCII_SPACE = frozenset(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ")
@@ -99,6 +92,75 @@ def word_counts(text: str, start: int, end: int) -> tuple[int, int]:
     return int(np.count_nonzero(rising)) + int(flags[0]), inner
 
 
+# Texts are counted in chunks of about this many characters: large enough that numpy's per-call
+# cost is spread over some 30 texts, small enough that the chunk's buffers stay below malloc's
+# default mmap threshold (128 KiB): larger ones were mapped afresh and page-faulted on every call,
+# two to four times slower per byte.
+_CHUNK_CHARS = 96 * 1024
+# Counts are summed as uint16 (twice as fast as int32): a text of n characters has at most
+# ceil(n / 2) words, so texts up to this length cannot overflow; longer ones are counted alone.
+_MAX_TEXT = 2 * 65_535
+_TAB, _FS = np.uint8(9), np.uint8(28)
+# Fewer texts are counted one by one: the batch passes cost some 30 us whatever the batch size.
+_MIN_BATCH = 8
+
+
+def batch_word_counts(texts: Sequence[str], spans: Sequence[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """``word_counts(text, start, end)`` for every text and ``(start, end)``, as two lists: the
+    words of each text and of each ``text[start:end]``.
+
+    The ASCII texts of a batch (of `_MIN_BATCH` texts or more) are counted together, a few numpy
+    passes per chunk of about `_CHUNK_CHARS` characters (numpy's call overhead, about a
+    microsecond, would otherwise be paid several times per text); other texts, or spans outside
+    ``0 <= start <= end <= len(text)``, go through `word_counts`.
+
+    The texts are laid out as if joined with a space before, between and after them (" t0 t1 "),
+    so that no word spans two texts and character ``j`` of the text at offset ``o`` is byte
+    ``o + j``. A word starts at byte ``i + 1`` where ``starts[i]`` (a space, then no space); per
+    text, `np.add.reduceat` sums ``starts`` over three consecutive segments: before the span, the
+    span's inside (words starting after its first character) and the rest. The words of
+    ``text[start:end]`` are the inside ones plus one if ``text[start]`` is no space.
+    """
+    count = len(texts)
+    if count < _MIN_BATCH:
+        counted = [word_counts(text, start, end) for text, (start, end) in zip(texts, spans)]
+        return [total for total, _ in counted], [inner for _, inner in counted]
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=count)
+    begin, end = np.array(spans, dtype=np.int64).reshape(count, 2).T
+    batched = np.fromiter(map(str.isascii, texts), dtype=bool, count=count)
+    batched &= (begin >= 0) & (begin <= end) & (end <= lengths) & (lengths <= _MAX_TEXT)
+    rows = np.flatnonzero(batched)
+    length, begin, end = lengths[rows], begin[rows], end[rows]
+    offsets = np.cumsum(length + 1) - length  # where each text begins in " t0 t1 ... "
+    bounds = np.stack([offsets - 1, offsets + begin, offsets + np.maximum(begin, end - 1)], axis=1)
+    segments = np.zeros(bounds.shape, dtype=np.int64)
+    first_is_space = np.zeros(len(rows), dtype=bool)
+    batch = [texts[row] for row in rows.tolist()]
+    chunks = np.searchsorted(offsets, np.arange(_CHUNK_CHARS, offsets[-1] if len(rows) else 0, _CHUNK_CHARS))
+    for first, stop in zip([0, *chunks.tolist()], [*chunks.tolist(), len(rows)]):
+        if first == stop:
+            continue
+        base = offsets[first] - 1  # the chunk's buffer starts at this byte of " t0 t1 ... "
+        codes = np.frombuffer(" ".join(["", *batch[first:stop], "", ""]).encode("ascii"), dtype=np.uint8)
+        # The bytes str.split() treats as whitespace: 9-13 and 28-32.
+        space = (codes - _TAB) < 5
+        space |= (codes - _FS) < 5
+        starts = space[:-1] > space[1:]
+        # uint16 sums: twice as fast as int32, and no segment holds more words than _MAX_TEXT / 2.
+        sums = np.add.reduceat(starts.view(np.uint8), (bounds[first:stop] - base).ravel(), dtype=np.uint16)
+        segments[first:stop] = sums.reshape(-1, 3)
+        first_is_space[first:stop] = space[offsets[first:stop] - base + begin[first:stop]]
+    flat = bounds.ravel()
+    segments.ravel()[:-1][flat[1:] == flat[:-1]] = 0  # reduceat gives starts[i], not 0, for an empty segment
+    totals = np.zeros(count, dtype=np.int64)
+    inside = np.zeros(count, dtype=np.int64)
+    totals[rows] = segments.sum(axis=1)
+    inside[rows] = segments[:, 1] + ((end > begin) & ~first_is_space)
+    for row in np.flatnonzero(~batched).tolist():
+        totals[row], inside[row] = word_counts(texts[row], *spans[row])
+    return totals.tolist(), inside.tolist()
+
+
 def len_window(text: str, lo: float, hi: float, k: float = 0.005) -> float:
     """`window` over the number of whitespace-separated words of ``text``."""
     return window(word_count(text), lo, hi, k)
@@ -109,18 +171,44 @@ def reason_decay(text: str, scale: float = 500.0) -> float:
     return math.exp(-len(text) / scale)
 
 
+def _step_sums() -> list[float]:
+    # sums[k]: 0 plus k times 1/12, added one at a time as the research code does ("total += 1/12"),
+    # so sums[k] is bit for bit its total after k credits (sums[0] is the int 0, as there).
+    sums: list[float] = [0]
+    for _ in range(12):
+        sums.append(sums[-1] + 1 / 12)
+    return sums
+
+
+_STEP_SUMS = _step_sums()
+
+
 def payoff_asymmetry_reward(payoff: Mapping[str, Mapping[str, Any]] | Iterable[tuple[float, float]]) -> float:
     """The paper's ``payoff_reward``: per cell ``1/12`` if ``user != LLM`` plus ``1/12`` if
     ``|user - LLM| / max(|user|, |LLM|, 1e-8) > 0.1``, summed in the matrix's own order.
 
     Accepts the parsed JSON dict (``{"DQ_AQ": {"LLM": .., "user": ..}}``) or (user, LLM) pairs.
+    Every credit is the same 1/12, so the sum only depends on how many cells earn them.
     """
-    pairs = [(v["user"], v["LLM"]) for v in payoff.values()] if isinstance(payoff, (dict, Mapping)) else payoff
-    total = 0
-    step = 1 / 12
-    for user, llm in pairs:
+    if not isinstance(payoff, (dict, Mapping)):
+        payoff = {index: {"user": user, "LLM": llm} for index, (user, llm) in enumerate(payoff)}
+    credits = 0
+    for cell in payoff.values():
+        user, llm = cell["user"], cell["LLM"]
+        # max(|user|, |LLM|, 1e-8) spelled out: the same comparisons, so the same answer with NaN.
+        scale = abs(user)
+        other = abs(llm)
+        if other > scale:
+            scale = other
+        if 1e-8 > scale:
+            scale = 1e-8
         if user != llm:
-            total += step
-        if abs(user - llm) / max(abs(user), abs(llm), 1e-8) > 0.1:
-            total += step
+            credits += 1
+        if abs(user - llm) / scale > 0.1:
+            credits += 1
+    if credits < len(_STEP_SUMS):
+        return _STEP_SUMS[credits]
+    total = 0  # more than six cells: add the credits one at a time
+    for _ in range(credits):
+        total += 1 / 12
     return total

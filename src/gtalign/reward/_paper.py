@@ -11,17 +11,19 @@ historical behaviour of scoring it 0), and the result says which happened.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gtalign._registry import REGISTRY, RegistryError
 from gtalign.game import PayoffMatrix, pareto_frontier
-from gtalign.protocol._paper import PaperParse, paper_block, paper_parse
+from gtalign.protocol._paper import paper_block, paper_scan
 from gtalign.reward._bleu import char_bleu
-from gtalign.reward._components import clamp, payoff_asymmetry_reward, reason_decay, window, word_counts
-from gtalign.reward._preset import Prepared, judge_failure, scored_result, unscored_result, zero_result
+from gtalign.reward._components import batch_word_counts, clamp, payoff_asymmetry_reward, window
+from gtalign.reward._preset import Prepared, judge_failure, unscored_result, zero_result
 from gtalign.reward._tasks import TaskSpec
-from gtalign.reward._types import RewardResult, Sample, Verdict
+from gtalign.reward._types import _EMPTY, RewardResult, Sample, Verdict
 
 __all__ = [
     "PaperPreset",
@@ -45,11 +47,11 @@ def paper_answer_terms(spec: TaskSpec, value: float, response: str, ground_truth
         bleu = char_bleu(ground_truth, response)
         normalized = clamp(value / 4, 0.0, 1.0)
         return bleu, normalized, max(bleu, float(normalized))
-    real = clamp(value, 0, 1)
+    real = max(0, min(1, value))  # clamp(value, 0, 1), spelled out on the per-row path
     if spec.task == "safety":
         helpful = 1 if real > 0 else 0
         if not spec.always_harmful and ground_truth == "harmful":
-            user_term = 1 if clamp(1 - real, 0, 1) > 0 else 0
+            user_term = 1 if max(0, min(1, 1 - real)) > 0 else 0  # clamp(1 - real, 0, 1) > 0
         else:
             user_term = helpful
         return user_term, helpful, real
@@ -75,11 +77,21 @@ def paper_consistency(payoff: dict[str, dict[str, Any]], analyze: str) -> float:
     return 1.0 if named <= frontier_actions else 0.5
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: private, and a frozen dataclass costs 0.5 us more per row
 class _PaperState:
-    parse: PaperParse
+    """What `finish` needs from a scorable sample's parse (`paper_scan`)."""
+
     spec: TaskSpec
+    payoff: dict[str, dict[str, Any]]
+    format: float  # the research code's format term: the pattern matches (the payoff parses)
+    cut: int  # the first "<response>": the reasoning is completion[:cut]
+    end: int  # the response block is completion[cut + 10:end].strip()
     analyze: str | None
+    completion_words: int = 0  # words of the completion and of its response block (str.split
+    response_words: int = 0  # counts), filled in for the whole batch at once
+
+    def response(self, completion: str) -> str:
+        return completion[self.cut + 10:self.end].strip()
 
 
 @dataclass(frozen=True)
@@ -97,22 +109,48 @@ class PaperPreset:
         return self.tasks.get("task", data_source)
 
     def prepare(self, sample: Sample) -> Prepared:
-        try:
-            spec = self.spec_for(sample.data_source)
-        except RegistryError as exc:
-            return Prepared(sample, None, None, unscored_result(self.name, sample, f"unknown data_source: {exc}"))
-        parse = paper_parse(sample.completion)
-        analyze = paper_block(sample.completion, "analyze") if self.ablation else None
-        if not parse.scorable or (self.ablation and analyze is None):
-            reason = f"parse failure scored 0: {parse.payoff_error or 'missing <analyze> block'}"
-            zero = zero_result(self.name, sample, reason, answer_reward=0.0, payoff_reward=0.0, utility=0.0,
-                               reward_gap=0.0)
-            return Prepared(sample, None, None, zero)
-        state = _PaperState(parse, spec, analyze)
-        request = None
-        if sample.verdict is None:
-            request = spec.request(parse.response or "", sample.ground_truth, sample.extra_info, sample.data_source)
-        return Prepared(sample, request, state, None)
+        return self.prepare_batch((sample,))[0]
+
+    def prepare_batch(self, samples: Sequence[Sample]) -> list[Prepared]:
+        """`prepare` for every sample of a batch: the registry is asked once per data source, and
+        the word counts `finish` needs are taken for all scorable rows together (`batch_word_counts`)."""
+        name, ablation = self.name, self.ablation
+        specs: dict[str, TaskSpec | str] = {}  # a data source's spec, or why it has none
+        prepared: list[Prepared] = []
+        states: list[_PaperState] = []
+        completions: list[str] = []
+        for sample in samples:
+            spec = specs.get(sample.data_source)
+            if spec is None:
+                try:
+                    spec = self.spec_for(sample.data_source)
+                except RegistryError as exc:
+                    spec = f"unknown data_source: {exc}"
+                specs[sample.data_source] = spec
+            if isinstance(spec, str):
+                prepared.append(Prepared(sample, None, None, unscored_result(name, sample, spec)))
+                continue
+            completion = sample.completion
+            format_matches, cut, end, _, payoff, error = paper_scan(completion)
+            analyze = paper_block(completion, "analyze") if ablation else None
+            if end < 0 or payoff is None or (ablation and analyze is None):
+                reason = f"parse failure scored 0: {error or 'missing <analyze> block'}"
+                zero = zero_result(name, sample, reason, answer_reward=0.0, payoff_reward=0.0, utility=0.0, reward_gap=0.0)
+                prepared.append(Prepared(sample, None, None, zero))
+                continue
+            state = _PaperState(spec, payoff, 1.0 if format_matches else 0.0, cut, end, analyze)
+            request = None
+            if sample.verdict is None:
+                request = spec.request(state.response(completion), sample.ground_truth, sample.extra_info, sample.data_source)
+            prepared.append(Prepared(sample, request, state, None))
+            states.append(state)
+            completions.append(completion)
+        # Words of the stripped response == words of its unstripped span: both counted in one pass.
+        completion_words, response_words = batch_word_counts(completions, [(state.cut + 10, state.end) for state in states])
+        for state, completion_count, response_count in zip(states, completion_words, response_words):
+            state.completion_words = completion_count
+            state.response_words = response_count
+        return prepared
 
     def finish(self, prepared: Prepared, verdict: Verdict | None) -> RewardResult:
         if prepared.early is not None:
@@ -121,7 +159,7 @@ class PaperPreset:
         assert isinstance(state, _PaperState)
         verdict = sample.verdict or verdict
         reason = ""
-        if verdict is None or not verdict.ok:
+        if verdict is None or verdict.status != "ok":  # not verdict.ok
             why = judge_failure(verdict)
             if not self.unscored_as_zero:
                 return unscored_result(self.name, sample, why, verdict)
@@ -129,42 +167,34 @@ class PaperPreset:
             reason = f"{why}; scored as verdict 0 (unscored_as_zero, the research code's behaviour)"
         else:
             value = float(verdict.value)  # type: ignore[arg-type]
-        parse = state.parse
-        response = parse.response or ""
-        a_user, a_llm, answer = paper_answer_terms(state.spec, value, response, sample.ground_truth)
-        fmt = parse.format
-        payoff_reward = payoff_asymmetry_reward(parse.payoff or {})
-        # Words of the stripped response == words of its unstripped span: count both in one pass.
-        span = parse.response_span or (0, 0)
-        completion_words, response_words = word_counts(sample.completion, *span)
-        user = EPSILON + 0.5 * a_user + 0.2 * window(response_words, 20, 500) + 0.3 * reason_decay(parse.reasoning, 500)
+        spec = state.spec
+        # Only the writing task reads the response (BLEU): the others skip copying it.
+        response = state.response(sample.completion) if spec.task == "writing" else ""
+        a_user, a_llm, answer = paper_answer_terms(spec, value, response, sample.ground_truth)
+        fmt = state.format
+        payoff_reward = payoff_asymmetry_reward(state.payoff)
+        reasoning_chars = state.cut if state.cut >= 0 else len(sample.completion)
+        decay = math.exp(-reasoning_chars / 500)  # reason_decay(reasoning, 500)
+        user = EPSILON + 0.5 * a_user + 0.2 * window(state.response_words, 20, 500) + 0.3 * decay
         consistency = None
         if self.ablation:
-            consistency = self._consistency(sample, parse, state.analyze or "")
+            consistency = self._consistency(sample, state.payoff, state.analyze or "")
             llm = (EPSILON + 0.2 * consistency + 0.2 * payoff_reward + 0.2 * fmt + 0.35 * a_llm
-                   + 0.05 * window(completion_words, 500, 1000))
+                   + 0.05 * window(state.completion_words, 500, 1000))
             logged_format = fmt
         else:
-            llm = EPSILON + 0.2 * fmt + 0.2 * payoff_reward + 0.4 * a_llm + 0.2 * window(completion_words, 500, 1000)
+            llm = (EPSILON + 0.2 * fmt + 0.2 * payoff_reward + 0.4 * a_llm
+                   + 0.2 * window(state.completion_words, 500, 1000))
             logged_format = 0.1 * fmt + 0.15 * payoff_reward
         score = self._combine(user, llm)
-        return scored_result(
-            self.name,
-            sample,
-            verdict,
-            score=score,
-            user=user,
-            llm=llm,
-            answer_reward=answer,
-            format_reward=logged_format,
-            format=fmt,
-            payoff_reward=payoff_reward,
-            consistency=consistency,
-            a_user=float(a_user),
-            a_llm=float(a_llm),
-            utility=score,
-            judge_value=None if verdict is None else verdict.value,
-            reason=reason,
+        # scored_result's fields, positionally (this is the per-row hot path of training).
+        return RewardResult(
+            self.name, sample.data_source, "scored", score,
+            user, llm, answer, logged_format,  # user_reward, llm_reward, answer_reward, format_reward
+            fmt, payoff_reward, consistency, float(a_user), float(a_llm),  # format .. a_llm
+            score, abs(user - llm),  # utility, reward_gap
+            None if verdict is None else verdict.status, None if verdict is None else verdict.value,  # judge_*
+            reason, _EMPTY,
         )
 
     def _combine(self, user: float, llm: float) -> float:
@@ -176,11 +206,11 @@ class PaperPreset:
             return (user + llm) / 2
         return (user * llm) ** 0.5
 
-    def _consistency(self, sample: Sample, parse: PaperParse, analyze: str) -> float:
+    def _consistency(self, sample: Sample, payoff: dict[str, dict[str, Any]], analyze: str) -> float:
         given = sample.extra_info.get("consistency_verdict")
         if given is not None:
             return float(given)
-        return paper_consistency(parse.payoff or {}, analyze)
+        return paper_consistency(payoff, analyze)
 
 
 def paper(unscored_as_zero: bool = False) -> PaperPreset:
