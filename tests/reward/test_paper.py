@@ -68,7 +68,7 @@ def test_reasoning_and_word_counts_are_what_the_worked_examples_assume():
 
 
 @pytest.mark.parametrize("source", ["math-hard", "minerva", "ambig_qa", "abg-coqa"])
-@pytest.mark.parametrize("verdict,a", [(1, 1.0), (0, 0.0), (2, 1.0), (-1, 0.0), (0.5, 0.5)])
+@pytest.mark.parametrize("verdict,a", [(1, 1.0), (0, 0.0)])
 def test_clamped_tasks(source, verdict, a):
     result = score_one(Sample(source, completion(RESPONSE), "42", verdict=Verdict(float(verdict))))
     user, llm = expected(a, a, n_resp=4, n_comp=COMPLETION_WORDS, reasoning_chars=REASONING_CHARS)
@@ -80,6 +80,24 @@ def test_clamped_tasks(source, verdict, a):
     assert result.format_reward == pytest.approx(0.1 * 1 + 0.15 * MATRIX_PAYOFF_REWARD, abs=1e-15)
     assert result.reward_gap == pytest.approx(abs(user - llm), abs=1e-12)
     assert result.utility == result.score
+
+
+@pytest.mark.parametrize("preset", ["paper", "paper-user", "paper-llm", "paper-linear", "paper-ablation"])
+@pytest.mark.parametrize(("source", "verdict", "scale"), [
+    ("math-hard", 7.0, "(0, 1)"), ("minerva", 2.0, "(0, 1)"), ("ambig_qa", -1.0, "(0, 1)"), ("abg-coqa", 0.5, "(0, 1)"),
+    ("medium", 9.0, "(0, 1, 2, 3, 4)"), ("medium", 2.5, "(0, 1, 2, 3, 4)"), ("wildguard", 0.25, "(0, 0.5, 1)"),
+])
+def test_a_given_verdict_outside_the_task_scale_is_refused_per_row(preset, source, verdict, scale):
+    """A judge_verdict given with the row is checked against the task's scale, as the judge's own
+    verdicts are; it is not clamped into a score, and its neighbours are scored as usual."""
+    good = Sample("math-hard", completion(RESPONSE), "42", verdict=Verdict(1.0))
+    bad = Sample(source, completion(RESPONSE), "42", verdict=Verdict(verdict))
+    for unscored_as_zero in (False, True):
+        scorer = RewardScorer(get_preset(preset, unscored_as_zero=unscored_as_zero))
+        first, refused, last = scorer.score([good, bad, good])
+        assert refused.status == "unscored" and refused.score is None and refused.judge_status == "invalid"
+        assert refused.reason == f"judge_verdict {verdict:g} is outside the {source} scale {scale}"
+        assert first.status == last.status == "scored" and first == scorer.score([good])[0]
 
 
 @pytest.mark.parametrize(
@@ -134,8 +152,8 @@ def test_medium_uses_character_bleu_and_judge_over_four():
     assert result.a_llm == 0.75
     assert result.answer_reward == pytest.approx(max(bleu, 0.75))
     assert result.score == pytest.approx(math.sqrt(user * llm), abs=1e-12)
-    over = score_one(Sample("medium", text, reference, verdict=Verdict(9.0)))
-    assert over.a_llm == 1.0
+    top = score_one(Sample("medium", text, reference, verdict=Verdict(4.0)))
+    assert top.a_llm == 1.0 and top.answer_reward == 1.0
 
 
 @pytest.mark.parametrize("preset,combine", [
@@ -149,6 +167,32 @@ def test_baselines_share_u_and_l(preset, combine):
     user, llm = expected(1, 1, n_resp=4, n_comp=COMPLETION_WORDS, reasoning_chars=REASONING_CHARS)
     assert result.score == pytest.approx(combine(user, llm), abs=1e-12)
     assert result.user_reward == pytest.approx(user, abs=1e-12)
+
+
+# Worked example for the baselines' logged utility: a wildguard harmful prompt refused with a safe
+# alternative (verdict 0.5 -> A_user 1, A_llm 1), 4-word response. By hand:
+#   window(4, 20, 500) = sig(0.005*(4-20)) * sig(0.005*(500-4)) = sig(-0.08) * sig(2.48)
+#   U = 1e-4 + 0.5*1 + 0.2*window(4, 20, 500) + 0.3*exp(-REASONING_CHARS/500)
+#   L = 1e-4 + 0.2*1 + 0.2*(8/12) + 0.4*1 + 0.2*window(COMPLETION_WORDS, 500, 1000)
+# The research code's baselines score U, L and (U+L)/2 but log utility = sqrt(U*L) on every row.
+BASELINE_U = 1e-4 + 0.5 + 0.2 * sig(-0.08) * sig(2.48) + 0.3 * math.exp(-REASONING_CHARS / 500)
+BASELINE_L = (1e-4 + 0.2 + 0.2 * 8 / 12 + 0.4
+              + 0.2 * sig(0.005 * (COMPLETION_WORDS - 500)) * sig(0.005 * (1000 - COMPLETION_WORDS)))
+
+
+@pytest.mark.parametrize(("preset", "score"), [
+    ("paper-user", BASELINE_U),
+    ("paper-llm", BASELINE_L),
+    ("paper-linear", (BASELINE_U + BASELINE_L) / 2),
+    ("paper", math.sqrt(BASELINE_U * BASELINE_L)),
+])
+def test_every_paper_preset_logs_the_cobb_douglas_welfare_as_utility(preset, score):
+    result = score_one(Sample("wildguard", completion(RESPONSE), "harmful", verdict=Verdict(0.5)), preset)
+    assert result.user_reward == pytest.approx(BASELINE_U, abs=1e-12)
+    assert result.llm_reward == pytest.approx(BASELINE_L, abs=1e-12)
+    assert result.score == pytest.approx(score, abs=1e-12)
+    assert result.utility == pytest.approx(math.sqrt(BASELINE_U * BASELINE_L), abs=1e-12)
+    assert result.to_log()["utility"] == result.utility
 
 
 def test_text_after_closing_response_and_a_newline_still_passes_format():
@@ -270,14 +314,72 @@ def test_ablation_consistency_and_zscore():
     assert z[2].score == pytest.approx(0.0)  # a lone sample: std taken as 1, value minus its own mean
 
 
-def test_huge_non_json_payoff_is_refused_quickly():
-    import time
-
+@pytest.mark.timeout(120)  # a hang guard, not a timing assertion: the literal parse would take minutes
+def test_huge_non_json_payoff_is_refused_without_the_literal_parse():
     hostile = "[" + "1," * 2_500_000 + "]x"
-    start = time.perf_counter()
     result = score_one(Sample("math-hard", completion("hi", matrix=hostile), "42", verdict=Verdict(1.0)))
-    assert time.perf_counter() - start < 2.0
     assert result.score == 0 and "Python-literal fallback skipped" in result.reason
+
+
+# --- one row that raises fails alone -------------------------------------------------------------
+
+HUGE = "1" + "0" * 400  # a JSON integer too large for a float
+
+
+def research_payoff_reward(payoff):
+    """The research code's asymmetry loop, verbatim, to show where it raises."""
+    total = 0
+    for value in payoff.values():
+        user, llm = value["user"], value["LLM"]
+        if user != llm:
+            total += 1 / 12
+        if abs(user - llm) / max(abs(user), abs(llm), 1e-8) > 0.1:
+            total += 1 / 12
+    return total
+
+
+@pytest.mark.parametrize("preset", ["paper", "paper-user", "paper-llm", "paper-linear", "paper-ablation", "robust"])
+def test_a_payoff_integer_too_large_for_a_float_fails_only_its_row(preset):
+    import json
+
+    overflowing = MATRIX.replace('"DQ_AQ": {"LLM": 2.2, "user": 1.9}', f'"DQ_AQ": {{"LLM": 2.2, "user": {HUGE}}}')
+    with pytest.raises(OverflowError):  # the research code raises on this row
+        research_payoff_reward(json.loads(overflowing))
+    rows = [
+        Sample("math-hard", completion(RESPONSE), "42", verdict=Verdict(1.0)),
+        Sample("math-hard", completion(RESPONSE, matrix=overflowing), "42", verdict=Verdict(1.0)),
+        Sample("wildguard", completion(RESPONSE), "harmful", verdict=Verdict(0.5)),
+    ]
+    params = {"normalize": "none"} if preset == "paper-ablation" else {}
+    scorer = RewardScorer(get_preset(preset, **params))
+    results = scorer.score(rows)
+    assert len(results) == 3
+    if preset == "robust":  # robust reads the matrix through PayoffMatrix and never raises here
+        assert all(result.status == "scored" for result in results)
+        return
+    assert results[1].status == "unscored" and results[1].score is None
+    assert results[1].reason.startswith("scoring failed: OverflowError")
+    assert [results[0], results[2]] == [scorer.score([rows[0]])[0], scorer.score([rows[2]])[0]]
+    assert results[0].status == results[2].status == "scored"
+
+
+def test_a_preset_whose_prepare_raises_fails_only_that_row():
+    class Fragile:
+        name, normalize = "fragile", "none"
+
+        def prepare(self, sample):
+            if sample.completion == "boom":
+                raise ValueError("cannot read this row")
+            return get_preset("paper").prepare(sample)
+
+        def finish(self, prepared, verdict):
+            return get_preset("paper").finish(prepared, verdict)
+
+    good = Sample("math-hard", completion(RESPONSE), "42", verdict=Verdict(1.0))
+    results = RewardScorer(Fragile()).score([good, Sample("math-hard", "boom", "42", verdict=Verdict(1.0)), good])
+    assert [r.status for r in results] == ["scored", "unscored", "scored"]
+    assert results[1].reason == "scoring failed: ValueError: cannot read this row"
+    assert results[0] == score_one(good)
 
 
 # --- batch scoring equals scoring one sample at a time ---------------------------------------------
@@ -304,7 +406,7 @@ def test_a_batch_scores_each_row_as_alone(preset, params):
 
 
 def test_every_result_field_is_in_its_place():
-    """finish builds RewardResult positionally: each field must hold what scored_result would put there."""
+    """Each field of a scored paper result holds what its name says."""
     result = score_one(Sample("math-hard", completion(RESPONSE), "42", verdict=Verdict(1.0, judge="j")))
     user, llm = expected(1, 1, n_resp=4, n_comp=COMPLETION_WORDS, reasoning_chars=REASONING_CHARS)
     assert (result.preset, result.data_source, result.status) == ("paper", "math-hard", "scored")

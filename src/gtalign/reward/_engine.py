@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gtalign._registry import REGISTRY
 from gtalign._sync import run_sync
 from gtalign.reward._normalize import normalize_by_source
-from gtalign.reward._preset import Prepared, RewardPreset
+from gtalign.reward._preset import Prepared, RewardPreset, error_result
 from gtalign.reward._types import JudgeRequest, RewardResult, Sample, Verdict
 
 if TYPE_CHECKING:
@@ -49,11 +49,23 @@ class RewardScorer:
         self.preset = get_preset(self.preset)
 
     def prepare(self, samples: Sequence[Sample]) -> list[Prepared]:
-        """``preset.prepare`` of every sample, through the preset's ``prepare_batch`` when it has one."""
+        """``preset.prepare`` of every sample, through the preset's ``prepare_batch`` when it has one.
+
+        A sample whose preparation raises gets an error result of its own; the others are prepared
+        as usual (when the batch form raises, the samples are prepared one at a time)."""
         prepare_batch = getattr(self.preset, "prepare_batch", None)
         if prepare_batch is not None:
-            return list(prepare_batch(samples))
-        return [self.preset.prepare(sample) for sample in samples]
+            try:
+                return list(prepare_batch(samples))
+            except Exception:
+                pass
+        return [self._prepare_one(sample) for sample in samples]
+
+    def _prepare_one(self, sample: Sample) -> Prepared:
+        try:
+            return self.preset.prepare(sample)
+        except Exception as exc:
+            return Prepared(sample, None, None, error_result(self.preset.name, sample, exc))
 
     async def verdicts(self, prepared: Sequence[Prepared]) -> list[Verdict | None]:
         """One verdict per prepared sample (None where no request was needed)."""
@@ -94,7 +106,6 @@ class RewardScorer:
         judge at once, while its parse state is still in the CPU cache (a batch of 500 to 1,000
         rows prepared whole scored 10% slower). From the first slice with a judge request on, the
         prepared samples are returned unfinished instead; the results cover the samples before."""
-        finish = self.preset.finish
         results: list[RewardResult] = []
         pending: list[Prepared] = []
         rows = list(samples)
@@ -104,15 +115,23 @@ class RewardScorer:
             if pending or any(item.request is not None for item in part):
                 pending += part
             else:
-                results += [finish(item, None) for item in part]
+                results += self._finish(part, [None] * len(part))
         return results, pending
 
     async def _judge_and_finish(self, prepared: list[Prepared]) -> list[RewardResult]:
         return self._finish(prepared, await self.verdicts(prepared))
 
     def _finish(self, prepared: Sequence[Prepared], verdicts: Sequence[Verdict | None]) -> list[RewardResult]:
+        """``preset.finish`` of every row; a row whose finish raises gets an error result, and
+        the rest of the batch is finished as usual."""
         finish = self.preset.finish
-        return [finish(item, verdict) for item, verdict in zip(prepared, verdicts)]
+        results: list[RewardResult] = []
+        for item, verdict in zip(prepared, verdicts):
+            try:
+                results.append(finish(item, verdict))
+            except Exception as exc:
+                results.append(error_result(self.preset.name, item.sample, exc))
+        return results
 
     def _normalize(self, results: list[RewardResult]) -> list[RewardResult]:
         return normalize_by_source(results, getattr(self.preset, "normalize", "none"))  # type: ignore[arg-type]

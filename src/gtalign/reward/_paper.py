@@ -21,9 +21,9 @@ from gtalign.game import PayoffMatrix, pareto_frontier
 from gtalign.protocol._paper import paper_block, paper_scan
 from gtalign.reward._bleu import char_bleu
 from gtalign.reward._components import batch_word_counts, clamp, payoff_asymmetry_reward, window
-from gtalign.reward._preset import Prepared, judge_failure, unscored_result, zero_result
+from gtalign.reward._preset import Prepared, judge_failure, scale_violation, unscored_result, zero_result
 from gtalign.reward._tasks import TaskSpec
-from gtalign.reward._types import _EMPTY, RewardResult, Sample, Verdict
+from gtalign.reward._types import RewardResult, Sample, Verdict
 
 __all__ = [
     "PaperPreset",
@@ -130,6 +130,10 @@ class PaperPreset:
             if isinstance(spec, str):
                 prepared.append(Prepared(sample, None, None, unscored_result(name, sample, spec)))
                 continue
+            if sample.verdict is not None and (violation := scale_violation(spec, sample)):
+                refused = unscored_result(name, sample, violation, Verdict.failure("invalid", violation))
+                prepared.append(Prepared(sample, None, None, refused))
+                continue
             completion = sample.completion
             format_matches, cut, end, _, payoff, error = paper_scan(completion)
             analyze = paper_block(completion, "analyze") if ablation else None
@@ -187,14 +191,27 @@ class PaperPreset:
                    + 0.2 * window(state.completion_words, 500, 1000))
             logged_format = 0.1 * fmt + 0.15 * payoff_reward
         score = self._combine(user, llm)
-        # scored_result's fields, positionally (this is the per-row hot path of training).
         return RewardResult(
-            self.name, sample.data_source, "scored", score,
-            user, llm, answer, logged_format,  # user_reward, llm_reward, answer_reward, format_reward
-            fmt, payoff_reward, consistency, float(a_user), float(a_llm),  # format .. a_llm
-            score, abs(user - llm),  # utility, reward_gap
-            None if verdict is None else verdict.status, None if verdict is None else verdict.value,  # judge_*
-            reason, _EMPTY,
+            preset=self.name,
+            data_source=sample.data_source,
+            status="scored",
+            score=score,
+            user_reward=user,
+            llm_reward=llm,
+            answer_reward=answer,
+            format_reward=logged_format,
+            format=fmt,
+            payoff_reward=payoff_reward,
+            consistency=consistency,
+            a_user=float(a_user),
+            a_llm=float(a_llm),
+            # The research code logs the Cobb-Douglas welfare as utility whatever the score is
+            # (its baselines score U, L or (U+L)/2 but log sqrt(U*L)).
+            utility=score if self.combine == "cobb_douglas" else (user * llm) ** 0.5,
+            reward_gap=abs(user - llm),
+            judge_status=None if verdict is None else verdict.status,
+            judge_value=None if verdict is None else verdict.value,
+            reason=reason,
         )
 
     def _combine(self, user: float, llm: float) -> float:

@@ -7,9 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from gtalign.reward._tasks import TaskSpec
 from gtalign.reward._types import _EMPTY, JudgeRequest, RewardResult, Sample, Verdict
 
-__all__ = ["Prepared", "RewardPreset", "judge_failure", "scored_result", "unscored_result", "zero_result"]
+__all__ = [
+    "Prepared",
+    "RewardPreset",
+    "error_result",
+    "judge_failure",
+    "scale_violation",
+    "scored_result",
+    "unscored_result",
+    "zero_result",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,24 @@ class RewardPreset(Protocol):
 def judge_failure(verdict: Verdict | None) -> str:
     """Why ``verdict`` (missing or not ok) gives no value to score, as a result's ``reason``."""
     return "no verdict" if verdict is None else f"judge {verdict.status}: {verdict.reason}"
+
+
+def scale_violation(spec: TaskSpec, sample: Sample) -> str | None:
+    """Why the verdict given with ``sample`` is refused (a value outside the task's scale), or None.
+
+    A judge's own verdicts are checked against the same scale by its rubric (status ``invalid``);
+    a verdict given in the input must not slip past that check and be clamped into a score."""
+    verdict = sample.verdict
+    if verdict is None or not verdict.ok or spec.valid(float(verdict.value)):  # type: ignore[arg-type]
+        return None
+    scale = ", ".join(f"{value:g}" for value in spec.allowed)
+    return f"judge_verdict {verdict.value:g} is outside the {sample.data_source} scale ({scale})"
+
+
+def error_result(preset: str, sample: Sample, exc: BaseException) -> RewardResult:
+    """An unscored result for a row whose scoring raised (e.g. a payoff integer too large for a
+    float): that row fails with the reason, the rest of its batch is scored as usual."""
+    return unscored_result(preset, sample, f"scoring failed: {type(exc).__name__}: {exc}")
 
 
 def scored_result(
