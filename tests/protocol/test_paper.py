@@ -6,7 +6,6 @@ import ast
 import json
 import math
 import re
-import time
 from typing import Any
 
 import pytest
@@ -287,11 +286,10 @@ FIVE_MB = 5_000_000
         "5MB-less-than-signs", "5MB-near-closers",
     ],
 )
+@pytest.mark.timeout(60)  # a hang guard, not a timing assertion: the backtracking regex takes hours here
 def test_hostile_input_is_answered_in_bounded_time(text: str) -> None:
-    start = time.perf_counter()
     parsed = paper_parse(text)
     paper_format_matches(text)
     for tag in TAGS:
         paper_block(text, tag)
-    assert time.perf_counter() - start < 2.0
     assert not parsed.scorable or parsed.payoff is not None

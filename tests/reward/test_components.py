@@ -48,8 +48,13 @@ def test_window_matches_the_research_expression_and_never_overflows(n):
     assert value == pytest.approx(reference, abs=1e-300)
 
 
-def test_len_window_counts_words():
-    assert len_window("one two three", 20, 500) == window(3, 20, 500)
+def test_len_window_counts_words_not_characters():
+    # Three words (13 characters): sig(0.005 * (3 - 20)) * sig(0.005 * (500 - 3)), by hand.
+    three_words = 1 / (1 + math.exp(0.085)) * (1 / (1 + math.exp(-2.485)))
+    assert three_words == pytest.approx(0.4419, abs=1e-4)
+    assert len_window("one two three", 20, 500) == pytest.approx(three_words, rel=1e-12)
+    assert len_window(" one\ttwo\n\u3000three  ", 20, 500) == pytest.approx(three_words, rel=1e-12)
+    assert len_window("", 20, 500) == pytest.approx(1 / (1 + math.exp(0.1)) * (1 / (1 + math.exp(-2.5))), rel=1e-12)
 
 
 def test_sigmoid_is_stable():
@@ -68,6 +73,20 @@ def test_payoff_asymmetry_by_hand():
     assert payoff_asymmetry_reward(pairs) == pytest.approx(3 / 12)
     as_dict = {f"K{i}": {"user": u, "LLM": l} for i, (u, l) in enumerate(pairs)}
     assert payoff_asymmetry_reward(as_dict) == payoff_asymmetry_reward(pairs)
+
+
+@pytest.mark.parametrize(("user", "llm", "credits"), [
+    (5, 4.5, 1),  # |5 - 4.5| / 5 is exactly 0.1: differs (+1), but not > 0.1
+    (4.5, 5, 1),
+    (-5, -4.5, 1),
+    (10, 9, 1),  # 1 / 10 == 0.1 exactly as well
+    (5, 4.49, 2),  # just past the boundary
+    (0.05, 0, 2),  # 0.05 / 0.05 = 1 > 0.1
+])
+def test_payoff_asymmetry_at_the_strict_boundary(user, llm, credits):
+    assert abs(user - llm) / max(abs(user), abs(llm)) <= 0.1 or credits == 2  # the case is what it claims
+    assert payoff_asymmetry_reward([(user, llm)]) == credits / 12
+    assert payoff_asymmetry_reward({"DQ_DA": {"user": user, "LLM": llm}}) == credits / 12
 
 
 # --- batch word counts and the asymmetry credit, against their plain definitions ------------------

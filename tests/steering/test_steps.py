@@ -11,24 +11,24 @@ from tests.steering._fixtures import LLM_SHIFT_FLIPS, first_stage
 
 
 @pytest.mark.parametrize(
-    "thinking, expected",
+    "thinking, expected, evidence",
     [
-        ("The question is definite (DQ): one fact is asked.", "DQ"),
-        ("This is a VQ because the year is missing.", "VQ"),
-        ("It is not a VQ; the user says exactly what they want. DA fits a DQ.", "DQ"),
-        ("DA suits a DQ, but a CQ helps a VQ. Here the question is a VQ.", "VQ"),
-        ("Type: DQ. Asking back would cost a DQ user time, unlike a VQ one.", "DQ"),
-        ("A DQ gets a direct answer and a VQ gets a question.", None),
-        ("The question is clear and definite.", None),
-        ("It isn't really DQ and not VQ either.", None),
-        ("", None),
-        (None, None),
+        ("The question is definite (DQ): one fact is asked.", "DQ", "The question is definite (DQ): one fact is asked."),
+        ("This is a VQ because the year is missing.", "VQ", "This is a VQ because the year is missing."),
+        # The evidence is the sentence of the code that decided, not the first sentence.
+        ("It is not a VQ; the user says exactly what they want. DA fits a DQ.", "DQ", "DA fits a DQ."),
+        ("DA suits a DQ, but a CQ helps a VQ. Here the question is a VQ.", "VQ", "Here the question is a VQ."),
+        ("Type: DQ. Asking back would cost a DQ user time, unlike a VQ one.", "DQ", "Type: DQ."),
+        ("A DQ gets a direct answer and a VQ gets a question.", None,
+         "<thinking> names DQ, VQ without saying which one the question is"),
+        ("The question is clear and definite.", None, "<thinking> names no question type (DQ, VQ)"),
+        ("It isn't really DQ and not VQ either.", None, "<thinking> only names question types it rules out"),
+        ("", None, "no <thinking> block"),
+        (None, None, "no <thinking> block"),
     ],
 )
-def test_question_type_heuristic(thinking, expected):
-    found, evidence = read_question_type(thinking)
-    assert found == expected
-    assert evidence
+def test_question_type_heuristic(thinking, expected, evidence):
+    assert read_question_type(thinking) == (expected, evidence)
 
 
 def test_question_type_codes_are_case_sensitive_whole_words():
@@ -66,7 +66,8 @@ def test_salvage_keeps_a_stopped_stage_and_a_leading_thinking_block():
 
 def test_read_payoff_strict_then_lenient():
     strict = read_payoff(first_stage(LLM_SHIFT_FLIPS) + "</payoff>")
-    assert strict.matrix == LLM_SHIFT_FLIPS and strict.how == "strict" and strict.thinking
+    assert strict.matrix == LLM_SHIFT_FLIPS and strict.how == "strict" and strict.why == ""
+    assert strict.thinking == first_stage(LLM_SHIFT_FLIPS).split("<thinking>")[1].split("</thinking>")[0].strip()
     single_quotes = first_stage(LLM_SHIFT_FLIPS).replace('"', "'") + "</payoff>"
     lenient = read_payoff(single_quotes)
     assert lenient.matrix == LLM_SHIFT_FLIPS and lenient.how == "lenient" and "payoff" in lenient.why
