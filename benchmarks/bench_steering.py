@@ -279,10 +279,12 @@ def notes(facts: dict[str, float], mechanism: dict[str, float] | None) -> list[s
     ]
     if mechanism is not None:
         out.append(
-            f"- The mechanism itself, on the scripted model that always keeps the format (second table): "
-            f"{mechanism['steered_ratio']:.2f}x. The first stage is shared token for token, nothing is generated "
-            "twice, and the prefilled decision sentence is not generated at all, so a cooperative model meets the "
-            "target unless the chosen action's response is itself longer than the one it replaces."
+            f"- The mechanism's bound, on the scripted backend (second table): {mechanism['steered_ratio']:.2f}x. "
+            "It is not a model: it always keeps the format and its continuation does not depend on the chosen "
+            "action, so it shows only what the mechanism costs: the first stage is shared token for token, nothing "
+            "is generated twice, and the prefilled decision sentence is not generated at all. A real model that "
+            "keeps the format pays this plus whatever the chosen action's response costs over the one it replaces; "
+            "the first table is the only real-model measurement here."
         )
     out += [
         f"- Wall time: a steered answer made {facts['calls']:.1f} backend calls on average, and every call reads the "
@@ -323,7 +325,7 @@ def report(args: argparse.Namespace, prompts: list[Prompt], rows: list[Row], bac
     if scripted_rows is not None:
         scripted_lines, mechanism = table(prompts, scripted_rows)
         text += [
-            "## The same prompts on the scripted model (always keeps the format; tokens are words)",
+            "## The mechanism's bound, not a model: the same prompts on a scripted backend (always keeps the format, writes the same response whichever action is chosen; tokens are words)",
             "",
             *scripted_lines,
             "",
