@@ -396,6 +396,27 @@ async def test_connections_are_bounded_and_closed(server: FakeOpenAI) -> None:
     assert client._lanes == [] and client._free == []
 
 
+async def test_an_unexpected_error_in_one_row_is_that_row_s_failed_verdict(server: FakeOpenAI, tmp_path: Path) -> None:
+    """A bug that raises while judging one row (here: the call itself) costs that row, not the batch."""
+    progress: list[tuple[int, int]] = []
+    judge = judge_for(server, cache=tmp_path / "cache.sqlite3", progress=lambda done, total: progress.append((done, total)))
+    call = judge._call
+
+    async def exploding(messages: list[dict[str, str]]) -> Any:
+        if "<judged_response>\nboom\n</judged_response>" in messages[-1]["content"]:
+            raise KeyError("choices")
+        return await call(messages)
+
+    judge._call = exploding  # type: ignore[method-assign]
+    verdicts = await judge.judge([math("1"), math("boom"), math("0"), math("boom")])
+    assert [v.value for v in verdicts] == [1.0, None, 0.0, None]
+    assert verdicts[1] == verdicts[3] and verdicts[1].status == "failed" and verdicts[1].judge == "llm"
+    assert verdicts[1].reason == "judge error KeyError: 'choices'"
+    assert judge.stats.failures == 2 and progress[-1] == (4, 4)
+    assert judge.cache is not None and len(judge.cache) == 2  # the failure is not cached: judged again next time
+    await judge.aclose()
+
+
 async def test_a_row_that_is_not_a_request_fails_alone(server: FakeOpenAI) -> None:
     progress: list[tuple[int, int]] = []
     judge = judge_for(server, progress=lambda done, total: progress.append((done, total)))
