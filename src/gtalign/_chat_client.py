@@ -6,9 +6,14 @@ flaky server lives here and nowhere else:
 - a concurrency limit (an `asyncio.Semaphore`) shared by every client of the same
   ``(base_url, model)`` in one event loop, and an optional requests-per-minute limiter;
 - a per-attempt timeout and a total budget per call;
-- retries decided by a classifier: 408, 409, 425, 429, 5xx, timeouts, refused or dropped
-  connections and unreadable bodies are retried with exponential backoff and full jitter, or after
-  the server's ``retry-after-ms`` / ``Retry-After`` (capped); other 4xx are final;
+- retries decided by a classifier: 408, 409, 425, 429, 5xx, timeouts, dropped connections and
+  unreadable bodies are retried with exponential backoff and full jitter, or after the server's
+  ``retry-after-ms`` / ``Retry-After`` (capped); other 4xx are final;
+- a refused connection (nothing listening) is retried only ``connect_retries`` times, and once a
+  call has given up on one, the ``(base_url, model)`` is marked down: later refusals are final at
+  once, until an attempt gets through (see `ClientConfig`);
+- an injectable `Clock` (time and sleep) behind the RPM limiter, the total timeout and every wait,
+  so tests can check them exactly;
 - context-length overflow and content filtering are outcomes (`ChatResult.status`), not
   exceptions, so one long or filtered row never kills a batch;
 - streaming (`ChatClient.stream`, server-sent events) under the same limits: an attempt that fails
@@ -33,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import errno
 import json
 import math
 import os
@@ -43,7 +49,7 @@ import warnings
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -52,6 +58,7 @@ __all__ = [
     "ChatResult",
     "ChatStatus",
     "ClientConfig",
+    "Clock",
     "Endpoint",
     "Probe",
     "Sleep",
@@ -64,6 +71,34 @@ ChatStatus = Literal["ok", "context_overflow", "content_filter", "failed"]
 Endpoint = Literal["/chat/completions", "/completions"]
 Sleep = Callable[[float], Awaitable[None]]
 R = TypeVar("R")
+
+
+class Clock(Protocol):
+    """The client's time: ``monotonic()`` seconds and ``await sleep(seconds)``.
+
+    It drives the RPM limiter, the total timeout, ``latency`` and every backoff or Retry-After
+    wait, so a test can run them on a fake clock and assert exact times. Per-attempt and connect
+    timeouts are not on it: they bound real I/O, so they stay on the event loop's clock.
+    """
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class _LoopClock:
+    """The real clock: the running loop's time (the one `asyncio.timeout` uses) and ``sleep``
+    (`asyncio.sleep` unless a test passes its own)."""
+
+    def __init__(self, sleep: Sleep | None = None) -> None:
+        self._sleep: Sleep = sleep or asyncio.sleep
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+
 
 _SNIPPET = 300
 _RETRY_STATUS = frozenset({408, 409, 425, 429})
@@ -98,6 +133,14 @@ class ClientConfig:
         (time spent queued for a concurrency slot before the first attempt is not counted).
     connect_timeout: seconds to open a connection.
     max_retries: retries after the first attempt (so ``max_retries + 1`` attempts at most).
+        ``total_timeout`` and ``max_retries`` are how to bound a slow or hanging server.
+    connect_retries: retries after a refused connection (nothing listening on the port), within
+        ``max_retries``; their backoff restarts from ``backoff_base``, so with the defaults a
+        server that is down costs a call about 1.5 s at most, not the full retry schedule. A call
+        that gives up on refused connections marks its ``(base_url, model)`` down in its event
+        loop: while marked, a refused attempt is final at once (every call still makes its own
+        first attempt, so nothing fails without having been refused itself). Any attempt that is
+        not refused clears the mark, so a server that comes back is used again at once.
     backoff_base: seconds; retry ``k`` waits a uniform random time in ``[0, base * 2**(k-1)]``
         (full jitter), capped at ``backoff_max``. ``0`` makes every backoff wait zero (tests).
     backoff_max: cap of one backoff wait, in seconds.
@@ -115,6 +158,7 @@ class ClientConfig:
     total_timeout: float = 600.0
     connect_timeout: float = 10.0
     max_retries: int = 8
+    connect_retries: int = 2
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     retry_after_max: float = 60.0
@@ -134,8 +178,9 @@ class ClientConfig:
         for name in ("attempt_timeout", "total_timeout", "connect_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        for name in ("max_retries", "connect_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("backoff_base", "backoff_max", "retry_after_max"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)}")
@@ -213,11 +258,13 @@ class ChatResult:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    """One attempt, classified: ``retry`` (try again), ``final`` (stop: success or not)."""
+    """One attempt, classified: ``retry`` (try again), ``final`` (stop: success or not).
+    ``refused``: the connection was refused, so the server is not there at all."""
 
     kind: Literal["retry", "final"]
     status: ChatStatus
     reason: str = ""
+    refused: bool = False
     retry_after: float | None = None
     http_status: int | None = None
     text: str | None = None
@@ -313,20 +360,24 @@ class _RateLimiter:
         self.interval = 60.0 / rpm
         self._next = 0.0
 
-    async def acquire(self, sleep: Sleep) -> None:
-        now = asyncio.get_running_loop().time()
+    async def acquire(self, clock: Clock) -> None:
+        now = clock.monotonic()
         slot = max(now, self._next)
         self._next = slot + self.interval
         if slot > now:
-            await sleep(slot - now)
+            await clock.sleep(slot - now)
 
 
 @dataclass
 class _Limits:
+    """What the clients of one ``(base_url, model)`` share in one event loop. ``down``: a call gave
+    up on refused connections and no attempt has got through since (see `ClientConfig`)."""
+
     concurrency: int
     rpm: float | None
     semaphore: asyncio.Semaphore = field(init=False)
     limiter: _RateLimiter | None = field(init=False)
+    down: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.semaphore = asyncio.Semaphore(self.concurrency)
@@ -386,6 +437,23 @@ def _finite(text: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _is_refused(exc: BaseException) -> bool:
+    """Whether a connect error was caused by a refused connection (``ECONNREFUSED``) to at least one
+    of the host's addresses, looking through the chained causes and exception groups."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ECONNREFUSED:
+            return True
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+    return False
 
 
 def _snippet(text: str) -> str:
@@ -601,7 +669,7 @@ class _Attempts:
     `slots` is one attempt inside the concurrency slot (after the RPM limiter) and yields the seconds
     it may take; the caller sets ``outcome``. A ``retry`` outcome is waited out (backoff or
     Retry-After, outside the slot) while retries and the total timeout allow; when the slots end,
-    ``result`` holds the `ChatResult`. ``deadline`` (loop time) starts with the first attempt."""
+    ``result`` holds the `ChatResult`. ``deadline`` (`Clock` time) starts with the first attempt."""
 
     result: ChatResult
 
@@ -613,16 +681,16 @@ class _Attempts:
     async def slots(self) -> AsyncGenerator[float, None]:
         """Use under `contextlib.aclosing`, so that leaving early frees the concurrency slot at once."""
         client, cfg = self._client, self._client.config
+        clock = client.clock
         limits = _limits_for(cfg)
-        loop = asyncio.get_running_loop()
         started: float | None = None
-        attempts = 0
+        attempts = refused = 0
         waited = 0.0
         while True:
             async with limits.semaphore:
                 if limits.limiter is not None:
-                    await limits.limiter.acquire(client._sleep)
-                now = loop.time()
+                    await limits.limiter.acquire(clock)
+                now = clock.monotonic()
                 if started is None:
                     started, self.deadline = now, now + cfg.total_timeout
                 if self.deadline - now <= 0:
@@ -633,18 +701,27 @@ class _Attempts:
                 yield min(cfg.attempt_timeout, self.deadline - now)
             outcome, self.outcome = self.outcome, None
             assert outcome is not None, "an attempt ended without setting its outcome"
+            if outcome.refused:
+                refused += 1
+            else:
+                limits.down = False
             if outcome.kind == "retry":
-                wait = client._wait(attempts, outcome.retry_after)
-                if attempts > cfg.max_retries:
+                wait = client._wait(refused if outcome.refused else attempts, outcome.retry_after)
+                if outcome.refused and limits.down:
+                    stop = "not retried: another call to this server already gave up on refused connections"
+                elif outcome.refused and refused > cfg.connect_retries:
+                    stop = f"gave up after {attempts} attempts ({refused} refused, connect_retries={cfg.connect_retries})"
+                elif attempts > cfg.max_retries:
                     stop = f"gave up after {attempts} attempts (max_retries={cfg.max_retries})"
-                elif loop.time() + wait > self.deadline:
+                elif clock.monotonic() + wait > self.deadline:
                     stop = f"total timeout of {cfg.total_timeout:g}s would pass during a {wait:.2f}s retry wait after {attempts} attempts"
                 else:
-                    await client._sleep(wait)
+                    await clock.sleep(wait)
                     waited += wait
                     continue
+                limits.down = limits.down or outcome.refused
                 outcome = _Outcome("final", "failed", f"{stop}; last error: {outcome.reason}", http_status=outcome.http_status)
-            self.result = _result(outcome, loop.time() - started, waited, attempts)
+            self.result = _result(outcome, clock.monotonic() - started, waited, attempts)
             return
 
 
@@ -681,6 +758,9 @@ class ChatClient:
     The lanes share one TLS context, so opening them is cheap.
 
     ``sleep`` replaces `asyncio.sleep` for every wait (tests pass a recorder that returns at once);
+    ``clock`` replaces the time and the sleep together (a fake `Clock` makes the RPM spacing, the
+    total timeout and ``latency`` exact in tests; pass one or the other). Clients sharing a
+    ``(base_url, model)`` in one loop share its RPM limiter, so they should share one clock too.
     ``transport`` replaces the HTTP transport of every lane (e.g. `httpx.MockTransport`).
     """
 
@@ -689,10 +769,13 @@ class ChatClient:
         config: ClientConfig,
         *,
         sleep: Sleep | None = None,
+        clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        if sleep is not None and clock is not None:
+            raise TypeError("ChatClient takes sleep or clock, not both: a Clock has its own sleep")
         self.config = config
-        self._sleep: Sleep = sleep or asyncio.sleep
+        self.clock: Clock = clock or _LoopClock(sleep)
         self._transport = transport
         self._rng = random.Random(config.seed)
         self._tls: ssl.SSLContext | None = None
@@ -859,6 +942,9 @@ class ChatClient:
 
     def _transport_failure(self, exc: BaseException, timeout: float) -> _Outcome:
         """An attempt that got no complete HTTP answer: retried, unless the URL itself is wrong."""
+        if isinstance(exc, httpx.ConnectError) and _is_refused(exc):
+            reason = f"connection refused by {self.config.base_url}: nothing is listening there; is the server running?"
+            return _Outcome("retry", "failed", reason, refused=True)
         if isinstance(exc, TimeoutError):
             return _Outcome("retry", "failed", f"no complete answer within {timeout:.1f}s (attempt timeout)")
         if isinstance(exc, httpx.TimeoutException):
@@ -888,9 +974,9 @@ class ChatClient:
 
     async def _stream_attempt(self, body: bytes, path: Endpoint, deadline: float, attempt: _StreamAttempt) -> AsyncGenerator[str, None]:
         """One streamed attempt: yields text deltas and leaves its classified end in ``attempt.outcome``."""
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         cfg = self.config
-        timeout = max(0.0, min(cfg.attempt_timeout, deadline - loop.time()))
+        timeout = max(0.0, min(cfg.attempt_timeout, deadline - clock.monotonic()))
         try:
             with self._lane() as http:
                 request = http.build_request("POST", path, content=body, headers={"Accept": "text/event-stream"})
@@ -900,7 +986,7 @@ class ChatClient:
                     attempt.http_status = response.status_code
                     is_events = "text/event-stream" in response.headers.get("content-type", "")
                     if not (200 <= response.status_code < 300 and is_events):
-                        timeout = max(0.0, min(cfg.attempt_timeout, deadline - loop.time()))
+                        timeout = max(0.0, min(cfg.attempt_timeout, deadline - clock.monotonic()))
                         async with asyncio.timeout(timeout):
                             content = await response.aread()
                         outcome = self._classify(response.status_code, content, response.headers)
@@ -911,7 +997,7 @@ class ChatClient:
                         return
                     lines = response.aiter_lines()
                     while attempt.outcome is None:
-                        timeout = max(0.0, min(cfg.attempt_timeout, deadline - loop.time()))
+                        timeout = max(0.0, min(cfg.attempt_timeout, deadline - clock.monotonic()))
                         async with asyncio.timeout(timeout):
                             line = await anext(lines, None)
                         if line is None:

@@ -1,7 +1,7 @@
 """The LLM judge and its HTTP client against the scripted fake server: faults, limits, cache, de-dup.
 
-Every wait goes through a recording ``sleep`` that returns at once, so retries cost no wall time and
-the waits themselves are asserted. The judged response text scripts the fake judge:
+Every wait goes through a recording ``sleep`` that returns at once, or a fake clock, so retries cost
+no wall time and the waits themselves (never the wall clock) are asserted. The judged response text scripts the fake judge:
 ``"<value>"`` answers ``\\boxed{value}``; ``"<value>|<fault>[@retry_after][*times]"`` first fails
 ``times`` times (default 1) with that fault.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from gtalign._chat_client import ChatClient, ClientConfig, parse_retry_after
 from gtalign.judges._llm import JudgeStats, LLMJudge
 from gtalign.reward._types import JudgeRequest
 from gtalign.testing import FakeOpenAI, FakeRequest, Reply
+from tests.judges._clock import FakeClock, closed_port
 
 
 class Sleeps:
@@ -63,10 +63,12 @@ async def server() -> AsyncIterator[FakeOpenAI]:
         yield fake
 
 
-def judge_for(server: FakeOpenAI, sleeps: Sleeps | None = None, **overrides: Any) -> LLMJudge:
-    settings: dict[str, Any] = {"attempt_timeout": 5.0, "backoff_base": 0.0, "concurrency": 8, "sleep": sleeps or Sleeps()}
+def judge_for(server: FakeOpenAI | str, timing: Sleeps | FakeClock | None = None, **overrides: Any) -> LLMJudge:
+    """A judge of ``server`` (or a base URL) whose waits go to ``timing``: a recorder or a fake clock."""
+    settings: dict[str, Any] = {"attempt_timeout": 5.0, "backoff_base": 0.0, "concurrency": 8}
+    settings["clock" if isinstance(timing, FakeClock) else "sleep"] = timing or Sleeps()
     settings.update(overrides)
-    return LLMJudge(server.base_url, "judge-model", **settings)
+    return LLMJudge(server if isinstance(server, str) else server.base_url, "judge-model", **settings)
 
 
 # -- the happy path --------------------------------------------------------------------------------
@@ -166,7 +168,33 @@ async def test_unreachable_server_is_a_failure_with_reason() -> None:
         url = fake.base_url
     judge = LLMJudge(url, "m", max_retries=1, backoff_base=0.0, sleep=Sleeps())
     verdicts = await judge.judge([math("1"), math("0")])
-    assert all(v.status == "failed" and "connection error" in v.reason for v in verdicts)
+    assert all(v.status == "failed" and f"connection refused by {url}" in v.reason for v in verdicts)
+
+
+async def test_a_judge_that_is_down_is_given_up_on_quickly_and_tried_again_later() -> None:
+    """20 rows against a closed port: a few short retries each (not the full schedule), a later
+    batch fails after one attempt per row, and once the server is back the next batch is judged."""
+    clock, port = FakeClock(), closed_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    judge = LLMJudge(url, "judge-model", concurrency=8, clock=clock)  # default retries and backoff
+    rows = [math(str(i % 2) + " " * i) for i in range(20)]
+
+    verdicts = await judge.judge(rows)
+    assert all(v.status == "failed" and v.value is None and f"connection refused by {url}" in v.reason for v in verdicts)
+    # at most connect_retries + 1 = 3 attempts a row (not max_retries + 1 = 9); fewer for a row
+    # that is refused again after another row gave up
+    assert 20 < judge.stats.http_requests <= 20 * 3 and judge.stats.failures == 20
+    assert len(clock.waits) <= 20 * 2 and max(clock.waits) <= 1.0  # backoff_base * 2**1 at most
+    waits = len(clock.waits)
+
+    judge.reset_stats()
+    later = await judge.judge(rows)
+    assert all(v.status == "failed" and "already gave up on refused connections" in v.reason for v in later)
+    assert judge.stats.http_requests == 20 and len(clock.waits) == waits  # one attempt a row, no waits
+
+    async with FakeOpenAI(script, port=port):
+        back = await judge.judge(rows)
+    assert [v.value for v in back] == [float(i % 2) for i in range(20)]
 
 
 @pytest.mark.parametrize(("status", "retried"), [(400, False), (401, False), (403, False), (404, False), (422, False),
@@ -298,11 +326,21 @@ async def test_server_capacity_rejections_are_retried() -> None:
         assert sleeps.waits and set(sleeps.waits) == {0.5}
 
 
-async def test_requests_per_minute_spacing(server: FakeOpenAI) -> None:
-    sleeps = Sleeps()
-    judge = judge_for(server, sleeps, rpm=600, concurrency=1)
-    await judge.judge([math(str(i % 2) + " " * i) for i in range(4)])
-    assert sleeps.waits == pytest.approx([0.1, 0.2, 0.3], abs=0.05)  # slots 0.1 s apart, less the time requests took
+async def test_requests_per_minute_spacing() -> None:
+    clock = FakeClock()
+    arrivals: list[float] = []
+
+    def timed(request: FakeRequest) -> Reply:
+        arrivals.append(clock.monotonic())
+        clock.advance(0.03)  # each request takes 30 ms, less than the 100 ms spacing
+        return script(request)
+
+    async with FakeOpenAI(timed) as fake:
+        judge = judge_for(fake, clock, rpm=600, concurrency=1)
+        verdicts = await judge.judge([math(str(i % 2) + " " * i) for i in range(4)])
+    assert all(v.ok for v in verdicts)
+    assert arrivals == pytest.approx([0.0, 0.1, 0.2, 0.3], abs=1e-9)  # starts 60/rpm seconds apart
+    assert clock.waits == pytest.approx([0.07, 0.07, 0.07], abs=1e-9)  # the spacing less the time requests took
 
 
 # -- de-duplication and cache ----------------------------------------------------------------------
@@ -379,12 +417,17 @@ async def test_openai_client_speaks_to_the_fake_server(server: FakeOpenAI) -> No
         await client.close()
 
 
-async def test_chat_result_reports_cost(server: FakeOpenAI) -> None:
-    async with ChatClient(ClientConfig(server.base_url, "m")) as client:
-        started = time.perf_counter()
+async def test_chat_result_reports_cost() -> None:
+    clock = FakeClock()
+
+    def slow(request: FakeRequest) -> Reply:
+        clock.advance(0.25)
+        return script(request)
+
+    async with FakeOpenAI(slow) as fake, ChatClient(ClientConfig(fake.base_url, "m"), clock=clock) as client:
         result = await client.chat([{"role": "user", "content": "<judged_response>1</judged_response>"}], max_tokens=5)
         assert result.ok and result.text and result.finish_reason == "stop" and result.attempts == 1
-        assert result.tokens_in and result.tokens_out and 0 < result.latency <= time.perf_counter() - started
+        assert result.tokens_in and result.tokens_out and result.latency == 0.25 and result.waited == 0.0
         assert await client.models() == ["fake-judge"]
 
 
@@ -433,3 +476,7 @@ def test_client_options_are_validated_against_client_config():
     base = ClientConfig(base_url="http://127.0.0.1:9/v1", model="m", concurrency=3, max_retries=1)
     judge = LLMJudge(client=base, max_retries=5)
     assert (judge.config.concurrency, judge.config.max_retries, judge.config.model) == (3, 5, "m")
+    # how long a row may take and how soon a server that is down is given up on: ClientConfig fields
+    bounded = LLMJudge(client=base, total_timeout=30.0, max_retries=2, connect_retries=0)
+    assert (bounded.config.total_timeout, bounded.config.max_retries, bounded.config.connect_retries) == (30.0, 2, 0)
+    assert bounded.client.config is bounded.config

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from gtalign.judges._cache import VerdictCache
-from gtalign._chat_client import ChatClient, ChatResult, ClientConfig, Sleep
+from gtalign._chat_client import ChatClient, ChatResult, ClientConfig, Clock, Sleep, merge_client_config
 from gtalign.judges._rubrics import RUBRICS, Rubric, RubricError, rubric_for
 from gtalign.reward._types import JudgeRequest, Verdict
 
@@ -73,29 +73,6 @@ class _Counters:
         return JudgeStats(**self.values)
 
 
-# ``seed`` is not among them: LLMJudge's own ``seed`` is the sampling seed.
-_CLIENT_OPTIONS = tuple(f.name for f in fields(ClientConfig) if f.name not in ("base_url", "model", "seed"))
-
-
-def _client_config(
-    client: ClientConfig | None, base_url: str | None, model: str | None, options: Mapping[str, Any]
-) -> ClientConfig:
-    """``client`` (or the defaults) with ``base_url``, ``model`` and ``options`` laid over it."""
-    unknown = sorted(set(options) - set(_CLIENT_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"LLMJudge got unknown option(s) {', '.join(unknown)}; "
-            f"client options are the ClientConfig fields {', '.join(_CLIENT_OPTIONS)}"
-        )
-    overrides = {key: value for key, value in (("base_url", base_url), ("model", model)) if value is not None}
-    overrides.update(options)
-    if client is not None:
-        return replace(client, **overrides)
-    if base_url is None or model is None:
-        raise TypeError("LLMJudge needs base_url and model, or client=ClientConfig(base_url, model, ...)")
-    return ClientConfig(**overrides)
-
-
 class LLMJudge:
     """A `Judge` backed by a chat model behind an OpenAI-compatible endpoint.
 
@@ -104,8 +81,10 @@ class LLMJudge:
     client: a `ClientConfig` to start from (None: its defaults).
     **client_options: any other `ClientConfig` field by name (api_key_env, concurrency, rpm, the
         timeouts, retries and backoff, headers), overriding ``client``; see `ClientConfig` for
-        each. An unknown name is a TypeError listing the valid ones. ``seed`` below is the
-        sampling seed: the client's jitter seed (`ClientConfig.seed`) comes only through ``client``.
+        each. How long one row may take: ``total_timeout`` (seconds, retries and waits included)
+        and ``max_retries``; how soon a server that is down is given up on: ``connect_retries``.
+        An unknown name is a TypeError listing the valid ones. ``seed`` below is the sampling
+        seed: the client's jitter seed (`ClientConfig.seed`) comes only through ``client``.
     cache: a `VerdictCache`, a path to one, or None (no cache). A path opened here is closed by
         `aclose`; a `VerdictCache` passed in stays the caller's.
     temperature, max_tokens, top_p, seed: sampling settings of every call (temperature, top_p,
@@ -115,7 +94,8 @@ class LLMJudge:
     rubrics: task -> `Rubric` (default: `RUBRICS`).
     name: the judge's name in verdicts and cache keys.
     progress: optional ``progress(done, total)`` callback.
-    sleep, transport: test hooks passed to `ChatClient` (zero waits, mock transports).
+    sleep, clock, transport: test hooks passed to `ChatClient` (zero waits, a fake `Clock`, mock
+        transports).
     """
 
     def __init__(
@@ -135,14 +115,16 @@ class LLMJudge:
         name: str = "llm",
         progress: Progress | None = None,
         sleep: Sleep | None = None,
+        clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         **client_options: Any,
     ) -> None:
         if parse_retries < 0:
             raise ValueError(f"parse_retries must be >= 0, got {parse_retries}")
         self.name = name
-        self.config = _client_config(client, base_url, model, client_options)
-        self.client = ChatClient(self.config, sleep=sleep, transport=transport)
+        # ``seed`` is not a client option here: LLMJudge's own ``seed`` is the sampling seed.
+        self.config = merge_client_config(client, base_url, model, client_options, owner="LLMJudge", exclude=("seed",))
+        self.client = ChatClient(self.config, sleep=sleep, clock=clock, transport=transport)
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.top_p = top_p

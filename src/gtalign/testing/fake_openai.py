@@ -20,7 +20,8 @@ ChatML is read back into messages and a partial assistant turn.
 
 Start it in the running event loop (``async with FakeOpenAI(script) as server``) or in its own
 thread (``with FakeOpenAI(script) as server``, for synchronous code). It listens on 127.0.0.1 only,
-on a free port, and stops (closing every connection) when the block exits.
+on a free port (or a given one: a server coming back where one was down), and stops (closing every
+connection) when the block exits.
 """
 
 from __future__ import annotations
@@ -186,6 +187,8 @@ class FakeOpenAI:
     kind: the server kind to impersonate (None: a generic server that continues a trailing
         assistant message and answers no probes).
     echo_prefill: answer with the continued prefill followed by the new text, as some servers do.
+    port: the loopback port to listen on (0: a free one), e.g. one that refused connections
+        before, to test a client against a server that comes back.
 
     Counters (read them after or during a run): ``requests`` generation requests received,
     ``counts`` per outcome (``ok``, ``capacity`` and each fault kind), ``in_flight`` and
@@ -203,7 +206,10 @@ class FakeOpenAI:
         model: str = "fake-judge",
         kind: FakeKind | None = None,
         echo_prefill: bool = False,
+        port: int = 0,
     ) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0 (a free one) or a port number up to 65535, got {port}")
         if capacity is not None and capacity < 1:
             raise ValueError(f"capacity must be >= 1 or None, got {capacity}")
         if kind is not None and kind not in FAKE_KINDS:
@@ -225,6 +231,7 @@ class FakeOpenAI:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._listen_port = port
         self._port = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -244,9 +251,9 @@ class FakeOpenAI:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> FakeOpenAI:
-        """Listen on a free loopback port in the running loop."""
+        """Listen on the loopback port (a free one unless ``port`` was given) in the running loop."""
         self._stopping = False
-        self._server = await asyncio.start_server(self._connection, _HOST, 0, limit=_MAX_HEAD)
+        self._server = await asyncio.start_server(self._connection, _HOST, self._listen_port, limit=_MAX_HEAD)
         self._port = self._server.sockets[0].getsockname()[1]
         return self
 
