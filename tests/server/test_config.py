@@ -110,3 +110,29 @@ def test_backend_specs() -> None:
         build_backend(ServerConfig(backend="json:__name__"))
     with pytest.raises(ConfigError, match="unknown backend 'gpt'"):
         build_backend(ServerConfig(backend="gpt"))
+
+
+@pytest.mark.parametrize("added", [(), ("ask-first",)], ids=["engine", "engine-extended"])
+def test_on_ignored_accepts_exactly_the_engines_modes(added: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The modes are read from `gtalign.steering.IGNORED_PROTOCOL`, not written out again: a mode
+    the engine adds is accepted, and the error lists the engine's modes."""
+    import gtalign.steering
+
+    modes = (*gtalign.steering.IGNORED_PROTOCOL, *added)
+    monkeypatch.setattr(gtalign.steering, "IGNORED_PROTOCOL", modes)
+    assert [ServerConfig(on_ignored=mode).on_ignored for mode in modes] == list(modes)
+    with pytest.raises(ConfigError, match=f"on_ignored must be one of {', '.join(modes)}, got 'ignore'"):
+        ServerConfig(on_ignored="ignore")
+
+
+def test_on_ignored_defaults_to_the_engines_default() -> None:
+    import inspect
+
+    from gtalign.cli._chat import ChatOptions
+    from gtalign.cli._main import build_parser
+    from gtalign.steering import IGNORED_PROTOCOL, Fallback
+
+    engine = inspect.signature(Fallback.when_ignored).parameters["mode"].default
+    assert engine in IGNORED_PROTOCOL
+    chat_flag = build_parser().parse_args(["chat", "Q"]).on_ignored
+    assert ServerConfig().on_ignored == ChatOptions().on_ignored == chat_flag == engine

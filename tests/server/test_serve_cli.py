@@ -58,6 +58,29 @@ def test_usage_errors_exit_2(
     assert fragment in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("added", [(), ("ask-first",)], ids=["engine", "engine-extended"])
+@pytest.mark.parametrize("command", [["serve"], ["chat", "Q"]], ids=["serve", "chat"])
+def test_on_ignored_offers_exactly_the_engines_modes(
+    command: list[str], added: tuple[str, ...], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--on-ignored`` of ``serve`` and ``chat`` takes its choices from `gtalign.steering.IGNORED_PROTOCOL`
+    (a mode the engine adds is offered), and a wrong one is refused with the engine's list."""
+    import gtalign.steering
+    from gtalign.cli._main import build_parser
+
+    modes = (*gtalign.steering.IGNORED_PROTOCOL, *added)
+    monkeypatch.setattr(gtalign.steering, "IGNORED_PROTOCOL", modes)
+    parser = build_parser()
+    assert [parser.parse_args([*command, "--on-ignored", mode]).on_ignored for mode in modes] == list(modes)
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args([*command, "--on-ignored", "ignore"])
+    assert refused.value.code == 2
+    assert f"(choose from {', '.join(repr(mode) for mode in modes)})" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args([command[0], "--help"])
+    assert f"({', '.join(modes)})" in " ".join(capsys.readouterr().out.split())
+
+
 def _command() -> list[str]:
     script = Path(sys.executable).parent / "gtalign"
     if script.exists():

@@ -96,13 +96,17 @@ def test_chat_bad_policy_file_names_file_and_key(tmp_path, capsys):
 
 
 def test_chat_help_is_fast_and_light():
+    """``chat --help`` reads the engine's list of --on-ignored modes (importing gtalign.steering),
+    but never the model; ``gtalign --help`` and parsing a command line import no steering at all."""
     code = (
-        "import sys; from gtalign.cli import main; main(['chat', '--help']); "
-        "heavy = [m for m in ('torch', 'transformers', 'gtalign.steering', 'gtalign.backends._embedded') "
-        "if m in sys.modules]; print('HEAVY', heavy)"
+        "import sys; from gtalign.cli import main; from gtalign.cli._main import build_parser; "
+        "main(['--help']); build_parser().parse_args(['chat', 'Q']); print('STEERING', 'gtalign.steering' in sys.modules); "
+        "main(['chat', '--help']); "
+        "heavy = [m for m in ('torch', 'transformers', 'gtalign.backends._embedded') if m in sys.modules]; "
+        "print('HEAVY', heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "--pricing NAME|FILE" in out and "--server-kind" in out and "HEAVY []" in out
+    assert "--pricing NAME|FILE" in out and "--server-kind" in out and "HEAVY []" in out and "STEERING False" in out
 
 
 def test_chat_on_ignored_keep(monkeypatch, capsys):

@@ -11,15 +11,17 @@ import argparse
 import logging
 import os
 import sys
-from dataclasses import fields
+from dataclasses import MISSING, fields
+from types import SimpleNamespace
 from typing import Any
 
 from gtalign.cli._args import non_negative_int, positive_int
-from gtalign.server._config import DEFAULT_KEYS_ENV, ServerConfig
+from gtalign.server._config import DEFAULT_KEYS_ENV, ON_IGNORED, ServerConfig
 
 __all__ = ["configure", "options_from_args", "run"]
 
-_DEFAULTS = ServerConfig()
+_DEFAULTS = SimpleNamespace(**{f.name: f.default for f in fields(ServerConfig) if f.default is not MISSING})
+"""`ServerConfig`'s defaults, read without building one (validating it would import the steering engine)."""
 
 _DESCRIPTION = f"""\
 Serve an OpenAI-compatible chat completions API (POST /v1/chat/completions, GET /v1/models,
@@ -134,9 +136,9 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
         "--rule", metavar="RULE", help=f"default welfare rule (sum, product, nash, ...) (default: {d.rule})"
     )
     steering.add_argument(
-        "--on-ignored", choices=("retry", "default", "keep"),
-        help="when the model ignores the four-block protocol: retry once then take the default action, take the "
-        f"default action at once, or keep its own answer unsteered (default: {d.on_ignored})",
+        "--on-ignored", choices=ON_IGNORED, metavar="MODE",
+        help="when the model ignores the four-block protocol (%(choices)s): retry once then take the default action, "
+        f"take the default action at once, or keep its own answer unsteered (default: {d.on_ignored})",
     )
     limits = parser.add_argument_group("limits")
     for flag, kind, metavar, text in _LIMITS:
