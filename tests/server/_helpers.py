@@ -3,20 +3,22 @@ on 127.0.0.1 (a free port) in a background thread."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 
-from gtalign.backends._base import ChatBackend
+from gtalign.backends._base import ChatBackend, Generation, Message, SamplingParams
 from gtalign.server import ServerConfig, create_app
 from gtalign.testing import ScriptedBackend
+from gtalign.testing.scripted_backend import BackendCall
 
-__all__ = ["KEY", "MODEL", "PAYOFF", "Served", "response_for", "script", "scripted", "serve"]
+__all__ = ["KEY", "MODEL", "PAYOFF", "Served", "StallingBackend", "response_for", "script", "scripted", "serve"]
 
 KEY = "sk-test-alice"
 MODEL = "gtalign-test"
@@ -60,6 +62,31 @@ def script(messages: Sequence[Mapping[str, str]], prefill: str) -> str:
 
 def scripted(latency: float = 0.0, **kwargs: object) -> ScriptedBackend:
     return ScriptedBackend(script, latency=latency, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class StallingBackend(ScriptedBackend):
+    """The scripted model, except that the calls numbered in ``stall`` (0-based) never answer: they
+    wait until cancelled. ``stalled`` and ``cancelled`` are set when such a call starts waiting and
+    when it is cancelled, for a test thread to wait on (the server runs in another thread)."""
+
+    stall: frozenset[int] = frozenset({0})
+    stalled: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    async def generate(
+        self, messages: Sequence[Message], *, prefill: str = "", params: SamplingParams = SamplingParams()
+    ) -> Generation:
+        if len(self.calls) not in self.stall:
+            return await super().generate(messages, prefill=prefill, params=params)
+        self.calls.append(BackendCall(tuple(dict(m) for m in messages), prefill, params))
+        self.stalled.set()
+        try:
+            await asyncio.Event().wait()  # nobody sets it: only a cancellation ends this call
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        raise AssertionError("unreachable: the event is never set")
 
 
 def backend() -> ScriptedBackend:

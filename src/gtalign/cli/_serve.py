@@ -45,7 +45,8 @@ Without keys the server is open and only listens on a loopback host unless --no-
 
 Statuses: 400 bad request / token limit, 401 missing or wrong key, 403 override not allowed,
 404 unknown model, 413 body too large, 429 at capacity (with Retry-After), 502 backend failed,
-504 steering took longer than --timeout.
+504 steering took longer than --timeout. A client that disconnects before its answer begins
+cancels its steering and frees its slot; it is logged and counted (GET /health) as 499.
 
 Settings merge in layers: defaults < --config FILE (YAML/JSON, ServerConfig field names) <
 key file/variable < flags.

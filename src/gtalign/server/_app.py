@@ -21,6 +21,11 @@ engine's stages (each stage re-reads the prompt). What happens to a request, in 
 7. Steering longer than ``timeout`` -> 504; a backend failure the engine could not recover from
    -> 502 with the engine's reason.
 
+A client that disconnects before its answer begins (while its body is read, while it waits for a
+slot or while steering runs, streamed or not) cancels the steering and frees its slot at once; it
+is logged as ``http=499`` and counted under 499 in ``/health`` (nginx's "client closed request"),
+not as a server error: nobody is left to answer.
+
 ``temperature`` defaults to 0 (greedy), not OpenAI's 1; ``top_p`` and ``seed`` are passed on.
 ``stop`` is applied to the final response text only (the model's internal blocks need their own
 stops), cutting it at the first stop string. ``user`` is accepted and ignored.
@@ -48,14 +53,15 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gtalign import __version__
@@ -83,13 +89,20 @@ from gtalign.server._steer import Steered, load_policies, prompt, report, steer,
 from gtalign.steering import Fallback, SteeringResult
 from gtalign.steering._steps import partial_tag
 
-__all__ = ["LOGGER_NAME", "ProxyStats", "create_app"]
+__all__ = ["CLIENT_CLOSED", "LOGGER_NAME", "ProxyStats", "create_app"]
 
 LOGGER_NAME = "gtalign.server"
+CLIENT_CLOSED = 499
+"""The status a request that its client abandoned is logged and counted as (nginx's convention)."""
 _log = logging.getLogger(LOGGER_NAME)
 _WORDS_PER_CHUNK = 4
 _WORDS = re.compile(r"\s*\S+\s*")
 _DRAIN_LIMIT = 64 * 1024 * 1024
+_T = TypeVar("_T")
+
+
+class _ClientClosed(Exception):
+    """The client disconnected before its answer began: there is nobody to answer."""
 
 
 @dataclass
@@ -255,6 +268,31 @@ async def _acquire(proxy: _Proxy) -> None:
             f"The server is at capacity ({config.max_concurrency} requests in progress); retry after {config.retry_after} s.",
             code="server_busy", headers={"Retry-After": str(config.retry_after)},
         ) from None
+
+
+async def _hangup(request: Request) -> None:
+    """Returns when the client disconnects. Only called once the body has been read, so the ASGI
+    server has nothing else to hand over."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_hangup(request: Request, work: Awaitable[_T]) -> _T:
+    """``work``, cancelled when the client disconnects first (then `_ClientClosed`): steering that
+    nobody will read must not hold its slot until it ends. A result that is ready wins a tie."""
+    task = asyncio.ensure_future(work)
+    hangup = asyncio.ensure_future(_hangup(request))
+    try:
+        await asyncio.wait({task, hangup}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hangup.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.wait({task, hangup})  # the work's own cleanup (its slot) runs before we go on
+    if task.cancelled() and not hangup.cancelled():
+        hangup.result()  # a failing receive is a bug to report, not a client that left
+        raise _ClientClosed
+    return task.result()
 
 
 def _timeout_error(proxy: _Proxy) -> ProxyError:
@@ -576,14 +614,18 @@ def create_app(config: ServerConfig, backend: ChatBackend | None = None, *, clos
             stream = chat.stream
             plan = _plan(proxy, key, chat)
             if stream:
-                opened = await _open_stream(proxy, plan)
+                opened = await _unless_hangup(request, _open_stream(proxy, plan))
                 if isinstance(opened, _Live):
                     return _live_response(opened, chat, plan, key, started)
                 steered = opened
             else:
-                steered = await _run(proxy, plan)
+                steered = await _unless_hangup(request, _run(proxy, plan))
             if steered.status == "failed":
                 raise ProxyError(502, f"The model backend failed: {steered.reason or 'no reason given'}", code="backend_failed")
+        except (ClientDisconnect, _ClientClosed):  # gone while sending its body, or before its answer began
+            proxy.stats.count(CLIENT_CLOSED)
+            _log_request(key, plan, steered, CLIENT_CLOSED, started, stream)
+            return error_response(CLIENT_CLOSED, "The client closed the request.", code="client_closed")  # never read
         except ProxyError as exc:
             proxy.stats.count(exc.status)
             _log_request(key, plan, steered, exc.status, started, stream)
