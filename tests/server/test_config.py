@@ -116,10 +116,10 @@ def test_backend_specs() -> None:
 def test_on_ignored_accepts_exactly_the_engines_modes(added: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
     """The modes are read from `gtalign.steering.IGNORED_PROTOCOL`, not written out again: a mode
     the engine adds is accepted, and the error lists the engine's modes."""
-    import gtalign.steering
+    from gtalign.steering import _modes
 
-    modes = (*gtalign.steering.IGNORED_PROTOCOL, *added)
-    monkeypatch.setattr(gtalign.steering, "IGNORED_PROTOCOL", modes)
+    modes = (*_modes.IGNORED_PROTOCOL, *added)
+    monkeypatch.setattr(_modes, "IGNORED_PROTOCOL", modes)
     assert [ServerConfig(on_ignored=mode).on_ignored for mode in modes] == list(modes)
     with pytest.raises(ConfigError, match=f"on_ignored must be one of {', '.join(modes)}, got 'ignore'"):
         ServerConfig(on_ignored="ignore")

@@ -65,11 +65,11 @@ def test_on_ignored_offers_exactly_the_engines_modes(
 ) -> None:
     """``--on-ignored`` of ``serve`` and ``chat`` takes its choices from `gtalign.steering.IGNORED_PROTOCOL`
     (a mode the engine adds is offered), and a wrong one is refused with the engine's list."""
-    import gtalign.steering
     from gtalign.cli._main import build_parser
+    from gtalign.steering import _modes
 
-    modes = (*gtalign.steering.IGNORED_PROTOCOL, *added)
-    monkeypatch.setattr(gtalign.steering, "IGNORED_PROTOCOL", modes)
+    modes = (*_modes.IGNORED_PROTOCOL, *added)
+    monkeypatch.setattr(_modes, "IGNORED_PROTOCOL", modes)
     parser = build_parser()
     assert [parser.parse_args([*command, "--on-ignored", mode]).on_ignored for mode in modes] == list(modes)
     with pytest.raises(SystemExit) as refused:

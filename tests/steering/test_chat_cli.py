@@ -96,13 +96,13 @@ def test_chat_bad_policy_file_names_file_and_key(tmp_path, capsys):
 
 
 def test_chat_help_is_fast_and_light():
-    """``chat --help`` reads the engine's list of --on-ignored modes (importing gtalign.steering),
-    but never the model; ``gtalign --help`` and parsing a command line import no steering at all."""
+    """``chat --help`` reads only the --on-ignored vocabulary, never the steering engine (nor its HTTP
+    client) or the model."""
     code = (
         "import sys; from gtalign.cli import main; from gtalign.cli._main import build_parser; "
-        "main(['--help']); build_parser().parse_args(['chat', 'Q']); print('STEERING', 'gtalign.steering' in sys.modules); "
-        "main(['chat', '--help']); "
-        "heavy = [m for m in ('torch', 'transformers', 'gtalign.backends._embedded') if m in sys.modules]; "
+        "main(['--help']); build_parser().parse_args(['chat', 'Q']); main(['chat', '--help']); "
+        "print('STEERING', 'gtalign.steering._engine' in sys.modules); "
+        "heavy = [m for m in ('torch', 'transformers', 'httpx', 'gtalign.backends._embedded') if m in sys.modules]; "
         "print('HEAVY', heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

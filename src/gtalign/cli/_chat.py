@@ -1,6 +1,6 @@
 """``gtalign chat``: one steered answer, shown as a person wants to see it (or as the JSON record).
 
-Only argparse and the (light) server configuration, for the --on-ignored modes, are imported at
+Only argparse and the --on-ignored vocabulary (`gtalign.steering._modes`) are imported at
 module level; the steering engine, the backend (torch for the embedded model) and rich are
 imported when the command runs, so ``gtalign --help`` stays fast.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gtalign.cli._args import non_negative_float, positive_int
-from gtalign.server._config import DEFAULT_ON_IGNORED, ON_IGNORED
+from gtalign.steering import _modes
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -101,7 +101,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     steering.add_argument("--rule", default="sum", metavar="RULE",
                           help="welfare rule for the decision (sum, product, cobb_douglas, nash, egalitarian, linear or "
                           "module:attr) (default: sum, the prompt's LLM + user rule)")
-    steering.add_argument("--on-ignored", default=DEFAULT_ON_IGNORED, choices=ON_IGNORED, metavar="MODE",
+    steering.add_argument("--on-ignored", default=_modes.DEFAULT_ON_IGNORED, choices=_modes.IGNORED_PROTOCOL, metavar="MODE",
                           help="when the model ignores the four-block protocol (%(choices)s): retry once then take the "
                           "default action, take the default action at once, or keep its own answer unsteered "
                           "(default: %(default)s)")
@@ -136,7 +136,7 @@ class ChatOptions:
     pricing: str = "none"
     pricing_params: Mapping[str, Any] = field(default_factory=dict)
     rule: str = "sum"
-    on_ignored: str = DEFAULT_ON_IGNORED
+    on_ignored: str = _modes.DEFAULT_ON_IGNORED
     backend: str = "embedded"
     model: str | None = None
     server_kind: str = "auto"

@@ -16,7 +16,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from gtalign.cli._args import non_negative_int, positive_int
-from gtalign.server._config import DEFAULT_KEYS_ENV, ON_IGNORED, ServerConfig
+from gtalign.server._config import DEFAULT_KEYS_ENV, ServerConfig
+from gtalign.steering import _modes
 
 __all__ = ["configure", "options_from_args", "run"]
 
@@ -137,7 +138,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
         "--rule", metavar="RULE", help=f"default welfare rule (sum, product, nash, ...) (default: {d.rule})"
     )
     steering.add_argument(
-        "--on-ignored", choices=ON_IGNORED, metavar="MODE",
+        "--on-ignored", choices=_modes.IGNORED_PROTOCOL, metavar="MODE",
         help="when the model ignores the four-block protocol (%(choices)s): retry once then take the default action, "
         f"take the default action at once, or keep its own answer unsteered (default: {d.on_ignored})",
     )

@@ -27,51 +27,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
-__all__ = [
-    "ANONYMOUS", "ApiKey", "ConfigError", "DEFAULT_KEYS_ENV", "DEFAULT_ON_IGNORED", "ON_IGNORED", "ServerConfig", "digest",
-    "parse_keys",
-]
+from gtalign.steering import _modes
+
+__all__ = ["ANONYMOUS", "ApiKey", "ConfigError", "DEFAULT_KEYS_ENV", "ServerConfig", "digest", "parse_keys"]
 
 DEFAULT_KEYS_ENV = "GTALIGN_API_KEYS"
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _OPTIONAL_TEXT = ("backend_model", "backend_api_key_env")
-
-
-class _IgnoredModes(Sequence[str]):
-    """`gtalign.steering.IGNORED_PROTOCOL`, read on first use: the command lines offer these modes
-    without importing the steering engine (and httpx) just to build their parsers."""
-
-    @staticmethod
-    def _modes() -> tuple[str, ...]:
-        from gtalign.steering import IGNORED_PROTOCOL
-
-        return IGNORED_PROTOCOL
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[str]: ...
-
-    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
-        return self._modes()[index]
-
-    def __len__(self) -> int:
-        return len(self._modes())
-
-    def __repr__(self) -> str:
-        return repr(self._modes())
-
-
-ON_IGNORED: Sequence[str] = _IgnoredModes()
-"""What steering may do when the model ignores the four-block protocol (``ServerConfig.on_ignored``,
-``gtalign chat --on-ignored``): the engine's own list, `gtalign.steering.IGNORED_PROTOCOL`."""
-
-DEFAULT_ON_IGNORED = "retry"
-"""The mode the server and ``gtalign chat`` use when not told: the engine's own default
-(`Fallback.when_ignored`), retry once and then take the default action."""
 
 
 class ConfigError(ValueError):
@@ -177,7 +141,7 @@ class ServerConfig:
         loaded at start-up, a request can only name policies loaded then.
     rule: the default welfare rule.
     on_ignored: what steering does when the model ignores the four-block protocol, one of
-        `ON_IGNORED` (see `Fallback.when_ignored`).
+        `gtalign.steering.IGNORED_PROTOCOL` (see `Fallback.when_ignored`).
     max_request_bytes: larger bodies get 413.
     max_tokens: the largest ``max_tokens`` a request may ask for (more: 400).
     default_max_tokens: the budget when a request gives none.
@@ -198,7 +162,7 @@ class ServerConfig:
     pricing: str = "none"
     allowed_pricing: tuple[str, ...] = ()
     rule: str = "sum"
-    on_ignored: str = DEFAULT_ON_IGNORED
+    on_ignored: str = _modes.DEFAULT_ON_IGNORED
     max_request_bytes: int = 1_000_000
     max_tokens: int = 2048
     default_max_tokens: int = 512
@@ -219,8 +183,8 @@ class ServerConfig:
             raise ConfigError(f"port must be in 0..65535, got {self.port!r}")
         if not self.model_name:
             raise ConfigError("model_name must not be empty")
-        if self.on_ignored not in ON_IGNORED:
-            raise ConfigError(f"on_ignored must be one of {', '.join(ON_IGNORED)}, got {self.on_ignored!r}")
+        if self.on_ignored not in _modes.IGNORED_PROTOCOL:
+            raise ConfigError(f"on_ignored must be one of {', '.join(_modes.IGNORED_PROTOCOL)}, got {self.on_ignored!r}")
         for name in ("max_request_bytes", "max_tokens", "default_max_tokens", "max_concurrency", "retry_after"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -9,57 +9,55 @@ the welfare rule chooses on the result; and the model continues the SAME assista
 'research-llm-shift'
 """
 
-from gtalign.steering._engine import IGNORED_PROTOCOL, MIN_CONTINUATION_TOKENS, Fallback, IgnoredProtocol, SteeringEngine
-from gtalign.steering._policy import (
-    BILLING_MODELS,
-    EXAMPLES_DIR,
-    AffinePolicy,
-    Billing,
-    EconomicPolicy,
-    IdentityPolicy,
-    PolicyError,
-    PolicySpec,
-    PricingPolicy,
-    ResearchShiftPolicy,
-    TokenEstimate,
-    approximate_tokens,
-    check_policy,
-    estimate_output_tokens,
-    load_policy,
-    policy_from_dict,
-)
-from gtalign.steering._result import RECORD_VERSION, FallbackEvent, Stage, SteeringResult, SteeringStatus
-from gtalign.steering._steps import ANALYZE_OPEN, decision_sentence, default_sentence, read_question_type
+from __future__ import annotations
 
-__all__ = [
-    "ANALYZE_OPEN",
-    "BILLING_MODELS",
-    "EXAMPLES_DIR",
-    "IGNORED_PROTOCOL",
-    "MIN_CONTINUATION_TOKENS",
-    "RECORD_VERSION",
-    "AffinePolicy",
-    "Billing",
-    "EconomicPolicy",
-    "Fallback",
-    "FallbackEvent",
-    "IdentityPolicy",
-    "IgnoredProtocol",
-    "PolicyError",
-    "PolicySpec",
-    "PricingPolicy",
-    "ResearchShiftPolicy",
-    "Stage",
-    "SteeringEngine",
-    "SteeringResult",
-    "SteeringStatus",
-    "TokenEstimate",
-    "approximate_tokens",
-    "check_policy",
-    "decision_sentence",
-    "default_sentence",
-    "estimate_output_tokens",
-    "load_policy",
-    "policy_from_dict",
-    "read_question_type",
-]
+import importlib
+from typing import Any
+
+# Imported on first use, so that `gtalign.steering._modes` (the --on-ignored vocabulary) is light.
+_EXPORTS = {
+    "ANALYZE_OPEN": "gtalign.steering._steps",
+    "AffinePolicy": "gtalign.steering._policy",
+    "BILLING_MODELS": "gtalign.steering._policy",
+    "Billing": "gtalign.steering._policy",
+    "DEFAULT_ON_IGNORED": "gtalign.steering._modes",
+    "EXAMPLES_DIR": "gtalign.steering._policy",
+    "EconomicPolicy": "gtalign.steering._policy",
+    "Fallback": "gtalign.steering._engine",
+    "FallbackEvent": "gtalign.steering._result",
+    "IGNORED_PROTOCOL": "gtalign.steering._modes",
+    "IdentityPolicy": "gtalign.steering._policy",
+    "IgnoredProtocol": "gtalign.steering._modes",
+    "MIN_CONTINUATION_TOKENS": "gtalign.steering._engine",
+    "PolicyError": "gtalign.steering._policy",
+    "PolicySpec": "gtalign.steering._policy",
+    "PricingPolicy": "gtalign.steering._policy",
+    "RECORD_VERSION": "gtalign.steering._result",
+    "ResearchShiftPolicy": "gtalign.steering._policy",
+    "Stage": "gtalign.steering._result",
+    "SteeringEngine": "gtalign.steering._engine",
+    "SteeringResult": "gtalign.steering._result",
+    "SteeringStatus": "gtalign.steering._result",
+    "TokenEstimate": "gtalign.steering._policy",
+    "approximate_tokens": "gtalign.steering._policy",
+    "check_policy": "gtalign.steering._policy",
+    "decision_sentence": "gtalign.steering._steps",
+    "default_sentence": "gtalign.steering._steps",
+    "estimate_output_tokens": "gtalign.steering._policy",
+    "load_policy": "gtalign.steering._policy",
+    "policy_from_dict": "gtalign.steering._policy",
+    "read_question_type": "gtalign.steering._steps",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gtalign.steering' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

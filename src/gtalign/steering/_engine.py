@@ -34,6 +34,7 @@ from gtalign._chat_client import TextStream
 from gtalign.backends._base import ChatBackend, Generation, SamplingParams, StreamingBackend
 from gtalign.game import DEFAULT_SPACE, PayoffError, StrategySpace, WelfareRule, decide, welfare_rule
 from gtalign.protocol import DEFAULT_SYSTEM, build_messages, parse_answer
+from gtalign.steering._modes import DEFAULT_ON_IGNORED, IGNORED_PROTOCOL, IgnoredProtocol
 from gtalign.steering._policy import PolicySpec, PricingPolicy, check_policy, load_policy
 from gtalign.steering._result import FallbackEvent, Stage, StageName, SteeringResult
 from gtalign.steering._steps import (
@@ -54,8 +55,6 @@ from gtalign.steering._steps import (
 
 __all__ = ["IGNORED_PROTOCOL", "MIN_CONTINUATION_TOKENS", "Fallback", "IgnoredProtocol", "SteeringEngine"]
 
-IgnoredProtocol = Literal["retry", "default", "keep"]
-IGNORED_PROTOCOL: tuple[IgnoredProtocol, ...] = ("retry", "default", "keep")
 """What to do when the model ignores the protocol (see `Fallback.when_ignored`)."""
 
 _log = logging.getLogger(__name__)
@@ -102,7 +101,7 @@ class Fallback:
             raise ValueError(f"Fallback.retry_temperature must be > 0, got {self.retry_temperature!r}")
 
     @classmethod
-    def when_ignored(cls, mode: IgnoredProtocol = "retry", **changes: Any) -> Fallback:
+    def when_ignored(cls, mode: IgnoredProtocol = DEFAULT_ON_IGNORED, **changes: Any) -> Fallback:
         """The fallback for a model that ignores the protocol, by name: ``retry`` (once, then the
         default action: the default), ``default`` (the default action at once) or ``keep`` (its
         own answer, unsteered). ``changes`` set the other fields."""
