@@ -65,7 +65,10 @@ class ConcurrencyGate:
         self.in_flight -= 1
         if self.waiting and self._freed is not None:
             async with self._freed:
-                self._freed.notify()
+                # Every waiter re-checks the predicate, so waking all is safe; waking one is not: a
+                # waiter cancelled (client gone, queue timeout) right after its wake-up swallows it
+                # on Python < 3.13, and the next one would wait for a slot that is already free.
+                self._freed.notify_all()
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
