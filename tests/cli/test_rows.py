@@ -15,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gtalign.data import (
+    MAX_NESTING,
     JsonlWriter,
+    NestingError,
     Row,
     RowError,
     RowSource,
@@ -26,6 +28,7 @@ from gtalign.data import (
     read_jsonl,
     read_parquet,
     row_to_sample,
+    too_deep,
     truncate_torn_tail,
 )
 
@@ -274,3 +277,80 @@ def test_datasets_are_streamed_with_split_choice(monkeypatch: pytest.MonkeyPatch
     assert [r.number for r in read_dataset("owner/name", "test", skip=1)] == [2]
     with pytest.raises(SourceError, match=r"has splits \['test', 'train'\]: choose one with --split"):
         list(read_dataset("owner/name"))
+
+
+# --- deep nesting (issue 7) --------------------------------------------------------------------
+
+
+def nested(depth: int) -> str:
+    """A row whose ``extra_info.a`` makes it ``depth`` levels of objects and arrays deep."""
+    inner = "[" * (depth - 2) + "]" * (depth - 2)
+    return '{"data_source": "math-hard", "completion": "x", "ground_truth": "4", "extra_info": {"a": ' + inner + "}}"
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 1000, 100_000])
+def test_a_row_nested_too_deep_is_an_error_row_and_the_stream_goes_on(tmp_path: Path, depth: int) -> None:
+    path = write_lines(tmp_path / "deep.jsonl", [json.dumps(GOOD), nested(depth), json.dumps(GOOD)])
+    rows = list(read_jsonl(path))
+    assert [r.ok for r in rows] == [True, False, True]
+    assert rows[1].fields is None and rows[1].error == f"line 2: JSON nested deeper than {MAX_NESTING} levels of objects and arrays"
+
+
+def test_a_row_at_the_nesting_limit_is_read_and_written_back(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "limit.jsonl", [nested(MAX_NESTING)])
+    (found,) = read_jsonl(path)
+    assert found.ok and not too_deep(found.fields) and too_deep(found.fields, MAX_NESTING - 1)
+    with JsonlWriter(tmp_path / "out.jsonl") as writer:
+        writer.write(found.fields)
+    assert list(read_jsonl(tmp_path / "out.jsonl"))[0].fields == found.fields
+
+
+def test_plain_refuses_values_nested_too_deep() -> None:
+    value: list = []
+    for _ in range(1000):
+        value = [value]
+    with pytest.raises(NestingError, match=f"deeper than {MAX_NESTING} levels"):
+        plain({"extra_info": value})
+    ok: list = []
+    for _ in range(MAX_NESTING - 2):
+        ok = [ok]
+    assert plain({"a": ok}) == {"a": ok}  # MAX_NESTING levels: the dict and MAX_NESTING - 1 lists
+    with pytest.raises(NestingError):
+        plain({"a": [ok]})
+
+
+def test_a_dataset_record_nested_too_deep_is_an_error_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    deep: list = []
+    for _ in range(1000):
+        deep = [deep]
+    records = [GOOD, {**GOOD, "extra_info": {"a": deep}}, GOOD]
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=lambda *a, **k: _Stream(records)))
+    rows = list(read_dataset("owner/name", "test"))
+    assert [r.ok for r in rows] == [True, False, True]
+    assert rows[1].error == f"row 2: nested deeper than {MAX_NESTING} levels"
+
+
+# --- input paths (issue 7) ---------------------------------------------------------------------
+
+
+def test_a_missing_path_is_not_a_hub_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for spec in ("foo", "foo.jsonl", "./data/x", "data/x", str(tmp_path / "x"), "../x", "a/b/c"):
+        with pytest.raises(SourceError, match="no such file"):
+            RowSource.resolve(spec)
+    with pytest.raises(SourceError, match=r"data/ is a local folder, so data/x is not read as a dataset hub id"):
+        RowSource.resolve("data/x")
+    hub = RowSource.resolve("owner/name")
+    assert hub == RowSource("dataset", "owner/name") and hub.is_hub
+    assert not RowSource.resolve(tmp_path / "data").is_hub
+
+
+# --- the writer on standard output (issue 7) ---------------------------------------------------
+
+
+def test_writer_on_stdout_writes_utf8_and_leaves_stdout_open(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    with JsonlWriter("-") as writer:
+        writer.write_many([{"a": "é"}, {"b": "\ud800"}])
+    assert not sys.stdout.closed
+    assert capsysbinary.readouterr().out == '{"a": "é"}\n{"b": "\\ud800"}\n'.encode()

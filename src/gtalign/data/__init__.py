@@ -1,11 +1,14 @@
-"""Row I/O for scoring: streaming readers (JSONL, parquet, datasets), the row -> `Sample` mapping
-and an append-only JSONL writer."""
+"""Row I/O for scoring: streaming readers (JSONL, parquet, datasets), the row -> `Sample` mapping,
+an append-only JSONL writer and the lock that keeps two runs off one output file."""
 
+from gtalign.data._lock import OutputLocked, lock_path, output_lock
 from gtalign.data._rows import (
     DATASETS_EXTRA,
     JSONL_SUFFIXES,
+    MAX_NESTING,
     PARQUET_SUFFIXES,
     JsonlWriter,
+    NestingError,
     Row,
     RowError,
     RowSource,
@@ -17,24 +20,31 @@ from gtalign.data._rows import (
     read_jsonl,
     read_parquet,
     row_to_sample,
+    too_deep,
     truncate_torn_tail,
 )
 
 __all__ = [
     "DATASETS_EXTRA",
     "JSONL_SUFFIXES",
+    "MAX_NESTING",
     "PARQUET_SUFFIXES",
     "JsonlWriter",
+    "NestingError",
+    "OutputLocked",
     "Row",
     "RowError",
     "RowSource",
     "SourceError",
     "SourceKind",
+    "lock_path",
+    "output_lock",
     "parse_verdict",
     "plain",
     "read_dataset",
     "read_jsonl",
     "read_parquet",
     "row_to_sample",
+    "too_deep",
     "truncate_torn_tail",
 ]

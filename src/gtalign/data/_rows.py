@@ -16,7 +16,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -26,8 +27,10 @@ from gtalign.reward._types import Sample, Verdict, VerdictStatus
 __all__ = [
     "DATASETS_EXTRA",
     "JSONL_SUFFIXES",
+    "MAX_NESTING",
     "PARQUET_SUFFIXES",
     "JsonlWriter",
+    "NestingError",
     "Row",
     "RowError",
     "RowSource",
@@ -39,6 +42,7 @@ __all__ = [
     "read_jsonl",
     "read_parquet",
     "row_to_sample",
+    "too_deep",
     "truncate_torn_tail",
 ]
 
@@ -46,13 +50,21 @@ SourceKind = Literal["jsonl", "parquet", "dataset"]
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DATASETS_EXTRA = "pip install 'gtalign[train]'  (or just: pip install datasets)"
+MAX_NESTING = 128
+"""Deepest nesting of objects and arrays a row may have (serde_json's default limit). Python's JSON
+encoder and decoder, and most code that walks values, recurse once per level, so a row nested near
+the interpreter's recursion limit (1,000) fails wherever it goes next: it is an error row instead."""
 
 _VERDICT_STATUSES: tuple[VerdictStatus, ...] = ("ok", "failed", "unparsable", "invalid", "refused")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*$")
 
 
 class SourceError(ValueError):
     """An input that cannot be opened at all (missing file, unknown format, missing extra)."""
+
+
+class NestingError(ValueError):
+    """A value nested deeper than `MAX_NESTING` levels of objects and arrays."""
 
 
 class RowError(ValueError):
@@ -89,15 +101,19 @@ class Row:
         return f"row {self.number} (line {self.line})"
 
 
-def plain(value: Any) -> Any:
+def plain(value: Any, _depth: int = 0) -> Any:
     """``value`` as plain JSON-ready Python: numpy arrays and scalars, tuples, bytes, dates and
-    decimals (what parquet and ``datasets`` rows may hold) become lists, numbers and strings."""
+    decimals (what parquet and ``datasets`` rows may hold) become lists, numbers and strings.
+
+    Raises `NestingError` for a value nested deeper than `MAX_NESTING`."""
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
+    if isinstance(value, (Mapping, list, tuple)):
+        if _depth >= MAX_NESTING:
+            raise NestingError(f"nested deeper than {MAX_NESTING} levels")
+        if isinstance(value, Mapping):
+            return {str(k): plain(v, _depth + 1) for k, v in value.items()}
+        return [plain(v, _depth + 1) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         try:
@@ -112,11 +128,29 @@ def plain(value: Any) -> Any:
         return float(value)
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
-        return plain(tolist())
+        return plain(tolist(), _depth)
     item = getattr(value, "item", None)
     if callable(item):
-        return plain(item())
+        return plain(item(), _depth)
     return str(value)
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` (decoded JSON) nests objects and arrays more than ``limit`` levels deep;
+    iterative, so it is safe on any depth."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _json_default(value: Any) -> Any:
@@ -233,9 +267,18 @@ def _decode_line(raw: bytes, number: int, line: int) -> Row:
         value = json.loads(text)
     except ValueError as exc:
         return Row(number, None, f"line {line}: invalid JSON: {exc}", line)
+    except RecursionError:
+        return _too_deep_row(number, line)
+    # Counting brackets is fast and bounds the depth, so only a row with many of them is walked.
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and too_deep(value):
+        return _too_deep_row(number, line)
     if not isinstance(value, dict):
         return Row(number, None, f"line {line}: a row must be a JSON object, got {type(value).__name__}", line)
     return Row(number, value, "", line)
+
+
+def _too_deep_row(number: int, line: int) -> Row:
+    return Row(number, None, f"line {line}: JSON nested deeper than {MAX_NESTING} levels of objects and arrays", line)
 
 
 def read_jsonl(source: str | os.PathLike[str] | IO[bytes], skip: int = 0) -> Iterator[Row]:
@@ -291,7 +334,18 @@ def read_parquet(path: str | os.PathLike[str], skip: int = 0, batch_size: int = 
             number = skip
         for record in batch.to_pylist():
             number += 1
-            yield Row(number, plain(record))
+            yield _plain_row(number, record)
+
+
+def _plain_row(number: int, record: Any) -> Row:
+    """A parquet or dataset record as a `Row`; one that cannot be made plain is an error row."""
+    try:
+        fields = plain(record)
+    except NestingError as exc:
+        return Row(number, None, f"row {number}: {exc}")
+    if not isinstance(fields, dict):
+        return Row(number, None, f"row {number}: a row must be a mapping, got {type(record).__name__}")
+    return Row(number, fields)
 
 
 def _import_datasets(location: str) -> Any:
@@ -344,11 +398,7 @@ def read_dataset(location: str, split: str | None = None, skip: int = 0) -> Iter
     if skip:
         stream = stream.skip(skip) if hasattr(stream, "skip") else _drop(stream, skip)
     for number, record in enumerate(stream, start=skip + 1):
-        fields = plain(record)
-        if isinstance(fields, dict):
-            yield Row(number, fields)
-        else:
-            yield Row(number, None, f"row {number}: a row must be a mapping, got {type(record).__name__}")
+        yield _plain_row(number, record)
 
 
 def _drop(stream: Iterable[Any], count: int) -> Iterator[Any]:
@@ -391,9 +441,19 @@ class RowSource:
                 f"{text}: unknown file type {suffix or '(no extension)'!r}; "
                 f"expected {', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)}, a dataset folder or a hub id"
             )
-        if _HUB_ID.match(text) and not text.startswith("."):
-            return cls("dataset", text, split)
-        raise SourceError(f"no such file or directory, and not a dataset hub id: {text}")
+        # The file system first: only a missing path of the form owner/name is a hub id, and not
+        # when owner/ is a local folder (loading a hub id that does not exist takes ~30 s).
+        if _HUB_ID.match(text):
+            owner = text.partition("/")[0]
+            if not Path(owner).is_dir():
+                return cls("dataset", text, split)
+            raise SourceError(f"no such file or directory: {text} ({owner}/ is a local folder, so {text} is not read as a dataset hub id)")
+        raise SourceError(f"no such file or directory, and not a dataset hub id (owner/name): {text}")
+
+    @property
+    def is_hub(self) -> bool:
+        """Whether the rows come from the dataset hub (a hub id, not a local file or folder)."""
+        return self.kind == "dataset" and not Path(self.location).is_dir()
 
     def rows(self, skip: int = 0, batch_size: int = 512) -> Iterator[Row]:
         """The rows after the first ``skip``, in order."""
@@ -416,9 +476,9 @@ class RowSource:
 
 
 class JsonlWriter:
-    """Appends rows to a JSONL file, one line each, flushed to the OS after every call, so a crash
-    or Ctrl-C loses nothing already written (at worst one torn last line, which
-    `truncate_torn_tail` removes before a resumed run appends).
+    """Appends rows to a JSONL file (``-``: standard output), one line each, flushed to the OS after
+    every call, so a crash or Ctrl-C loses nothing already written (at worst one torn last line,
+    which `truncate_torn_tail` removes before a resumed run appends).
 
     Text is UTF-8; a lone surrogate (which a JSON ``\\ud800`` escape can put in a string) is
     written back as the same ``\\uXXXX`` escape instead of failing the run.
@@ -426,10 +486,19 @@ class JsonlWriter:
 
     def __init__(self, path: str | os.PathLike[str], *, append: bool = True) -> None:
         self.path = Path(path)
+        self.written = 0
+        self._stdout = os.fspath(path) == "-"
+        self._handle: IO[bytes] | None
+        if self._stdout:
+            buffer = getattr(sys.stdout, "buffer", None)
+            if buffer is None:
+                raise ValueError("standard output has no byte buffer to write JSONL to; write to a file")
+            sys.stdout.flush()
+            self._handle = buffer
+            return
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] | None = open(self.path, "a" if append else "w", encoding="utf-8", errors="backslashreplace", newline="\n")
-        self.written = 0
+        self._handle = open(self.path, "ab" if append else "wb")
 
     @staticmethod
     def dumps(row: Mapping[str, Any]) -> str:
@@ -440,18 +509,30 @@ class JsonlWriter:
 
     def write_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Write ``rows`` as one chunk and flush; returns how many were written."""
+        return self.write_lines([self.dumps(row) for row in rows])
+
+    def write_lines(self, lines: Sequence[str]) -> int:
+        """Write rows already serialised as JSON (one per item, no newline) as one chunk and flush."""
         if self._handle is None:
             raise ValueError(f"{self.path}: writer is closed")
-        lines = [self.dumps(row) + "\n" for row in rows]
-        self._handle.write("".join(lines))
+        self._handle.write("".join(line + "\n" for line in lines).encode("utf-8", "backslashreplace"))
         self._handle.flush()
         self.written += len(lines)
         return len(lines)
 
+    def sync(self) -> None:
+        """Flush and ask the OS to put the bytes on disk (before an ``os.replace`` of the file)."""
+        if self._handle is None:
+            raise ValueError(f"{self.path}: writer is closed")
+        self._handle.flush()
+        if not self._stdout:
+            os.fsync(self._handle.fileno())
+
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Close the file (standard output stays open)."""
+        handle, self._handle = self._handle, None
+        if handle is not None and not self._stdout:
+            handle.close()
 
     def __enter__(self) -> JsonlWriter:
         return self
