@@ -31,6 +31,9 @@ class JudgeOptions:
     concurrency: requests in flight at once (URL judges only).
     cache: path of the verdict cache for URL judges; None uses the default cache file.
     use_cache: False disables the verdict cache.
+    timeout: seconds one judge call may take, retries and their waits included
+        (`ClientConfig.total_timeout`; URL judges only; None: the client's default).
+    retries: HTTP retries after a call's first attempt (`ClientConfig.max_retries`; URL judges only).
     """
 
     spec: str | None = None
@@ -39,10 +42,22 @@ class JudgeOptions:
     concurrency: int | None = None
     cache: str | None = None
     use_cache: bool = True
+    timeout: float | None = None
+    retries: int | None = None
 
     @property
     def is_url(self) -> bool:
         return self.spec is not None and self.spec.startswith(("http://", "https://"))
+
+    @property
+    def identity(self) -> str | None:
+        """What decides the verdicts: the judge and, for a URL, the model (not the key, the
+        concurrency, the cache or the timeouts). None: no judge."""
+        if self.spec is None:
+            return None
+        if self.is_url:
+            return f"{self.spec.rstrip('/')} model={self.model}"
+        return self.spec
 
 
 def _url_judge(options: JudgeOptions) -> Any:
@@ -53,11 +68,23 @@ def _url_judge(options: JudgeOptions) -> Any:
         if not os.environ.get(options.api_key_env):
             raise JudgeSetupError(f"--judge-api-key-env {options.api_key_env}: the environment variable {options.api_key_env} is not set")
         params["api_key_env"] = options.api_key_env
-    if options.concurrency is not None:
-        params["concurrency"] = options.concurrency
+    for name, value in (("concurrency", options.concurrency), ("total_timeout", options.timeout), ("max_retries", options.retries)):
+        if value is not None:
+            params[name] = value
+    cache = None
     if options.use_cache:
-        params["cache"] = options.cache if options.cache else _default_cache()
-    return REGISTRY.create("judge", "openai", **params)
+        cache = params["cache"] = options.cache if options.cache else _default_cache()
+    from gtalign.judges._cache import VerdictCacheError
+
+    try:
+        return REGISTRY.create("judge", "openai", **params)
+    except VerdictCacheError as exc:
+        flag = f"--judge-cache {options.cache}" if options.cache else f"the verdict cache {cache}"
+        cause = exc.__cause__ or exc
+        raise JudgeSetupError(
+            f"{flag}: cannot be opened ({type(cause).__name__}: {cause}); pass another --judge-cache PATH, "
+            "delete the file if it is corrupt, or run without a cache: --no-judge-cache"
+        ) from exc
 
 
 def _default_cache() -> Any:
@@ -81,6 +108,8 @@ def build_judge(options: JudgeOptions) -> Any:
             ("--judge-api-key-env", options.api_key_env),
             ("--judge-concurrency", options.concurrency),
             ("--judge-cache", options.cache),
+            ("--judge-timeout", options.timeout),
+            ("--judge-retries", options.retries),
         )
         if given is not None
     ]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from gtalign import __version__
 from gtalign._registry import REGISTRY
-from gtalign.cli._args import non_negative_int, positive_int
+from gtalign.cli._args import non_negative_int, positive_float, positive_int
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "UsageError", "build_parser", "main"]
 
@@ -57,7 +57,17 @@ Resuming: output is appended and flushed batch by batch. If OUT already exists, 
 lines are kept (a torn last line is cut), that many input rows are skipped, and scoring continues
 after them, so an interrupted run is finished by running the same command again without judging
 finished rows twice (a URL judge's verdict cache also saves calls for rows judged before the
-interruption). --no-resume starts over and overwrites OUT.
+interruption). Rows the judge failed on (judge_status "failed": unreachable, timed out, errored
+after retries) are judged again by a resumed run, in place; rows unscored for another reason (an
+unknown data_source, a verdict the judge gave but that is unusable, no judge given) are kept as
+they are. Every row records the settings that produced it (gtalign_run: output schema, gtalign
+version, preset and its parameters, judge, --unscored-as-zero), and a resume with other settings
+is refused, naming the one that differs. --no-resume starts over and overwrites OUT. While a run
+writes OUT it holds OUT.lock, and a second run on the same OUT is refused. `-o -` writes the rows
+to standard output (never resumed); the summary always goes to stderr.
+
+Progress goes to stderr: a bar on a terminal, otherwise a line every 30 s; a warning is printed as
+soon as the judge fails on a row.
 
 Exit codes: 0 every row scored; 1 some row errored or is unscored (see the summary on stderr);
 2 usage error; 130 interrupted (run the same command again to resume).
@@ -75,10 +85,6 @@ ground truth and a judge_verdict, its reward under --preset is shown too.
 """
 
 
-
-
-
-
 def _add_score(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser(
         "score",
@@ -89,8 +95,8 @@ def _add_score(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("input", nargs="?", metavar="INPUT", help="rows to score: .jsonl, .parquet, a dataset folder or hub id")
     parser.add_argument(
         "-o", "--output", metavar="OUT",
-        help="output JSONL (default: a file INPUT with a .scored.jsonl suffix; for a dataset NAME[.SPLIT].scored.jsonl "
-        "in the current directory; with --example ./gtalign-example.scored.jsonl)",
+        help="output JSONL, '-' for standard output (default: a file INPUT with a .scored.jsonl suffix; for a dataset "
+        "NAME[.SPLIT].scored.jsonl in the current directory; with --example ./gtalign-example.scored.jsonl)",
     )
     parser.add_argument("--example", action="store_true", help="score the example rollouts shipped with gtalign (no INPUT)")
     parser.add_argument(
@@ -109,6 +115,14 @@ def _add_score(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     cache = judge.add_mutually_exclusive_group()
     cache.add_argument("--judge-cache", metavar="PATH", help="verdict cache file for URL judges (default: gtalign's cache dir)")
     cache.add_argument("--no-judge-cache", action="store_true", help="do not read or write the verdict cache")
+    judge.add_argument(
+        "--judge-timeout", type=positive_float, metavar="SECONDS",
+        help="seconds one judge call may take, retries and their waits included (URL judges; default: the HTTP client's, ClientConfig.total_timeout)",
+    )
+    judge.add_argument(
+        "--judge-retries", type=non_negative_int, metavar="N",
+        help="HTTP retries after a judge call's first attempt (URL judges; default: the HTTP client's, ClientConfig.max_retries)",
+    )
     parser.add_argument("--split", metavar="NAME", help="dataset split (datasets with several splits)")
     parser.add_argument(
         "--batch-size", type=positive_int, default=256, metavar="N",
@@ -180,6 +194,8 @@ def _run_score(args: argparse.Namespace) -> int:
         concurrency=args.judge_concurrency,
         cache=args.judge_cache,
         use_cache=not args.no_judge_cache,
+        timeout=args.judge_timeout,
+        retries=args.judge_retries,
     )
     options = ScoreOptions(
         input=args.input,
