@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,57 +19,7 @@ import pytest
 from gtalign._registry import REGISTRY
 from gtalign.cli import main
 from gtalign.judges._base import Judge
-from gtalign.reward import JudgeRequest, Verdict
-
-PAYOFF = (
-    '{"DQ_AQ": {"LLM": 2.0, "user": 2.1}, "DQ_CQ": {"LLM": 1.0, "user": 0.9}, "DQ_DA": {"LLM": 3.0, "user": 3.1}, '
-    '"VQ_AQ": {"LLM": 1.5, "user": 1.4}, "VQ_CQ": {"LLM": 0.5, "user": 0.4}, "VQ_DA": {"LLM": 1.0, "user": 1.1}}'
-)
-
-
-def completion(answer: str) -> str:
-    return (
-        "<thinking>A definite question; answer directly.</thinking>\n"
-        f"<payoff>{PAYOFF}</payoff>\n"
-        "<analyze>DQ_DA dominates; chosen key: DQ_DA.</analyze>\n"
-        f"<response>The answer is \\boxed{{{answer}}}.</response>"
-    )
-
-
-def row(i: int, *, verdict: float | None = None, source: str = "math-hard") -> dict:
-    out = {"id": i, "data_source": source, "completion": completion(str(i)), "ground_truth": str(i)}
-    if verdict is not None:
-        out["judge_verdict"] = verdict
-    return out
-
-
-def write_jsonl(path: Path, rows: Sequence[dict | str]) -> Path:
-    with open(path, "w", encoding="utf-8") as handle:
-        for item in rows:
-            handle.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
-    return path
-
-
-def read_out(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-class CountingJudge:
-    """A Judge that answers 1 to everything and remembers every response it was asked about."""
-
-    name = "counting"
-
-    def __init__(self, interrupt_on_call: int | None = None) -> None:
-        self.responses: list[str] = []
-        self.calls = 0
-        self.interrupt_on_call = interrupt_on_call
-
-    async def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
-        self.calls += 1
-        if self.calls == self.interrupt_on_call:
-            raise KeyboardInterrupt
-        self.responses.extend(r.response for r in requests)
-        return [Verdict(1.0, judge=self.name) for _ in requests]
+from tests.cli._helpers import CountingJudge, completion, read_out, row, write_jsonl
 
 
 @pytest.fixture
@@ -131,12 +81,12 @@ def test_ctrl_c_keeps_finished_batches_and_the_rerun_finishes(tmp_path: Path, ca
     assert "interrupted" in err and "Run the same command again to resume" in err
     kept = read_out(out)
     assert [r["id"] for r in kept] == list(range(1, len(kept) + 1)) and 0 < len(kept) < 10
-    again = CountingJudge()
-    REGISTRY.register("judge", "again-test", lambda: again, replace=True)
+    again = CountingJudge()  # the same judge name: a resume with another judge is refused
+    REGISTRY.register("judge", "interrupting-test", lambda: again, replace=True)
     try:
-        assert main(["score", str(source), "-o", str(out), "--judge", "again-test", "--batch-size", "2"]) == 0
+        assert main(["score", str(source), "-o", str(out), "--judge", "interrupting-test", "--batch-size", "2"]) == 0
     finally:
-        REGISTRY.unregister("judge", "again-test")
+        REGISTRY.unregister("judge", "interrupting-test")
     assert len(again.responses) == 10 - len(kept)
     assert [r["id"] for r in read_out(out)] == list(range(1, 11))
 
@@ -356,3 +306,158 @@ def test_a_saved_dataset_folder_with_splits(tmp_path: Path, capsys: pytest.Captu
     assert "has splits ['test', 'train']: choose one with --split" in capsys.readouterr().err
     assert main(["score", str(folder), "--split", "test", "-q"]) == 0
     assert [r["id"] for r in read_out(tmp_path / "saved.test.scored.jsonl")] == [1, 2, 3, 4, 5]
+
+
+# --- issue 7: hardening ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [300, 1000])
+def test_a_row_nested_too_deep_is_one_error_row_and_the_others_are_scored(tmp_path: Path, depth: int) -> None:
+    deep = '{"id": 2, "data_source": "math-hard", "completion": "x", "ground_truth": "2", "extra_info": {"a": ' + "[" * depth + "]" * depth + "}}"
+    source = write_jsonl(tmp_path / "in.jsonl", [row(1, verdict=1), deep, row(3, verdict=1)])
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(source), "-o", str(out)]) == 1
+    rows = read_out(out)
+    assert [r["status"] for r in rows] == ["scored", "error", "scored"]
+    assert rows[1]["error"] == "line 2: JSON nested deeper than 128 levels of objects and arrays"
+    assert rows[0]["id"] == 1 and rows[2]["id"] == 3
+    assert main(["score", str(source), "-o", str(out)]) == 1  # and the output resumes
+
+
+def test_a_row_that_cannot_be_written_back_is_an_error_row() -> None:
+    from gtalign._sync import run_sync
+    from gtalign.cli._score import _score_batch, _template
+    from gtalign.data import Row
+    from gtalign.reward import RewardScorer, get_preset
+
+    deep: list = []
+    for _ in range(5000):  # past what json.dumps can recurse through
+        deep = [deep]
+    scorer = RewardScorer(get_preset("paper"))
+    template = _template(scorer, {"schema": 1})
+    rows = [Row(1, row(1, verdict=1)), Row(2, {**row(2, verdict=1), "extra_info": {"a": deep}})]
+    first, second = run_sync(_score_batch(scorer, rows, template))
+    assert first.fields["status"] == "scored" and json.loads(first.line)["id"] == 1
+    assert second.fields["status"] == "error" and "row 2: cannot be written as JSON: RecursionError" in second.fields["error"]
+    assert json.loads(second.line) == second.fields and "extra_info" not in second.fields
+
+
+def test_dash_output_writes_the_rows_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = write_jsonl(tmp_path / "in.jsonl", [row(i, verdict=1) for i in range(1, 4)])
+    assert main(["score", str(source), "-o", "-"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["id"] for line in captured.out.splitlines()] == [1, 2, 3]
+    assert "3 rows in standard output (3 new, 0 resumed)" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no file "-", no lock file
+    assert main(["score", str(source), "-o", "-"]) == 0  # never resumed: the rows again
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_judge_timeout_and_retries_reach_the_judge_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gtalign.cli import _score
+    from gtalign.cli._judges import JudgeOptions, build_judge
+
+    seen: list[JudgeOptions] = []
+    monkeypatch.setattr(_score, "run_score", lambda options: seen.append(options.judge) or 0)
+    argv = ["score", "x.jsonl", "--judge", "http://127.0.0.1:9/v1", "--judge-model", "m", "--judge-timeout", "7.5", "--judge-retries", "2"]
+    assert main(argv) == 0
+    assert (seen[0].timeout, seen[0].retries) == (7.5, 2)
+    judge = build_judge(JudgeOptions("http://127.0.0.1:9/v1", "m", use_cache=False, timeout=7.5, retries=2))
+    assert (judge.config.total_timeout, judge.config.max_retries) == (7.5, 2)
+    default = build_judge(JudgeOptions("http://127.0.0.1:9/v1", "m", use_cache=False))
+    assert default.config.total_timeout > 7.5  # unset: the client's own default
+
+
+@pytest.mark.parametrize(("flag", "message"), [(["--judge-timeout", "0"], "expected a finite number > 0"), (["--judge-retries", "-1"], "expected an integer >= 0")])
+def test_judge_timeout_and_retries_are_checked(capsys: pytest.CaptureFixture[str], flag: list[str], message: str) -> None:
+    assert main(["score", "x.jsonl", *flag]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_judge_timeout_only_applies_to_url_judges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [row(1, verdict=1)])
+    assert main(["score", str(source), "--judge", "rule", "--judge-timeout", "5"]) == 2
+    assert "--judge-timeout only apply with --judge URL" in capsys.readouterr().err
+
+
+def test_a_hanging_judge_is_bounded_by_judge_timeout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gtalign.testing import FakeOpenAI, Reply
+
+    source = write_jsonl(tmp_path / "in.jsonl", [row(1)])
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(lambda request: Reply(fault="hang")) as server:
+        argv = ["score", str(source), "-o", str(out), "--judge", server.base_url, "--judge-model", "fake-judge",
+                "--no-judge-cache", "--judge-timeout", "0.3", "--judge-retries", "0"]
+        assert main(argv) == 1
+    (result,) = read_out(out)
+    assert result["status"] == "unscored" and result["judge_status"] == "failed"
+    assert "run the same command again to re-judge them" in capsys.readouterr().err
+
+
+class StepClock:
+    """A clock that moves ``step`` seconds each time it is read, so progress is due on every batch."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_progress_lines_and_one_judge_warning_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from gtalign.cli._judges import JudgeOptions
+    from gtalign.cli._score import ScoreOptions, score_file
+    from tests.cli._helpers import answer
+
+    judge = CountingJudge(fail=frozenset({answer(3), answer(4), answer(7)}))
+    REGISTRY.register("judge", "failing-test", lambda: judge, replace=True)
+    source = write_jsonl(tmp_path / "in.jsonl", [row(i) for i in range(1, 9)])
+    stderr = io.StringIO()
+    options = ScoreOptions(str(source), str(tmp_path / "out.jsonl"), judge=JudgeOptions("failing-test"), batch_size=2)
+    try:
+        summary = score_file(options, Console(file=stderr, highlight=False), clock=StepClock(10.0), progress_every=15.0)
+    finally:
+        REGISTRY.unregister("judge", "failing-test")
+    assert (summary.scored, summary.unscored, summary.judge_failures) == (5, 3, 3)
+    lines = stderr.getvalue().splitlines()
+    warnings = [line for line in lines if "warning" in line]
+    assert warnings == [
+        "gtalign score: warning: the judge failed on 2 of the last 2 rows; first, row 3: judge failed: judge server: "
+        "503 Service Unavailable. These rows are left unscored; run the same command again to re-judge them"
+    ]
+    progress = [line for line in lines if line.startswith("gtalign score: ") and "rows/s" in line]
+    # The clock moves 10 s a read: the start, then one read per batch of 2 rows; a line is due every 15 s.
+    assert progress == [
+        "gtalign score: 4/8 rows (50%), 0.2 rows/s, 2 judge failures",
+        "gtalign score: 8/8 rows (100%), 0.2 rows/s, 3 judge failures",
+    ]
+
+
+def test_an_unusable_verdict_cache_names_the_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [row(1)])
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    argv = ["score", str(source), "--judge", "http://127.0.0.1:9/v1", "--judge-model", "m", "--judge-cache", str(blocker / "cache.sqlite3")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--judge-cache {blocker / 'cache.sqlite3'}: cannot be opened" in err and "--no-judge-cache" in err
+    assert "cache=None" not in err
+
+
+def test_a_missing_input_fails_at_once_instead_of_trying_the_hub(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # a hub lookup would fail differently
+    (tmp_path / "data").mkdir()
+    for spec in ("rollouts", "data/x", "./data/x", str(tmp_path / "nope")):
+        assert main(["score", spec]) == 2
+        assert "no such file or directory" in capsys.readouterr().err
+    assert main(["score", "owner/name"]) == 2
+    err = capsys.readouterr().err
+    assert "owner/name: no such local file or folder; reading it from the dataset hub" in err and "gtalign[train]" in err

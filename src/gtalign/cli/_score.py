@@ -4,6 +4,11 @@ Memory is constant in the number of rows: rows are read lazily, scored in batche
 flight, so the judge stays busy while a finished batch is written), and each batch is appended
 and flushed before the next is read. Output row ``k`` is always input row ``k``, which is what
 makes resuming exact: the number of complete lines in the output is the number of input rows done.
+
+Every output row records the settings that produced it (`gtalign.cli._output`), so a resume with
+other settings is refused instead of mixing rows. A resumed run first re-judges the rows a failing judge
+left unscored: it rewrites the output into a temporary file and moves it over the output, so a
+crash part-way leaves the old output whole. A lock file keeps a second run off the same output.
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ import asyncio
 import contextlib
 import importlib.resources
 import itertools
+import json
 import math
+import os
+import shutil
 import sys
+import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +35,28 @@ from gtalign._registry import RegistryError
 from gtalign._sync import run_sync
 from gtalign.cli._judges import JudgeOptions, JudgeSetupError, build_judge, close_judge, describe_judge
 from gtalign.cli._main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError
-from gtalign.data import JsonlWriter, Row, RowError, RowSource, SourceError, read_jsonl, row_to_sample, truncate_torn_tail
+from gtalign.cli._output import RUN_KEY, judge_failed, run_settings, settings_differ, unjudged
+from gtalign.cli._progress import ScoreProgress
+from gtalign.data import (
+    JsonlWriter,
+    OutputLocked,
+    Row,
+    RowError,
+    RowSource,
+    SourceError,
+    output_lock,
+    read_jsonl,
+    row_to_sample,
+    truncate_torn_tail,
+)
 from gtalign.reward import RewardPreset, RewardResult, RewardScorer, get_preset
 
 __all__ = ["EXAMPLE_OUTPUT", "ScoreOptions", "ScoreSummary", "default_output", "example_rollouts", "run_score", "score_file"]
 
 EXAMPLE_OUTPUT = "gtalign-example.scored.jsonl"
+STDOUT = "-"
 _IN_FLIGHT = 2
+_MAX_CHUNK = 4096  # items per batch when a rewrite carries many kept rows between re-judged ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +64,7 @@ class ScoreOptions:
     """What ``gtalign score`` is asked to do; each command-line option is one field.
 
     input: a JSONL or parquet path, a dataset folder or a hub id (None with ``example``).
-    output: the output JSONL (None: `default_output`).
+    output: the output JSONL (None: `default_output`; ``-``: standard output, never resumed).
     example: score the rollouts shipped with gtalign (`example_rollouts`).
     resume: continue after the rows already in ``output`` (False: overwrite it).
     """
@@ -60,7 +84,12 @@ class ScoreOptions:
 @dataclass(frozen=True, slots=True)
 class ScoreSummary:
     """What a run left in its output file, resumed rows included (so the exit code describes the
-    whole file, not just the part written by the last run)."""
+    whole file, not just the part written by the last run).
+
+    judge_failures: unscored rows whose judge failed (a rerun of the same command re-judges them).
+    unjudged: unscored rows that needed a verdict when no judge was given.
+    rejudged: rows of an earlier run judged again by this one.
+    """
 
     output: Path
     rows: int
@@ -71,6 +100,9 @@ class ScoreSummary:
     mean_by_source: tuple[tuple[str, float, int], ...] = ()
     interrupted: bool = False
     judge: str = ""
+    judge_failures: int = 0
+    unjudged: int = 0
+    rejudged: int = 0
 
     @property
     def ok(self) -> bool:
@@ -85,15 +117,28 @@ class ScoreSummary:
     def line(self) -> str:
         """The one-line summary printed on stderr."""
         means = ", ".join(f"{source} {mean:.4f} (n={n})" for source, mean, n in self.mean_by_source) or "none"
+        where = "standard output" if str(self.output) == STDOUT else str(self.output)
+        again = f", {self.rejudged} re-judged" if self.rejudged else ""
         return (
-            f"gtalign score: {self.rows} rows in {self.output} ({self.rows - self.resumed} new, {self.resumed} resumed): "
+            f"gtalign score: {self.rows} rows in {where} ({self.rows - self.resumed} new, {self.resumed} resumed{again}): "
             f"{self.scored} scored, {self.unscored} unscored, {self.errors} errors; mean score by data_source: {means}"
         )
 
     def hints(self) -> list[str]:
         out = []
-        if self.unscored:
-            out.append("unscored rows have no usable judge verdict (see their `reason`): pass --judge, or --unscored-as-zero to score them 0")
+        if self.judge_failures:
+            out.append(
+                f"{self.judge_failures} unscored rows are judge failures (see their `reason`): run the same command again "
+                "to re-judge them (--judge-timeout and --judge-retries give a slow judge more time)"
+            )
+        if self.unjudged:
+            out.append(
+                f"{self.unjudged} rows have no judge_verdict and no judge was given: rerun with --judge JUDGE "
+                "(or --unscored-as-zero to score them 0) and --no-resume"
+            )
+        other = self.unscored - self.judge_failures - self.unjudged
+        if other:
+            out.append(f"{other} unscored rows have no usable verdict or task (see their `reason`); a resumed run keeps them as they are")
         if self.errors:
             out.append("error rows could not be read or mapped onto a sample (see their `error`)")
         return out
@@ -107,16 +152,12 @@ class _Tally:
     scored: int = 0
     unscored: int = 0
     errors: int = 0
+    judge_failures: int = 0
+    unjudged: int = 0
     sums: dict[str, list[float]] = field(default_factory=dict)
-    presets: set[str] = field(default_factory=set)
 
-    def add(self, out: Mapping[str, Any] | None) -> None:
+    def add(self, out: Mapping[str, Any]) -> None:
         self.rows += 1
-        if out is None:
-            self.errors += 1
-            return
-        if isinstance(out.get("preset"), str):
-            self.presets.add(out["preset"])
         status, score = out.get("status"), out.get("score")
         if status == "scored" and isinstance(score, (int, float)) and math.isfinite(score):
             self.scored += 1
@@ -126,12 +167,27 @@ class _Tally:
             acc[1] += 1
         elif status == "unscored":
             self.unscored += 1
+            self.judge_failures += judge_failed(out)
+            self.unjudged += unjudged(out)
         else:
             self.errors += 1
 
-    def summary(self, output: Path, resumed: int, *, interrupted: bool = False, judge: str = "") -> ScoreSummary:
+    def summary(self, output: Path, resumed: int, *, interrupted: bool = False, judge: str = "", rejudged: int = 0) -> ScoreSummary:
         means = tuple((source, total / n, int(n)) for source, (total, n) in sorted(self.sums.items()))
-        return ScoreSummary(output, self.rows, self.scored, self.unscored, self.errors, resumed, means, interrupted, judge)
+        return ScoreSummary(
+            output, self.rows, self.scored, self.unscored, self.errors, resumed, means, interrupted, judge,
+            self.judge_failures, self.unjudged, rejudged,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Out:
+    """One output row: its fields (for the counts), its JSON line, and the input row number when
+    this run scored it (None: a row of the existing output, carried over as it is)."""
+
+    fields: Mapping[str, Any]
+    line: str
+    number: int | None = None
 
 
 def example_rollouts() -> importlib.resources.abc.Traversable:
@@ -170,6 +226,16 @@ def _error_row(row: Row, message: str, preset: str, template: Mapping[str, Any])
     return out
 
 
+def _finish(row: Row, out: dict[str, Any], preset: str, template: Mapping[str, Any]) -> _Out:
+    """``out`` serialised; a row that cannot be (a value JSON cannot hold) becomes an error row
+    without the input's fields, so the run goes on."""
+    try:
+        return _Out(out, JsonlWriter.dumps(out), row.number)
+    except (ValueError, TypeError, RecursionError) as exc:
+        bare = _error_row(Row(row.number, None), f"{row.where}: cannot be written as JSON: {type(exc).__name__}: {exc}", preset, template)
+        return _Out(bare, JsonlWriter.dumps(bare), row.number)
+
+
 async def _score_samples(scorer: RewardScorer, samples: Sequence[Any]) -> list[RewardResult | BaseException]:
     """Score a batch; if the preset raises (a bug on some row), score row by row so that only the
     offending rows fail."""
@@ -189,83 +255,209 @@ async def _score_samples(scorer: RewardScorer, samples: Sequence[Any]) -> list[R
     return results
 
 
-async def _score_batch(scorer: RewardScorer, rows: list[Row], template: Mapping[str, Any]) -> list[dict[str, Any]]:
+async def _score_batch(scorer: RewardScorer, items: Sequence[Row | _Out], template: Mapping[str, Any]) -> list[_Out]:
+    """Score the rows of ``items``; rows carried over (`_Out`) keep their place unchanged."""
     preset = scorer.preset.name
     slots: list[int] = []
     samples = []
-    outputs: list[dict[str, Any] | None] = [None] * len(rows)
-    for index, row in enumerate(rows):
+    outputs: list[_Out | None] = [None] * len(items)
+    for index, item in enumerate(items):
+        if isinstance(item, _Out):
+            outputs[index] = item
+            continue
         try:
-            samples.append(row_to_sample(row))
+            samples.append(row_to_sample(item))
             slots.append(index)
         except RowError as exc:
-            outputs[index] = _error_row(row, str(exc), preset, template)
+            outputs[index] = _finish(item, _error_row(item, str(exc), preset, template), preset, template)
     try:
         results = await _score_samples(scorer, samples)
     except Exception as exc:
         results = [exc] * len(samples)
     for index, result in zip(slots, results):
-        row = rows[index]
+        row = items[index]
+        assert isinstance(row, Row)
         if isinstance(result, BaseException):
-            outputs[index] = _error_row(row, f"{row.where}: scoring failed: {type(result).__name__}: {result}", preset, template)
+            out = _error_row(row, f"{row.where}: scoring failed: {type(result).__name__}: {result}", preset, template)
         else:
             out = dict(row.fields or {})
             out.update(result.to_log())
             out["error"] = None
-            outputs[index] = out
+            out[RUN_KEY] = template[RUN_KEY]
+        outputs[index] = _finish(row, out, preset, template)
     return [out for out in outputs if out is not None]
 
 
-def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
-    batch: list[Row] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
+def _chunks(items: Iterable[Row | _Out], size: int) -> Iterator[list[Row | _Out]]:
+    """Batches of ``size`` rows to score, with the carried-over rows between them (at most
+    `_MAX_CHUNK` items a batch, so memory stays bounded however sparse the rows to score are)."""
+    batch: list[Row | _Out] = []
+    rows = 0
+    for item in items:
+        batch.append(item)
+        rows += isinstance(item, Row)
+        if rows >= size or len(batch) >= max(size, _MAX_CHUNK):
             yield batch
-            batch = []
+            batch, rows = [], 0
     if batch:
         yield batch
 
 
+def _template(scorer: RewardScorer, settings: Mapping[str, Any]) -> dict[str, Any]:
+    template: dict[str, Any] = dict.fromkeys(RewardResult(scorer.preset.name, "", "unscored", None).to_log())
+    template[RUN_KEY] = dict(settings)
+    return template
+
+
 async def _score_stream(
-    rows: Iterator[Row],
+    items: Iterable[Row | _Out],
     scorer: RewardScorer,
-    writer: JsonlWriter,
-    on_written: Callable[[list[dict[str, Any]]], None],
+    template: Mapping[str, Any],
+    write: Callable[[list[_Out]], None],
     batch_size: int,
 ) -> None:
-    template = dict.fromkeys(RewardResult(scorer.preset.name, "", "unscored", None).to_log())
-    pending: deque[asyncio.Future[list[dict[str, Any]]]] = deque()
+    pending: deque[asyncio.Future[list[_Out]]] = deque()
     try:
-        for batch in _chunks(rows, batch_size):
+        for batch in _chunks(items, batch_size):
             pending.append(asyncio.ensure_future(_score_batch(scorer, batch, template)))
             if len(pending) >= _IN_FLIGHT:
-                done = await pending.popleft()
-                writer.write_many(done)
-                on_written(done)
+                write(await pending.popleft())
         while pending:
-            done = await pending.popleft()
-            writer.write_many(done)
-            on_written(done)
+            write(await pending.popleft())
     finally:
         for future in pending:
             future.cancel()
 
 
-def _read_existing(output: Path, preset: str) -> tuple[_Tally, int]:
-    """Cut a torn last line and tally the rows already in ``output``; returns the tally and the
-    number of bytes cut."""
-    cut = truncate_torn_tail(output)
-    tally = _Tally()
+@dataclass
+class _Existing:
+    """What a resumed run found in its output: the counts, the bytes of a torn last line it cut,
+    and the judge failures to re-judge (how many, and the first one's row number)."""
+
+    tally: _Tally = field(default_factory=_Tally)
+    cut: int = 0
+    retry: int = 0
+    first_retry: int = 0
+
+
+def _read_existing(output: Path, settings: Mapping[str, Any]) -> _Existing:
+    """Cut a torn last line, check that every row was written with ``settings`` (`UsageError`
+    saying which setting differs), and tally the rows."""
+    found = _Existing(cut=truncate_torn_tail(output))
     for row in read_jsonl(output):
-        tally.add(row.fields if row.ok else None)
-    other = sorted(tally.presets - {preset})
-    if other:
-        raise UsageError(
-            f"{output} holds rows scored with preset {', '.join(other)}, not {preset}: "
-            f"resume with --preset {other[0]}, or pass --no-resume to start over"
-        )
-    return tally, cut
+        if not row.ok or row.fields is None:
+            raise UsageError(f"{output} {row.where} is not an output row ({row.error}): pass --no-resume to start over, or choose another --output")
+        if row.fields.get(RUN_KEY) != settings:
+            raise UsageError(settings_differ(output, row.number, row.fields.get(RUN_KEY), settings))
+        found.tally.add(row.fields)
+        if judge_failed(row.fields):
+            found.retry += 1
+            found.first_retry = found.first_retry or row.number
+    return found
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _check_same_input(output: Path, number: int, row: Row, out: Mapping[str, Any], written: frozenset[str]) -> None:
+    """Refuse to re-judge output row ``number`` from an input row that is not the one it was
+    scored from (the input was edited since): every input key the scorer does not write must match."""
+    if not row.ok or row.fields is None:
+        raise UsageError(f"{output} row {number} was scored from input {row.where}, which now cannot be read ({row.error}): pass --no-resume to start over")
+    for key, value in row.fields.items():
+        if key not in written and _canonical(out.get(key)) != _canonical(value):
+            raise UsageError(
+                f"{output} row {number} does not match input {row.where} (key {key!r} differs): the input changed since "
+                f"{output} was written; pass --no-resume to start over, or choose another --output"
+            )
+
+
+def _output_lines(output: Path) -> Iterator[tuple[int, str]]:
+    with open(output, "rb") as handle:
+        number = 0
+        for raw in handle:
+            if raw.isspace():
+                continue
+            number += 1
+            yield number, raw.decode("utf-8").rstrip("\r\n")
+
+
+def _rejudge_items(output: Path, source: RowSource, first: int, written: frozenset[str]) -> Iterator[Row | _Out]:
+    """The rows of ``output`` in order: judge failures as their input rows (to be scored again),
+    every other row carried over as it is. Input rows are read from row ``first`` on."""
+    rows = source.rows(skip=first - 1)
+    try:
+        for number, line in _output_lines(output):
+            fields = json.loads(line)
+            if number < first:
+                yield _Out(fields, line)
+                continue
+            row = next(rows, None)
+            if row is None:
+                raise UsageError(f"{output} has more rows than the input ({number - 1}): it is not the output of this input; pass --no-resume to start over")
+            if judge_failed(fields):
+                _check_same_input(output, number, row, fields, written)
+                yield row
+            else:
+                yield _Out(fields, line)
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclass
+class _Sink:
+    """Where scored batches go, in order: the writer, the counts and the progress."""
+
+    writer: JsonlWriter
+    tally: _Tally
+    progress: ScoreProgress
+    scored: int = 0  # rows this run scored (not carried over)
+
+    def __call__(self, outs: list[_Out]) -> None:
+        self.writer.write_lines([out.line for out in outs])
+        for out in outs:
+            self.tally.add(out.fields)
+        fresh = [(out.number, out.fields) for out in outs if out.number is not None]
+        self.scored += len(fresh)
+        self.progress.advance(fresh)
+
+
+def _rejudge(output: Path, source: RowSource, existing: _Existing, scorer: RewardScorer, template: Mapping[str, Any],
+             batch_size: int, progress: ScoreProgress, tally: _Tally) -> tuple[int, bool]:
+    """Rewrite ``output`` with its judge failures judged again, through a temporary file moved
+    over it at the end; returns the rows re-judged and whether Ctrl-C interrupted. Ctrl-C keeps
+    what was re-judged (the rest is copied as it was); any other failure leaves ``output`` untouched."""
+    output = output.resolve()  # a symlinked output: rewrite the file it points to, keep the link
+    temporary = output.with_name(f".{output.name}.rejudge.tmp")
+    items = _rejudge_items(output, source, existing.first_retry, frozenset(template) | {"error"})
+    interrupted = False
+    try:
+        with JsonlWriter(temporary, append=False) as writer:
+            sink = _Sink(writer, tally, progress)
+            try:
+                run_sync(_score_stream(items, scorer, template, sink, batch_size))
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                interrupted = True
+                rest = itertools.islice(_output_lines(output), writer.written, None)
+                for chunk in _batched(rest, _MAX_CHUNK):
+                    sink([_Out(json.loads(line), line) for _, line in chunk])
+            writer.sync()
+        shutil.copymode(output, temporary)
+        os.replace(temporary, output)
+    finally:
+        items.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    return sink.scored, interrupted
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 @contextlib.contextmanager
@@ -281,8 +473,33 @@ def _input_location(options: ScoreOptions) -> Iterator[str]:
     yield options.input
 
 
-def score_file(options: ScoreOptions, console: Console | None = None) -> ScoreSummary:
-    """Run one scoring job; the summary describes the whole output file."""
+@contextlib.contextmanager
+def _locked(output: Path) -> Iterator[None]:
+    if str(output) == STDOUT:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(output_lock(output))
+        except OutputLocked as exc:
+            raise UsageError(f"{exc}: wait for it to finish, or choose another --output") from None
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: cannot create its lock file: {exc}") from None
+        yield
+
+
+def score_file(
+    options: ScoreOptions,
+    console: Console | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    progress_every: float = 30.0,
+) -> ScoreSummary:
+    """Run one scoring job; the summary describes the whole output file.
+
+    When stderr is not a terminal, a progress line is printed every ``progress_every`` seconds of
+    ``clock``.
+    """
     console = console or Console(file=sys.stderr, highlight=False)
     with _input_location(options) as location:
         try:
@@ -295,80 +512,97 @@ def score_file(options: ScoreOptions, console: Console | None = None) -> ScoreSu
             output = Path(EXAMPLE_OUTPUT)
         else:
             output = default_output(source)
-        if source.kind != "dataset" and output.resolve() == Path(source.location).resolve():
-            raise UsageError(f"--output {output} is the input file; choose another path")
-        if output.is_dir():
-            raise UsageError(f"--output {output} is a directory; give a file path")
+        if options.output != STDOUT:
+            if source.kind != "dataset" and output.resolve() == Path(source.location).resolve():
+                raise UsageError(f"--output {output} is the input file; choose another path")
+            if output.is_dir():
+                raise UsageError(f"--output {output} is a directory; give a file path")
         preset = _make_preset(options)
+        settings = run_settings(
+            preset, judge=options.judge.identity, unscored_as_zero=options.unscored_as_zero, batch_size=options.batch_size
+        )
         try:
             judge = build_judge(options.judge)
         except JudgeSetupError as exc:
             raise UsageError(str(exc)) from None
         try:
-            return _run(options, source, output, preset, judge, console)
+            with _locked(output):
+                return _run(options, source, output, preset, settings, judge, console, clock, progress_every)
         finally:
             if judge is not None:
                 run_sync(close_judge(judge))
 
 
-def _run(options: ScoreOptions, source: RowSource, output: Path, preset: RewardPreset, judge: Any, console: Console) -> ScoreSummary:
+def _run(
+    options: ScoreOptions,
+    source: RowSource,
+    output: Path,
+    preset: RewardPreset,
+    settings: Mapping[str, Any],
+    judge: Any,
+    console: Console,
+    clock: Callable[[], float],
+    every: float,
+) -> ScoreSummary:
     notes = not options.quiet
-    tally = _Tally()
-    if options.resume and output.exists():
-        tally, cut = _read_existing(output, preset.name)
-        if notes and (tally.rows or cut):
-            torn = f" (cut a torn last line of {cut} bytes)" if cut else ""
-            console.print(f"resuming: {tally.rows} rows already in {output}{torn}; skipping them in the input", markup=False)
-    resumed = tally.rows
+    to_stdout = str(output) == STDOUT
+    existing = _Existing()
+    if options.resume and not to_stdout and output.exists():
+        existing = _read_existing(output, settings)
+        if notes and (existing.tally.rows or existing.cut):
+            torn = f" (cut a torn last line of {existing.cut} bytes)" if existing.cut else ""
+            console.print(f"resuming: {existing.tally.rows} rows already in {output}{torn}; skipping them in the input", markup=False, soft_wrap=True)
+    resumed = existing.tally.rows
+    if notes and existing.retry:
+        console.print(f"re-judging {existing.retry} rows the judge failed on (from row {existing.first_retry})", markup=False, soft_wrap=True)
+    if notes and source.is_hub:
+        console.print(f"{source.location}: no such local file or folder; reading it from the dataset hub", markup=False, soft_wrap=True)
     scorer = RewardScorer(preset, judge)
-    show = notes and console.is_terminal
-    progress = _progress(console) if show else None
-    task: Any = None
-    new_rows = 0
-    reader = source.rows(skip=resumed)
-    try:  # open the source before the output, so a source that cannot be read leaves no file behind
-        head = list(itertools.islice(reader, 1))
-    except SourceError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        writer = JsonlWriter(output, append=options.resume)
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc}") from None
-    with writer:
-        rows = itertools.chain(head, reader)
-
-        def on_written(done: list[dict[str, Any]]) -> None:
-            nonlocal new_rows
-            for out in done:
-                tally.add(out)
-            new_rows += len(done)
-            if progress is not None:
-                progress.advance(task, len(done))
-
-        try:
-            if progress is not None:
-                task = progress.add_task("scoring", total=_safe_count(source), completed=resumed)
-                progress.start()
+    template = _template(scorer, settings)
+    total = _safe_count(source) if notes else None
+    todo = None if total is None else max(0, total - resumed) + existing.retry
+    progress = ScoreProgress(console, enabled=notes, total=todo, clock=clock, every=every)
+    tally = existing.tally
+    rejudged = 0
+    with progress:
+        if existing.retry:
+            tally = _Tally()
             try:
-                run_sync(_score_stream(rows, scorer, writer, on_written, options.batch_size))
-            finally:
-                if progress is not None:
-                    progress.stop()
-                close = getattr(reader, "close", None)
-                if close is not None:
-                    close()
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            return tally.summary(output, resumed, interrupted=True, judge=describe_judge(judge))
+                rejudged, interrupted = _rejudge(output, source, existing, scorer, template, options.batch_size, progress, tally)
+            except SourceError as exc:
+                raise CommandFailed(f"{exc} (while re-judging; {output} is unchanged)") from None
+            if interrupted:
+                return tally.summary(output, resumed, interrupted=True, judge=describe_judge(judge), rejudged=rejudged)
+        reader = source.rows(skip=resumed)
+        try:  # open the source before the output, so a source that cannot be read leaves no file behind
+            head = list(itertools.islice(reader, 1))
         except SourceError as exc:
-            raise CommandFailed(f"{exc} (after {new_rows} new rows; {output} holds {tally.rows}, rerun to resume)") from None
+            raise UsageError(str(exc)) from None
+        try:
+            writer = JsonlWriter(output, append=options.resume)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc}") from None
+        with writer:
+            try:
+                try:
+                    run_sync(_score_stream(itertools.chain(head, reader), scorer, template, _Sink(writer, tally, progress), options.batch_size))
+                finally:
+                    close = getattr(reader, "close", None)
+                    if close is not None:
+                        close()
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                return tally.summary(output, resumed, interrupted=True, judge=describe_judge(judge), rejudged=rejudged)
+            except SourceError as exc:
+                raise CommandFailed(f"{exc} (after {writer.written} new rows; {output} holds {tally.rows}, rerun to resume)") from None
+        new_rows = writer.written
     if resumed and not new_rows:
-        total = _safe_count(source)
-        if total is not None and total < resumed:
+        count = _safe_count(source)
+        if count is not None and count < resumed:
             raise UsageError(
-                f"{output} has {resumed} rows but the input only {total}: it is not the output of this input; "
+                f"{output} has {resumed} rows but the input only {count}: it is not the output of this input; "
                 "pass --no-resume to start over, or choose another --output"
             )
-    return tally.summary(output, resumed, judge=describe_judge(judge))
+    return tally.summary(output, resumed, judge=describe_judge(judge), rejudged=rejudged)
 
 
 def _safe_count(source: RowSource) -> int | None:
@@ -378,31 +612,14 @@ def _safe_count(source: RowSource) -> int | None:
         return None
 
 
-def _progress(console: Console) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-
-
 def run_score(options: ScoreOptions) -> int:
     """``gtalign score``: run, print the summary on stderr, return the exit code."""
     console = Console(file=sys.stderr, highlight=False)
     summary = score_file(options, console)
     if summary.interrupted:
-        print(
-            f"gtalign score: interrupted; {summary.output} holds {summary.rows} complete rows. "
-            "Run the same command again to resume after them (--no-resume starts over).",
-            file=sys.stderr,
-        )
+        where = "standard output got" if str(summary.output) == STDOUT else f"{summary.output} holds"
+        again = "" if str(summary.output) == STDOUT else " Run the same command again to resume after them (--no-resume starts over)."
+        print(f"gtalign score: interrupted; {where} {summary.rows} complete rows.{again}", file=sys.stderr)
         return summary.exit_code
     if not options.quiet or not summary.ok:
         print(summary.line(), file=sys.stderr)
