@@ -126,3 +126,16 @@ def test_inspect_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "missing key 'completion' or 'solution_str'" in capsys.readouterr().err
     assert main(["inspect", str(rows), "--row", "2"]) == 2
     assert "line 2: invalid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("depth", [200, 1000])
+def test_a_row_nested_too_deep_is_a_clear_error_and_the_other_rows_still_show(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, depth: int) -> None:
+    deep = '{"completion": "x", "extra_info": {"a": ' + "[" * depth + "]" * depth + "}}"
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(deep + "\n" + json.dumps({"completion": GOOD}) + "\n", encoding="utf-8")
+    assert main(["inspect", str(rows)]) == 2
+    assert "line 1: JSON nested deeper than 128 levels of objects and arrays" in capsys.readouterr().err
+    assert inspect_json([str(rows), "--row", "2"], capsys)["chosen_key"] == "DQ_DA"
+    monkeypatch.setattr("sys.stdin", io.StringIO(deep + "\n"))
+    assert main(["inspect"]) == 2
+    assert "line 1: JSON nested deeper than 128 levels" in capsys.readouterr().err

@@ -147,6 +147,8 @@ def _looks_like_row(text: str) -> bool:
         value = json.loads(first)
     except ValueError:
         return False
+    except RecursionError:  # read as a row, whose error then says it is nested too deep
+        return '"completion"' in first or '"solution_str"' in first
     return isinstance(value, dict) and ("completion" in value or "solution_str" in value)
 
 
