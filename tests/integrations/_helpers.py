@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,3 +84,19 @@ def run_driver(module: str, marker: str, *, timeout: float, **env: str) -> tuple
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith(f"{marker} ")]
     return proc, json.loads(lines[-1].split(" ", 1)[1]) if lines else None
+
+
+def run_user_script(folder: Path, body: str, **env: str) -> tuple[Any, list[str]]:
+    """Run ``body`` as a user's script would run: ``python script.py``, no ``__main__`` guard.
+
+    The script gets the path of a run log as ``sys.argv[1]`` and should append a line to it each
+    time its body runs. Returns the JSON it printed after ``RESULT`` and the run log's lines.
+    """
+    script, runs = folder / "user_script.py", folder / "runs.txt"
+    script.write_text(textwrap.dedent(body), encoding="utf-8")
+    clean = {key: value for key, value in os.environ.items() if key not in ADAPTER_ENV}
+    proc = subprocess.run([sys.executable, str(script), str(runs)], capture_output=True, text=True, cwd=folder,
+                          timeout=600, check=False, env={**clean, "HF_HUB_OFFLINE": "1", **env})
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"the script failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return json.loads(lines[-1].split(" ", 1)[1]), runs.read_text(encoding="utf-8").splitlines()

@@ -1,10 +1,14 @@
-"""RuleJudge: every task's rules, math in a process pool with a per-row timeout, no raise per row."""
+"""RuleJudge: every task's rules, math in worker processes with a per-row timeout, no raise per row."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 import time
+import types
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +29,7 @@ from gtalign.judges._rules import (
     writing_scale,
 )
 from gtalign.reward._types import JudgeRequest, Verdict
+from tests.integrations._helpers import run_user_script
 
 ARTICLE = (
     "There is a lot of expectation in the crypto space for next year. This year brought NFTs, web3, the "
@@ -63,6 +68,13 @@ def _slow_check(response: str, reference: str) -> MathCheck:
 
 def _wrong_type(response: str, reference: str) -> MathCheck:
     return "yes"  # type: ignore[return-value]
+
+
+def _dies_on_crash(response: str, reference: str) -> MathCheck:
+    """Runs in a worker process: exits at once on the response "crash", else the real check."""
+    if response == "crash":
+        os._exit(3)
+    return check_math(response, reference)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +149,66 @@ async def test_math_check_returning_garbage_is_a_failed_verdict() -> None:
     with RuleJudge(math_check=_wrong_type) as odd_judge:
         (verdict,) = await odd_judge.judge([math("\\boxed{1}", "1")])
     assert verdict.status == "failed" and "not MathCheck" in verdict.reason
+
+
+async def test_a_worker_that_dies_fails_its_row_only_and_is_replaced() -> None:
+    with RuleJudge(workers=1, math_check=_dies_on_crash) as crashing:
+        verdicts = await crashing.judge([math("crash", "1"), math("\\boxed{1}", "1")])
+        assert verdicts[0].status == "failed" and "died" in verdicts[0].reason
+        assert verdicts[1].value == 1.0
+
+
+async def test_a_worker_that_cannot_start_fails_the_rows_with_the_reason() -> None:
+    module = types.ModuleType("gtalign_test_parent_only")  # importable here, not in a worker
+
+    def check(response: str, reference: str) -> MathCheck:
+        return MathCheck(True, "never runs")
+
+    check.__module__ = "gtalign_test_parent_only"
+    check.__qualname__ = check.__name__ = "check"
+    module.check = check  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        with RuleJudge(math_check=check) as broken:
+            verdicts = await broken.judge([math("\\boxed{1}", "1"), math("\\boxed{2}", "2")])
+            assert all(v.status == "failed" for v in verdicts)
+            assert all("could not start the math-verify workers" in v.reason and "gtalign_test_parent_only" in v.reason
+                       for v in verdicts)
+            assert broken._pool is None  # the next batch tries again
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_a_check_the_workers_cannot_import_is_refused_with_the_fix() -> None:
+    def local(response: str, reference: str) -> MathCheck:
+        return MathCheck(True, "")
+
+    local.__module__ = "__main__"
+    with pytest.raises(ValueError, match="move it into a module"):
+        RuleJudge(math_check=local)
+    with pytest.raises(TypeError, match="picklable"):
+        RuleJudge(math_check=lambda response, reference: MathCheck(True, ""))
+
+
+NO_GUARD_SCRIPT = """
+    import json
+    import sys
+
+    from gtalign.judges import RuleJudge, judge_sync
+    from gtalign.reward import JudgeRequest
+
+    with open(sys.argv[1], "a") as runs:
+        runs.write("ran\\n")
+    verdicts = judge_sync(RuleJudge(), [JudgeRequest("math", "So it is \\\\boxed{42}.", "42"),
+                                        JudgeRequest("math", "\\\\boxed{41}", "42")])
+    print("RESULT " + json.dumps([[v.status, v.value, v.reason] for v in verdicts]))
+"""
+
+
+def test_a_script_without_a_main_guard_gets_its_math_scored_and_runs_once(tmp_path: Path) -> None:
+    verdicts, runs = run_user_script(tmp_path, NO_GUARD_SCRIPT)
+    assert verdicts == [["ok", 1.0, ""], ["ok", 0.0, ""]]
+    assert runs == ["ran"]
 
 
 def test_judge_pickles_without_its_pool(judge: RuleJudge) -> None:

@@ -6,9 +6,11 @@ in any preset; they are cheaper, reproducible, and wrong more often than a good 
 * math (0/1): math-verify ``parse``/``verify`` of the response against the reference. The gold
   answer is tried as ``\\boxed{...}``, then ``$...$``, then raw (raw first when it already
   carries ``\\boxed``). math-verify's own signal-based timeouts are off (they only work in a main
-  thread and answer a timeout with a silent False); each row runs in a process pool under our
-  own timeout instead; a row that runs over becomes a ``failed`` verdict, and the pool is killed
-  and restarted (the other rows in flight run again, with fresh time).
+  thread and answer a timeout with a silent False); each row runs in a worker process under our
+  own timeout instead; a row that runs over becomes a ``failed`` verdict, and only its worker is
+  killed and replaced. The workers are started as ``python -m gtalign.judges._mathverify_worker``
+  (not by multiprocessing, which re-runs the caller's script), so a script needs no
+  ``if __name__ == "__main__":`` guard.
   A reference that does not parse is a ``failed`` verdict; a response without a final answer is 0.
 * writing (0-4): `word_similarity` of the response against the reference article, mapped by
   `WRITING_THRESHOLDS` (< 0.10 -> 0, unrelated; < 0.20 -> 1; < 0.30 -> 2; < 0.45 -> 3; else 4).
@@ -28,13 +30,17 @@ An empty response (no word at all) scores 0 on every task. A missing reference o
 from __future__ import annotations
 
 import asyncio
-import logging
-import multiprocessing
+import contextlib
 import os
+import pickle
+import queue
 import re
+import subprocess
+import sys
+import threading
+import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +70,8 @@ WRITING_THRESHOLDS: tuple[float, float, float, float] = (0.10, 0.20, 0.30, 0.45)
 CLARIFY_SCORE = 2
 CLARIFY_MAX_REQUEST_WORDS = 20
 _STARTUP_TIMEOUT = 120.0
+_REAP_TIMEOUT = 10.0
+WORKER_MODULE = "gtalign.judges._mathverify_worker"
 
 _VAGUE = re.compile(
     r"\b(?:not\s+sure|no\s+idea|don['’]t\s+know\s+(?:where|how|what)|where\s+to\s+(?:start|begin)"
@@ -177,35 +185,192 @@ def check_math(response: str, reference: str) -> MathCheck:
     return MathCheck(correct, f"gold={str(gold[-1])[:80]} answer={str(answer[-1])[:80]}")
 
 
-def _init_worker() -> None:
-    # The outer timeout is ours, so math-verify's "timeout is disabled" warning is noise here.
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
+def _pickle_check(math_check: Callable[[str, str], MathCheck]) -> bytes:
+    """``math_check`` pickled for the workers, or an error saying how to make it importable."""
+    where = getattr(math_check, "__module__", None)
+    name = getattr(math_check, "__qualname__", type(math_check).__name__)
+    if where == "__main__":
+        raise ValueError(
+            f"math_check {name} is defined in the script being run; the math-verify workers do not run "
+            "your script, so move it into a module they can import (e.g. mychecks.py next to the script)"
+        )
+    try:
+        return pickle.dumps(math_check, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise TypeError(
+            f"math_check must be picklable (a function defined at the top level of a module): "
+            f"{name}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
-def _ping() -> int:
-    return os.getpid()
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What became of one row sent to a worker: ``ok`` (value is the check's result), ``error``
+    (the check raised; value is the reason), ``start`` (no worker could start; value is the
+    reason), ``timeout``, ``died`` or ``closed``."""
+
+    kind: str
+    value: Any = None
 
 
-def _kill(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool whose worker is stuck: shutdown alone would wait for the running call."""
-    kill_workers = getattr(pool, "kill_workers", None)  # Python 3.14+
-    if callable(kill_workers):
-        kill_workers()
-    else:
-        processes = getattr(pool, "_processes", None) or {}
-        for process in list(processes.values()):
-            process.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
+class _Worker:
+    """One ``python -m gtalign.judges._mathverify_worker`` process, and a thread reading its replies."""
+
+    def __init__(self, pickled_check: bytes, startup_timeout: float) -> None:
+        # Imported here: had this package's __init__ imported it, ``python -m`` would warn in the worker.
+        from gtalign.judges import _mathverify_worker as wire
+
+        self._wire = wire
+        self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._replies: queue.SimpleQueue[_Reply] = queue.SimpleQueue()
+        threading.Thread(target=self._read, name="gtalign-math-reader", daemon=True).start()
+        try:
+            self._send((list(sys.path), pickled_check))
+            ready = self._replies.get(timeout=startup_timeout)
+        except queue.Empty:
+            self.kill()
+            raise RuntimeError(f"the math-verify worker did not start within {startup_timeout:g}s") from None
+        except BaseException:
+            self.kill()
+            raise
+        if ready.kind != "ok":
+            self.kill()
+            code = self.process.returncode
+            detail = ready.value or f"it exited with code {code}; its error is on stderr"
+            raise RuntimeError(f"the math-verify worker ({sys.executable} -m {WORKER_MODULE}) failed to start: {detail}")
+
+    def _send(self, message: Any) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        self._wire.write_frame(stdin, message)
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        while True:
+            try:
+                payload = self._wire.read_frame(stdout)
+            except (OSError, ValueError):
+                payload = None
+            if payload is None:
+                self._replies.put(_Reply("died"))
+                return
+            try:
+                kind, value = pickle.loads(payload)
+            except Exception as exc:
+                kind, value = "error", f"its reply could not be read: {type(exc).__name__}: {exc}"
+            self._replies.put(_Reply("ok" if kind in ("ok", "ready") else "error", value))
+
+    def call(self, response: str, reference: str, timeout: float) -> _Reply:
+        """Check one row; the time starts once the row is sent."""
+        try:
+            self._send((response, reference))
+        except (OSError, ValueError):
+            return _Reply("died")
+        try:
+            return self._replies.get(timeout=timeout)
+        except queue.Empty:
+            return _Reply("timeout")
+
+    def kill(self) -> None:
+        """Stop the process now (a row still running in it is abandoned)."""
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            self.process.wait(timeout=_REAP_TIMEOUT)
+
+
+def _kill_all(workers: set[_Worker], owner: int) -> None:
+    """Kill ``workers``, unless this is a forked child: the workers belong to the parent."""
+    if os.getpid() == owner:
+        for worker in list(workers):
+            worker.kill()
+    workers.clear()
+
+
+class _WorkerPool:
+    """Up to ``size`` worker processes, each driven by a thread of a private thread pool.
+
+    Rows are plain concurrent futures, so callers on any event loop share the pool. A row that
+    times out or kills its worker costs only that worker; the next row starts a new one.
+    """
+
+    def __init__(self, size: int, pickled_check: bytes, startup_timeout: float) -> None:
+        self.pid = os.getpid()
+        self.start_error: str | None = None
+        self._pickled_check = pickled_check
+        self._startup_timeout = startup_timeout
+        self._threads = ThreadPoolExecutor(size, thread_name_prefix="gtalign-math")
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._live: set[_Worker] = set()
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _kill_all, self._live, self.pid)
+
+    def submit(self, response: str, reference: str, timeout: float) -> Future[_Reply]:
+        return self._threads.submit(self._check, response, reference, timeout)
+
+    def _take(self) -> _Worker | None:
+        with self._lock:
+            if self._closed:
+                return None
+            if self.start_error is not None:
+                raise RuntimeError(self.start_error)
+            if self._idle:
+                return self._idle.pop()
+        try:
+            worker = _Worker(self._pickled_check, self._startup_timeout)
+        except Exception as exc:
+            with self._lock:
+                self.start_error = self.start_error or f"{type(exc).__name__}: {exc}"
+            raise
+        with self._lock:
+            if self._closed:
+                worker.kill()
+                return None
+            self._live.add(worker)
+        return worker
+
+    def _check(self, response: str, reference: str, timeout: float) -> _Reply:
+        try:
+            worker = self._take()
+        except Exception as exc:
+            return _Reply("start", self.start_error or f"{type(exc).__name__}: {exc}")
+        if worker is None:
+            return _Reply("closed")
+        reply = worker.call(response, reference, timeout)
+        with self._lock:
+            keep = reply.kind in ("ok", "error") and not self._closed
+            if keep:
+                self._idle.append(worker)
+            else:
+                self._live.discard(worker)
+            closed = self._closed
+        if not keep:
+            worker.kill()
+        return _Reply("closed") if closed and reply.kind == "died" else reply
+
+    def close(self) -> None:
+        """Kill every worker (rows still running become ``closed``) and stop the threads."""
+        with self._lock:
+            self._closed = True
+            self._idle.clear()
+            self._finalizer()
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
 
 class RuleJudge:
     """The Judge protocol over deterministic rules (see the module doc for every rule).
 
     ``math_timeout`` bounds each math row (seconds, worker start-up excluded); ``workers`` is the
-    size of the math process pool (default: up to 2, at most the CPU count); ``math_check`` is the
-    picklable function run in it. The pool starts on first use with ``start_method``
-    (``forkserver`` where available, else ``spawn``; so scripts that use it need the usual
-    ``if __name__ == "__main__":`` guard) and lives until `close`. Pickling drops the pool.
+    number of math worker processes (default: up to 2, at most the CPU count); ``math_check`` is
+    the function they run, which must be importable by name from a module (a function defined in
+    the script you run is not: the workers do not run your script). The workers start on first
+    use and live until `close` (or the end of the program). Pickling drops them.
     """
 
     name = NAME
@@ -216,27 +381,25 @@ class RuleJudge:
         math_timeout: float = 10.0,
         workers: int | None = None,
         math_check: Callable[[str, str], MathCheck] = check_math,
-        start_method: str | None = None,
     ) -> None:
         if math_timeout <= 0:
             raise ValueError(f"math_timeout must be positive, got {math_timeout}")
         self.math_timeout = float(math_timeout)
         self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
         self.math_check = math_check
-        methods = multiprocessing.get_all_start_methods()
-        self.start_method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
-        self._pool: ProcessPoolExecutor | None = None
-        self._warm: list[Future[int]] = []
-        self._generation = 0
+        self._pickled_check = _pickle_check(math_check)
+        self._pool: _WorkerPool | None = None
+        self._pool_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_pool"] = None
-        state["_warm"] = []
+        del state["_pool"], state["_pool_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._pool = None
+        self._pool_lock = threading.Lock()
 
     def __enter__(self) -> RuleJudge:
         return self
@@ -246,9 +409,10 @@ class RuleJudge:
 
     def close(self) -> None:
         """Stop the math worker processes (the judge starts new ones if used again)."""
-        pool, self._pool, self._warm = self._pool, None, []
-        if pool is not None:
-            _kill(pool)
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and pool.pid == os.getpid():
+            pool.close()
 
     async def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(requests)
@@ -285,68 +449,36 @@ class RuleJudge:
             return _ok(0, "empty response")
         return None
 
+    def _live_pool(self) -> _WorkerPool:
+        """The worker pool of this process (a forked child never uses its parent's workers)."""
+        with self._pool_lock:
+            pool = self._pool
+            if pool is None or pool.pid != os.getpid():
+                pool = self._pool = _WorkerPool(self.workers, self._pickled_check, _STARTUP_TIMEOUT)
+            return pool
+
     async def _judge_math(self, requests: list[JudgeRequest]) -> list[Verdict]:
-        slots = asyncio.Semaphore(self.workers)
-        try:
-            await self._ready()
-        except Exception as exc:
-            reason = f"could not start the math-verify workers ({self.start_method}): {type(exc).__name__}: {exc}"
-            return [_failed(reason) for _ in requests]
-        return list(await asyncio.gather(*(self._math_row(request, slots) for request in requests)))
+        pool = self._live_pool()
+        futures = [asyncio.wrap_future(pool.submit(r.response, r.reference, self.math_timeout)) for r in requests]
+        replies = await asyncio.gather(*futures)
+        if pool.start_error is not None and self._pool is pool:
+            self.close()  # the next batch tries to start workers again
+        return [self._math_verdict(reply) for reply in replies]
 
-    async def _ready(self) -> tuple[ProcessPoolExecutor, int]:
-        """The live pool, started and warmed (imports done) so that row timeouts exclude start-up.
-
-        The pool and its warm-up calls are plain concurrent futures, created without an ``await``
-        in between: concurrent callers share them, from any event loop.
-        """
-        if self._pool is None:
-            context = multiprocessing.get_context(self.start_method)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
-            self._warm = [self._pool.submit(_ping) for _ in range(self.workers)]
-        pool, generation, warm = self._pool, self._generation, self._warm
-        try:
-            await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in warm)), _STARTUP_TIMEOUT)
-        except Exception:
-            self._recycle(generation)
-            raise
-        return pool, generation
-
-    def _recycle(self, generation: int) -> None:
-        """Kill the pool of ``generation`` (if still current) so a stuck worker cannot block others."""
-        if generation == self._generation:
-            self._generation += 1
-            self.close()
-
-    async def _math_row(self, request: JudgeRequest, slots: asyncio.Semaphore) -> Verdict:
-        async with slots:
-            for _attempt in range(3):
-                try:
-                    pool, generation = await self._ready()
-                except Exception as exc:
-                    return _failed(f"could not start the math-verify workers: {type(exc).__name__}: {exc}")
-                try:
-                    future = asyncio.wrap_future(pool.submit(self.math_check, request.response, request.reference))
-                except BrokenProcessPool:
-                    self._recycle(generation)
-                    continue
-                except Exception as exc:
-                    return _failed(f"could not run math-verify: {type(exc).__name__}: {exc}")
-                try:
-                    check = await asyncio.wait_for(future, self.math_timeout)
-                except TimeoutError:
-                    self._recycle(generation)
-                    return _failed(f"math-verify took longer than {self.math_timeout:g}s")
-                except BrokenProcessPool:
-                    if generation != self._generation:
-                        continue  # another row's timeout restarted the pool: run this row again
-                    self._recycle(generation)
-                    return _failed("the math-verify worker died on this row")
-                except Exception as exc:
-                    return _failed(f"math-verify raised {type(exc).__name__}: {exc}")
-                if not isinstance(check, MathCheck):
-                    return _failed(f"math_check returned {type(check).__name__}, not MathCheck")
-                if check.correct is None:
-                    return _failed(check.detail)
-                return _ok(1.0 if check.correct else 0.0, check.detail)
-            return _failed("math-verify workers kept being restarted by other rows' timeouts")
+    def _math_verdict(self, reply: _Reply) -> Verdict:
+        if reply.kind == "ok":
+            check = reply.value
+            if not isinstance(check, MathCheck):
+                return _failed(f"math_check returned {type(check).__name__}, not MathCheck")
+            if check.correct is None:
+                return _failed(check.detail)
+            return _ok(1.0 if check.correct else 0.0, check.detail)
+        if reply.kind == "error":
+            return _failed(f"math-verify raised {reply.value}")
+        if reply.kind == "timeout":
+            return _failed(f"math-verify took longer than {self.math_timeout:g}s")
+        if reply.kind == "closed":
+            return _failed("the rule judge was closed while this row ran")
+        if reply.kind == "start":
+            return _failed(f"could not start the math-verify workers: {reply.value}")
+        return _failed("the math-verify worker died on this row")

@@ -1,0 +1,113 @@
+"""The math-verify worker process, ``python -m gtalign.judges._mathverify_worker``, run by `RuleJudge`.
+
+`RuleJudge` starts its workers with this explicit entry point instead of a multiprocessing pool:
+multiprocessing's ``spawn`` and ``forkserver`` re-run the user's main script in every child, so a
+script without an ``if __name__ == "__main__":`` guard ran again in each worker and got its math
+rows back unscored. A worker started here imports gtalign and math-verify, never the script.
+
+The protocol, over the worker's stdin and stdout, is one frame per message (an 8-byte big-endian
+length, then a pickle): the parent sends ``(sys_path, pickled_math_check)`` (the check
+pickled on its own, so that it is loaded after ``sys.path`` is set); the worker answers
+``("ready", pid)`` or ``("error", reason)``; then it answers each ``(response, reference)`` with
+``("ok", result)`` or ``("error", reason)``. The end of its input stops it, so a worker never
+outlives its parent's pipes. It ignores SIGINT: a Ctrl-C reaches the whole process group, and the
+parent decides when its workers stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+from typing import IO, Any
+
+__all__ = ["read_frame", "write_frame"]
+
+_HEADER = struct.Struct(">Q")
+
+
+def write_frame(stream: IO[bytes], message: Any) -> None:
+    """Write one message and flush it."""
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while size:
+        chunk = stream.read(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(stream: IO[bytes]) -> bytes | None:
+    """The next frame's pickle, or None at the end of the stream."""
+    header = _read_exactly(stream, _HEADER.size)
+    if header is None:
+        return None
+    return _read_exactly(stream, _HEADER.unpack(header)[0])
+
+
+def _error(exc: BaseException) -> tuple[str, str]:
+    return "error", f"{type(exc).__name__}: {exc}"
+
+
+def _warm_up() -> None:
+    """One trivial verification, so that no row's time pays for math-verify's first-use imports."""
+    try:
+        from math_verify import parse, verify
+
+        verify(parse("$1$", parsing_timeout=None), parse("$1$", parsing_timeout=None), timeout_seconds=None)
+    except Exception:  # a broken install shows on the first row, with its reason
+        return
+
+
+def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+    setup = read_frame(requests)
+    if setup is None:
+        return
+    try:
+        sys_path, pickled_check = pickle.loads(setup)
+        sys.path[:] = list(sys_path)  # before unpickling: the check may live in the caller's modules
+        math_check = pickle.loads(pickled_check)
+    except Exception as exc:
+        write_frame(replies, _error(exc))
+        return
+    _warm_up()
+    write_frame(replies, ("ready", os.getpid()))
+    while (request := read_frame(requests)) is not None:
+        try:
+            reply: tuple[str, Any] = ("ok", math_check(*pickle.loads(request)))
+            write_frame(replies, reply)
+        except (BrokenPipeError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the check raised, or its result does not pickle
+            write_frame(replies, _error(exc))
+
+
+def main() -> None:
+    """Serve requests on stdin/stdout; whatever the checks print goes to stderr instead."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # math-verify warns that its own timeout is disabled; the parent enforces one, so that is noise.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    try:
+        _serve(requests, replies)
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+
+
+if __name__ == "__main__":
+    main()
