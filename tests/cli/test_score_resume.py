@@ -100,6 +100,24 @@ def test_rerun_rejudges_exactly_the_rows_the_judge_failed_on(tmp_path: Path, cap
     assert not list(tmp_path.glob(".*.tmp")) and not lock_path(out).exists()
 
 
+def test_a_judge_that_refused_connections_is_asked_again_once_it_is_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.judges._clock import closed_port
+
+    source = write_jsonl(tmp_path / "in.jsonl", [row(i) for i in range(1, 5)])
+    out = tmp_path / "out.jsonl"
+    port = closed_port()
+    argv = ["score", str(source), "-o", str(out), "--judge", f"http://127.0.0.1:{port}/v1", "--judge-model", "fake-judge", "--judge-retries", "0"]
+    assert main(argv) == 1  # nothing listens: every row is a judge failure
+    assert all(r["judge_status"] == "failed" for r in read_out(out))
+    err = capsys.readouterr().err
+    assert "warning: the judge failed on 4 of the last 4 rows; first, row 1: judge failed:" in err
+    script = Judge(down=set())
+    with FakeOpenAI(script, port=port):
+        assert main(argv) == 0
+    assert sorted(script.asked) == [1, 2, 3, 4]
+    assert "(0 new, 4 resumed, 4 re-judged): 4 scored" in capsys.readouterr().err
+
+
 def test_rows_unscored_for_other_reasons_are_not_judged_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = [
         row(1),
