@@ -35,6 +35,9 @@ ADAPTER_ENV = (
     _common.ENV_JUDGE_MODEL,
     _common.ENV_UNSCORED_SCORE,
     _common.ENV_DATA_SOURCE,
+    _common.ENV_JUDGE_MAX_RETRIES,
+    _common.ENV_JUDGE_TOTAL_TIMEOUT,
+    _common.ENV_JUDGE_ATTEMPT_TIMEOUT,
 )
 """The ``GTALIGN_*`` variables the adapters read: cleared for every test and every engine run."""
 

@@ -26,6 +26,7 @@ from gtalign._registry import RegistryError
 from gtalign.integrations import _common
 from gtalign.integrations.openrlhf import END_MARKERS, openrlhf_label, parse_label, reward_func, split_completion
 from tests.integrations._helpers import answer, needs_engine_env, run_driver, train_tokenizer
+from tests.integrations.conftest import QuietTime
 
 TEMPLATE = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 DRIVER_MARKER = "GTALIGN-OPENRLHF-RESULT"
@@ -148,14 +149,30 @@ def test_end_markers_are_stripped_before_the_format_check() -> None:
 
 
 def test_prompt_missing_from_query_is_unscored_with_a_warning(monkeypatch: pytest.MonkeyPatch,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+                                                              caplog: pytest.LogCaptureFixture,
+                                                              quiet_time: QuietTime) -> None:
     pytest.importorskip("torch")
     monkeypatch.setenv("GTALIGN_UNSCORED_SCORE", "-1")
     _, prompts, labels = batch()
     with caplog.at_level(logging.WARNING, logger="gtalign.integrations.openrlhf"):
         out = reward_func(["something else entirely"], prompts[:1], labels[:1])
+        quiet_time.pass_quiet_time()
     assert out["rewards"].tolist() == [-1.0] and out["extra_logs"]["unscored"].tolist() == [1.0]
     assert "prompt was not found" in caplog.text
+
+
+def test_one_warning_per_batch_of_per_query_calls(caplog: pytest.LogCaptureFixture, quiet_time: QuietTime) -> None:
+    pytest.importorskip("torch")
+    queries, prompts, labels = batch()
+    with caplog.at_level(logging.WARNING, logger="gtalign.integrations.openrlhf"):
+        for _ in range(2):
+            for query, prompt, label in zip(queries, prompts, labels):
+                reward_func([query], [prompt], [label])
+        assert not caplog.records  # the batch has not ended yet
+        quiet_time.pass_quiet_time()
+    [record] = caplog.records
+    assert "2 of 8 rows unscored, judge failed on 2" in record.getMessage()
+    assert "safety needs JudgeRequest.label" in record.getMessage()
 
 
 def test_split_completion() -> None:
@@ -197,6 +214,16 @@ def test_judge_url_and_model_from_environment_build_the_llm_judge(monkeypatch: p
     assert type(url_spec).__name__ == "LLMJudge"
     with pytest.raises(RegistryError, match="rule"):
         _common.build_judge("no-such-judge")
+
+
+def test_environment_sets_the_llm_judges_retries_and_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GTALIGN_JUDGE")
+    for var, value in (("GTALIGN_JUDGE_URL", "http://127.0.0.1:9/v1"), ("GTALIGN_JUDGE_MODEL", "judge-model"),
+                       ("GTALIGN_JUDGE_MAX_RETRIES", "2"), ("GTALIGN_JUDGE_TOTAL_TIMEOUT", "12.5"),
+                       ("GTALIGN_JUDGE_ATTEMPT_TIMEOUT", "3")):
+        monkeypatch.setenv(var, value)
+    client = _common.scorer_for(_common.AdapterConfig.resolve()).judge.config
+    assert (client.max_retries, client.total_timeout, client.attempt_timeout) == (2, 12.5, 3.0)
 
 
 @pytest.mark.engine

@@ -10,9 +10,12 @@ no download) and call its ``_calculate_rewards`` and one ``train()`` step.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import math
 import pickle
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +23,7 @@ import pytest
 from gtalign.integrations.trl import TRLWelfareReward, TRLWelfareRewardSync, make_trl_reward
 from gtalign.judges._rules import RuleJudge
 from gtalign.reward import JudgeRequest, RewardScorer, Sample, Verdict, get_preset
-from tests.integrations._helpers import answer, train_tokenizer
+from tests.integrations._helpers import answer, run_user_script, train_tokenizer
 
 
 # Dataset columns as TRL passes them (verl-style rows: data_source, reward_model, extra_info).
@@ -173,6 +176,70 @@ def test_a_preset_object_and_a_judge_object_are_used_as_given(monkeypatch: pytes
     assert reward.scorer.judge.name == "keyword" and reward.scorer.preset.name == "paper-linear"
 
 
+def trl_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "gtalign.integrations.trl" and r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize("asynchronous", [True, False])
+def test_judge_failures_log_one_warning_per_batch(caplog: pytest.LogCaptureFixture, asynchronous: bool) -> None:
+    caplog.set_level(logging.WARNING, logger="gtalign.integrations.trl")
+    reward = make_trl_reward(judge=KeywordJudge(), asynchronous=asynchronous)
+    down = [answer("JUDGE-DOWN film"), answer("JUDGE-DOWN again"), COMPLETIONS[1], COMPLETIONS[3]]
+    got = call(reward, down)
+    assert got[:2] == [None, None]
+    [warning] = trl_warnings(caplog)
+    assert "2 of 4 rows unscored, judge failed on 2" in warning
+    assert "judge down (test)" in warning and "gtalign_welfare" in warning and "None" in warning
+    call(reward, down)
+    assert len(trl_warnings(caplog)) == 2  # one per batch
+
+
+def test_a_fully_scored_batch_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="gtalign.integrations.trl")
+    call(make_trl_reward(judge=KeywordJudge()))
+    assert trl_warnings(caplog) == []
+
+
+def test_llm_judge_retries_and_timeouts_reach_its_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    reward = make_trl_reward(judge="http://127.0.0.1:9/v1", judge_model="judge-model", judge_max_retries=1,
+                             judge_total_timeout=7.5, judge_attempt_timeout=2.5)
+    client = reward.scorer.judge.config
+    assert (client.max_retries, client.total_timeout, client.attempt_timeout) == (1, 7.5, 2.5)
+    monkeypatch.setenv("GTALIGN_JUDGE_MAX_RETRIES", "0")
+    monkeypatch.setenv("GTALIGN_JUDGE_TOTAL_TIMEOUT", "4")
+    from_env = make_trl_reward(judge="http://127.0.0.1:9/v1", judge_model="judge-model", judge_attempt_timeout=1)
+    client = from_env.scorer.judge.config
+    assert (client.max_retries, client.total_timeout, client.attempt_timeout) == (0, 4.0, 1.0)
+    clone = pickle.loads(pickle.dumps(reward))
+    assert clone.scorer.judge.config.max_retries == 1
+
+
+NO_GUARD_SCRIPT = """
+    import asyncio
+    import json
+    import sys
+
+    from gtalign.integrations.trl import make_trl_reward
+
+    with open(sys.argv[1], "a") as runs:
+        runs.write("ran\\n")
+    reward = make_trl_reward("paper", judge="rule")
+    columns = {"data_source": ["math-hard"], "ground_truth": ["42"]}
+    judged = asyncio.run(reward(prompts=["What is 6*7?"], completions=[COMPLETION], completion_ids=[[1]], **columns))
+    print("RESULT " + json.dumps(judged))
+"""
+
+
+def test_a_script_without_a_main_guard_gets_math_scored_by_the_rule_judge(tmp_path: Path) -> None:
+    completion = answer("6 * 7 = 42, so the answer is $\\boxed{42}$.")
+    scores, runs = run_user_script(tmp_path, NO_GUARD_SCRIPT.replace("COMPLETION", json.dumps(completion)))
+    given = call(make_trl_reward(judge=None), [completion] * 4, judge_verdict=[1] * 4, data_source=["math-hard"] * 4,
+                 reward_model=[{"ground_truth": "42"}] * 4, extra_info=[{}] * 4)
+    assert scores[0] is not None, "the correct answer came back unscored"
+    assert scores == [pytest.approx(given[0])] and given[0] > 0
+    assert runs == ["ran"]
+
+
 def test_trl_helpers_see_the_name_and_the_async_call() -> None:
     utils = pytest.importorskip("trl.trainer.utils")
     assert utils.get_callable_name(make_trl_reward()) == "gtalign_welfare"
@@ -216,9 +283,11 @@ def make_trainer(tiny_parts: tuple[Any, Any], reward: Any, tmp_path: Any) -> Any
 
 @pytest.mark.engine
 @pytest.mark.parametrize("asynchronous", [True, False])
-def test_grpo_calculate_rewards_calls_it_as_trl_does(tiny_parts: tuple[Any, Any], tmp_path: Any, asynchronous: bool) -> None:
+def test_grpo_calculate_rewards_calls_it_as_trl_does(tiny_parts: tuple[Any, Any], tmp_path: Any, asynchronous: bool,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     import torch
 
+    caplog.set_level(logging.WARNING, logger="gtalign.integrations.trl")
     trainer = make_trainer(tiny_parts, make_trl_reward(judge="rule", asynchronous=asynchronous), tmp_path)
     assert trainer.reward_func_names == ["gtalign_welfare"]
     inputs = [{"prompt": p, "data_source": ds, "reward_model": rm, "extra_info": info}
@@ -233,6 +302,8 @@ def test_grpo_calculate_rewards_calls_it_as_trl_does(tiny_parts: tuple[Any, Any]
     assert pending["gtalign/unscored_frac"] == [pytest.approx(0.25)]
     assert pending["gtalign/score"] == [pytest.approx(sum(want[i] for i in (0, 1, 3)) / 3)]
     assert trainer._pending_extra_logs["gtalign_status"][0] == "scored"
+    [warning] = trl_warnings(caplog)  # one for the batch, with the reason TRL's own message lacks
+    assert "1 of 4 rows unscored, judge failed on 1" in warning and "safety needs JudgeRequest.label" in warning
 
 
 @pytest.mark.engine

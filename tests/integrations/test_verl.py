@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import logging
+import socket
 import sys
 import tempfile
 import warnings
@@ -25,7 +27,8 @@ import pytest
 from gtalign.integrations import _common
 from gtalign.integrations.verl import compute_score, compute_score_async, compute_score_batch
 from tests.integrations import _helpers
-from tests.integrations._helpers import needs_engine_env, run_driver, train_tokenizer
+from tests.integrations._helpers import needs_engine_env, run_driver, run_user_script, train_tokenizer
+from tests.integrations.conftest import QuietTime
 
 DRIVER_MARKER = "GTALIGN-VERL-RESULT"
 
@@ -273,13 +276,121 @@ def test_verls_own_kwargs_pass_quietly_and_typos_warn() -> None:
         compute_score(*ROWS[0][:3], {}, presett="paper", **KWARGS)
 
 
-def test_loads_from_its_file_path_as_verl_does(expected: list[dict[str, Any]]) -> None:
+def verl_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "gtalign.integrations.verl" and r.levelno == logging.WARNING]
+
+
+def test_per_row_calls_log_one_warning_per_batch(caplog: pytest.LogCaptureFixture, quiet_time: QuietTime) -> None:
+    caplog.set_level(logging.WARNING, logger="gtalign.integrations.verl")
+    verl_single(**KWARGS)
+    assert verl_warnings(caplog) == []  # rows keep coming: the batch is not over
+    quiet_time.pass_quiet_time()
+    [warning] = verl_warnings(caplog)
+    assert "2 of 6 rows unscored, judge failed on 1" in warning and "unscored_score=-1" in warning
+    assert "safety needs JudgeRequest.label" in warning  # the first reason
+    quiet_time.pass_quiet_time()
+    assert len(verl_warnings(caplog)) == 1
+
+
+def test_concurrent_rows_of_the_reward_loop_log_one_warning(caplog: pytest.LogCaptureFixture,
+                                                            quiet_time: QuietTime) -> None:
+    caplog.set_level(logging.WARNING, logger="gtalign.integrations.verl")
+
+    async def one_batch() -> None:
+        await asyncio.gather(*[
+            compute_score_async(data_source=ds, solution_str=text, ground_truth=gt, extra_info=dict(info), **KWARGS)
+            for ds, text, gt, info in ROWS
+        ])
+
+    asyncio.run(one_batch())
+    quiet_time.pass_quiet_time()
+    asyncio.run(one_batch())
+    quiet_time.pass_quiet_time()
+    warnings_logged = verl_warnings(caplog)
+    assert len(warnings_logged) == 2 and all("2 of 6 rows unscored" in w for w in warnings_logged)
+
+
+def test_the_next_batch_ends_the_previous_one_when_no_timer_ran(caplog: pytest.LogCaptureFixture,
+                                                                quiet_time: QuietTime) -> None:
+    caplog.set_level(logging.WARNING, logger="gtalign.integrations.verl")
+    verl_single(**KWARGS)
+    quiet_time.now += 5.0  # a training step later; the timer has not fired
+    compute_score(*ROWS[0][:3], dict(ROWS[0][3]), **KWARGS)
+    [warning] = verl_warnings(caplog)
+    assert "2 of 6 rows unscored" in warning
+
+
+def test_batch_form_logs_one_warning_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="gtalign.integrations.verl")
+    compute_score_batch([r[0] for r in ROWS], [r[1] for r in ROWS], [r[2] for r in ROWS], [dict(r[3]) for r in ROWS],
+                        **KWARGS)
+    [warning] = verl_warnings(caplog)
+    assert "2 of 6 rows unscored, judge failed on 1" in warning
+
+
+def test_scored_batches_log_nothing(caplog: pytest.LogCaptureFixture, quiet_time: QuietTime) -> None:
+    caplog.set_level(logging.WARNING, logger="gtalign.integrations.verl")
+    for ds, text, gt, info in ROWS[:3]:
+        compute_score(ds, text, gt, dict(info), **KWARGS)
+    quiet_time.pass_quiet_time()
+    assert verl_warnings(caplog) == []
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens (the port was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_reward_kwargs_set_the_llm_judges_retries_and_timeouts(caplog: pytest.LogCaptureFixture,
+                                                               quiet_time: QuietTime) -> None:
+    caplog.set_level(logging.WARNING, logger="gtalign.integrations.verl")
+    reward_kwargs = {"judge": refused_url(), "judge_model": "judge-model", "judge_max_retries": 0,
+                     "judge_total_timeout": 5, "judge_attempt_timeout": "2.5"}
+    row = compute_score(*ROWS[0][:3], dict(ROWS[0][3]), **reward_kwargs)
+    assert row["unscored"] == 1.0 and row["judge_failed"] == 1.0 and row["score"] == 0.0
+    judge = _common.scorer_for(_common.AdapterConfig.resolve(**reward_kwargs)).judge
+    assert type(judge).__name__ == "LLMJudge"
+    assert (judge.config.max_retries, judge.config.total_timeout, judge.config.attempt_timeout) == (0, 5.0, 2.5)
+    quiet_time.pass_quiet_time()
+    [warning] = verl_warnings(caplog)
+    assert "1 of 1 rows unscored, judge failed on 1" in warning
+
+
+MATH_ANSWER = answer("6 * 7 = 42, so the answer is $\\boxed{42}$.", "DQ_DA")
+
+NO_GUARD_SCRIPT = """
+    import json
+    import sys
+
+    from gtalign.integrations.verl import compute_score
+
+    with open(sys.argv[1], "a") as runs:
+        runs.write("ran\\n")
+    judged = compute_score(data_source="math-hard", solution_str=COMPLETION, ground_truth="42", extra_info={},
+                           judge="rule")
+    print("RESULT " + json.dumps(judged))
+"""
+
+
+def test_a_script_without_a_main_guard_gets_math_scored_by_the_rule_judge(tmp_path: Path) -> None:
+    row, runs = run_user_script(tmp_path, NO_GUARD_SCRIPT.replace("COMPLETION", json.dumps(MATH_ANSWER)))
+    given = compute_score("math-hard", MATH_ANSWER, "42", {"judge_verdict": 1}, judge="rule")
+    assert row["unscored"] == 0.0 and row["judge_failed"] == 0.0, row["reason"]
+    assert row["score"] == pytest.approx(given["score"]) and row["score"] > 0
+    assert runs == ["ran"]
+
+
+def test_loads_from_its_file_path_as_verl_does(expected: list[dict[str, Any]], quiet_time: QuietTime) -> None:
     import gtalign.integrations.verl as adapter
 
     spec = importlib.util.spec_from_file_location("custom_module_test", adapter.__file__)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.ROW_REPORT = quiet_time.report(module.logger, "verl")
     assert_rows_match(verl_single(module.compute_score, **KWARGS), expected)
 
 

@@ -8,7 +8,10 @@ importing one never imports another engine or torch. What they share, configurat
 from gtalign.integrations._common import (
     ENV_DATA_SOURCE,
     ENV_JUDGE,
+    ENV_JUDGE_ATTEMPT_TIMEOUT,
+    ENV_JUDGE_MAX_RETRIES,
     ENV_JUDGE_MODEL,
+    ENV_JUDGE_TOTAL_TIMEOUT,
     ENV_JUDGE_URL,
     ENV_PRESET,
     ENV_UNSCORED_SCORE,
@@ -22,7 +25,10 @@ from gtalign.integrations._common import (
 __all__ = [
     "ENV_DATA_SOURCE",
     "ENV_JUDGE",
+    "ENV_JUDGE_ATTEMPT_TIMEOUT",
+    "ENV_JUDGE_MAX_RETRIES",
     "ENV_JUDGE_MODEL",
+    "ENV_JUDGE_TOTAL_TIMEOUT",
     "ENV_JUDGE_URL",
     "ENV_PRESET",
     "ENV_UNSCORED_SCORE",

@@ -9,13 +9,16 @@ arguments an engine forwards (verl's ``reward_kwargs``) or a factory receives (T
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import json
+import logging
 import math
 import os
 import threading
+import time
 import warnings
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,12 +32,16 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_DATA_SOURCE",
     "ENV_JUDGE",
+    "ENV_JUDGE_ATTEMPT_TIMEOUT",
+    "ENV_JUDGE_MAX_RETRIES",
     "ENV_JUDGE_MODEL",
+    "ENV_JUDGE_TOTAL_TIMEOUT",
     "ENV_JUDGE_URL",
     "ENV_PRESET",
     "ENV_UNSCORED_SCORE",
     "LOG_KEYS",
     "AdapterConfig",
+    "BurstReport",
     "build_judge",
     "build_scorer",
     "completion_text",
@@ -42,6 +49,7 @@ __all__ = [
     "engine_score",
     "ground_truth_text",
     "option_names",
+    "report_unscored",
     "require_per_sample_preset",
     "run_blocking",
     "scorer_for",
@@ -55,6 +63,9 @@ ENV_JUDGE_URL = "GTALIGN_JUDGE_URL"
 ENV_JUDGE_MODEL = "GTALIGN_JUDGE_MODEL"
 ENV_UNSCORED_SCORE = "GTALIGN_UNSCORED_SCORE"
 ENV_DATA_SOURCE = "GTALIGN_DATA_SOURCE"
+ENV_JUDGE_MAX_RETRIES = "GTALIGN_JUDGE_MAX_RETRIES"
+ENV_JUDGE_TOTAL_TIMEOUT = "GTALIGN_JUDGE_TOTAL_TIMEOUT"
+ENV_JUDGE_ATTEMPT_TIMEOUT = "GTALIGN_JUDGE_ATTEMPT_TIMEOUT"
 
 _ENV = {
     "preset": ENV_PRESET,
@@ -62,6 +73,15 @@ _ENV = {
     "judge_url": ENV_JUDGE_URL,
     "judge_model": ENV_JUDGE_MODEL,
     "unscored_score": ENV_UNSCORED_SCORE,
+    "judge_max_retries": ENV_JUDGE_MAX_RETRIES,
+    "judge_total_timeout": ENV_JUDGE_TOTAL_TIMEOUT,
+    "judge_attempt_timeout": ENV_JUDGE_ATTEMPT_TIMEOUT,
+}
+# Adapter option -> the LLM judge's `ClientConfig` field it sets.
+_CLIENT_FIELDS = {
+    "judge_max_retries": "max_retries",
+    "judge_total_timeout": "total_timeout",
+    "judge_attempt_timeout": "attempt_timeout",
 }
 _LLM_JUDGE_NAMES = frozenset({"llm", "openai"})
 _NO_JUDGE_NAMES = frozenset({"none", "null"})
@@ -92,8 +112,15 @@ class AdapterConfig:
     ``judge``: ``"none"`` (no judge: rows that need one are unscored), ``"rule"``, ``"llm"`` /
     ``"openai"`` (the LLM judge at ``judge_url`` serving ``judge_model``), an ``http(s)://`` URL
     (the LLM judge there), or any registry name or dotted path. Unset, it is the LLM judge when a
-    ``judge_url`` is set and no judge otherwise. ``unscored_score`` is what engines that need a float (verl, OpenRLHF) get
-    for an unscored row; the row's logged ``unscored`` flag says it happened.
+    ``judge_url`` is set and no judge otherwise. ``unscored_score`` is what engines that need a
+    float (verl, OpenRLHF) get for an unscored row; the row's logged ``unscored`` flag says it
+    happened.
+
+    ``judge_max_retries``, ``judge_total_timeout`` and ``judge_attempt_timeout`` set the LLM
+    judge's `ClientConfig` ``max_retries`` (retries after the first attempt), ``total_timeout``
+    (seconds for one verdict, retries and waits included) and ``attempt_timeout`` (seconds for
+    one HTTP attempt); unset, the client's defaults apply. They bound how long an unreachable
+    judge holds up a batch. Other judges do not use them.
     """
 
     preset: str = "paper"
@@ -101,6 +128,9 @@ class AdapterConfig:
     judge_url: str | None = None
     judge_model: str | None = None
     unscored_score: float = 0.0
+    judge_max_retries: int | None = None
+    judge_total_timeout: float | None = None
+    judge_attempt_timeout: float | None = None
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **given: Any) -> AdapterConfig:
@@ -117,16 +147,48 @@ class AdapterConfig:
                 values[name] = env[var]
         if "unscored_score" in values:
             values["unscored_score"] = _finite_float(values["unscored_score"], "unscored_score")
+        if "judge_max_retries" in values:
+            values["judge_max_retries"] = _retries(values["judge_max_retries"])
+        for name in ("judge_total_timeout", "judge_attempt_timeout"):
+            if name in values:
+                values[name] = _seconds(values[name], name)
         return cls(**values)
+
+    def client_options(self) -> dict[str, Any]:
+        """The LLM judge's `ClientConfig` fields this configuration sets (those not left unset)."""
+        return {field: getattr(self, option) for option, field in _CLIENT_FIELDS.items() if getattr(self, option) is not None}
 
 
 def _finite_float(value: Any, name: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r} (also settable as {ENV_UNSCORED_SCORE})") from None
+        raise ValueError(f"{name} must be a number, got {value!r} (also settable as {_ENV[name]})") from None
     if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite (engines train on it), got {value!r}")
+        raise ValueError(f"{name} must be finite, got {value!r} (also settable as {_ENV[name]})")
+    return number
+
+
+def _seconds(value: Any, name: str) -> float:
+    number = _finite_float(value, name)
+    if number <= 0:
+        raise ValueError(f"{name} must be > 0 seconds, got {value!r} (also settable as {_ENV[name]})")
+    return number
+
+
+def _retries(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    else:
+        number = -1
+    if number < 0:
+        raise ValueError(
+            f"judge_max_retries must be a whole number >= 0, got {value!r} (also settable as {ENV_JUDGE_MAX_RETRIES})"
+        )
     return number
 
 
@@ -137,9 +199,25 @@ def _as_judge(candidate: Any, spec: str) -> Judge:
     return judge
 
 
-def build_judge(judge: Judge | str | None, judge_url: str | None = None, judge_model: str | None = None) -> Judge | None:
-    """A judge from a spec (see `AdapterConfig`); an object with the Judge protocol is returned as is."""
+def _unused_client_options(client_options: Mapping[str, Any], judge: str) -> None:
+    if client_options:
+        names = sorted(option for option, field in _CLIENT_FIELDS.items() if field in client_options)
+        warnings.warn(f"judge {judge!r} is not the LLM judge, so it does not use {', '.join(names)}", stacklevel=3)
+
+
+def build_judge(
+    judge: Judge | str | None,
+    judge_url: str | None = None,
+    judge_model: str | None = None,
+    **client_options: Any,
+) -> Judge | None:
+    """A judge from a spec (see `AdapterConfig`); an object with the Judge protocol is returned as is.
+
+    ``client_options`` are `ClientConfig` fields (``max_retries``, ``total_timeout``,
+    ``attempt_timeout``; see `AdapterConfig.client_options`) for the LLM judge.
+    """
     if judge is not None and not isinstance(judge, str):
+        _unused_client_options(client_options, type(judge).__name__)
         return _as_judge(judge, type(judge).__name__)
     name = (judge or "").strip()
     if name.startswith(("http://", "https://")):
@@ -151,18 +229,19 @@ def build_judge(judge: Judge | str | None, judge_url: str | None = None, judge_m
             return None
         name = "openai"
     if name.lower() not in _LLM_JUDGE_NAMES:
+        _unused_client_options(client_options, name)
         return _as_judge(REGISTRY.create("judge", name), name)
     if not judge_url:
         raise ValueError(f"the LLM judge needs a server: pass judge_url= or set {ENV_JUDGE_URL}")
     if not judge_model:
         raise ValueError(f"the LLM judge at {judge_url} needs a model name: pass judge_model= or set {ENV_JUDGE_MODEL}")
-    return _as_judge(REGISTRY.create("judge", "openai", base_url=judge_url, model=judge_model), name)
+    return _as_judge(REGISTRY.create("judge", "openai", base_url=judge_url, model=judge_model, **client_options), name)
 
 
 def build_scorer(config: AdapterConfig, judge: Judge | None = None) -> RewardScorer:
     """A scorer for ``config``; ``judge`` (an object) overrides the config's judge spec."""
     if judge is None:
-        judge = build_judge(config.judge, config.judge_url, config.judge_model)
+        judge = build_judge(config.judge, config.judge_url, config.judge_model, **config.client_options())
     return RewardScorer(get_preset(config.preset), judge)
 
 
@@ -339,6 +418,119 @@ _LOOP = _LoopThread()
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the adapters' shared loop and wait (safe inside a running loop too)."""
     return _LOOP.run(coro)
+
+
+def _judge_failed(result: RewardResult) -> bool:
+    return result.judge_status is not None and result.judge_status != "ok"
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """Rows seen, rows unscored, judge failures, and the first problem's reason."""
+
+    rows: int = 0
+    unscored: int = 0
+    judge_failed: int = 0
+    first_reason: str = ""
+
+    def add(self, results: Sequence[RewardResult]) -> _Tally:
+        unscored = sum(1 for r in results if not r.scored)
+        failed = sum(1 for r in results if _judge_failed(r))
+        first = self.first_reason or next((r.reason for r in results if not r.scored or _judge_failed(r)), "")
+        return _Tally(self.rows + len(results), self.unscored + unscored, self.judge_failed + failed, first)
+
+    def log(self, logger: logging.Logger, where: str, consequence: str) -> None:
+        if self.unscored or self.judge_failed:
+            logger.warning(
+                "gtalign (%s): %d of %d rows unscored, judge failed on %d (%s); first reason: %s",
+                where, self.unscored, self.rows, self.judge_failed, consequence, self.first_reason or "none given",
+            )
+
+
+def report_unscored(logger: logging.Logger, where: str, results: Sequence[RewardResult], consequence: str) -> None:
+    """Log one warning for a batch with unscored rows or judge failures: the counts and the first
+    reason (engines otherwise show only their own generic message, or nothing)."""
+    _Tally().add(results).log(logger, where, consequence)
+
+
+Schedule = Callable[[float, Callable[[], None]], None]
+"""``schedule(delay, callback)``: call ``callback`` about ``delay`` seconds from now, on any thread."""
+
+
+def _schedule_on_adapter_loop(delay: float, callback: Callable[[], None]) -> None:
+    loop = _LOOP.loop()
+    loop.call_soon_threadsafe(loop.call_later, delay, callback)
+
+
+class BurstReport:
+    """`report_unscored` for engines that call a reward function once per row (verl's per-row
+    forms, OpenRLHF) and never say where a batch ends.
+
+    Calls that overlap or follow each other within ``quiet`` seconds count as one batch; its
+    warning is logged once no call has been in flight for ``quiet`` seconds (or when the next
+    batch starts, or at exit). Wrap each call in `enter` / `leave`.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        where: str,
+        *,
+        quiet: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        schedule: Schedule = _schedule_on_adapter_loop,
+    ) -> None:
+        self.logger, self.where, self.quiet = logger, where, quiet
+        self._clock, self._schedule = clock, schedule
+        self._lock = threading.Lock()
+        self._tally = _Tally()
+        self._consequence = ""
+        self._in_flight = 0
+        self._generation = 0
+        self._last_leave = -math.inf
+        self._at_exit = False
+
+    def enter(self) -> None:
+        """A call starts; a gap of ``quiet`` seconds since the last one ends the previous batch."""
+        with self._lock:
+            ended = self._take() if self._in_flight == 0 and self._clock() - self._last_leave >= self.quiet else None
+            self._in_flight += 1
+            self._generation += 1
+        self._log(ended)
+
+    def leave(self, results: Sequence[RewardResult], consequence: str) -> None:
+        """A call ends with ``results`` (``consequence``: what the engine does with unscored rows)."""
+        with self._lock:
+            self._in_flight -= 1
+            self._tally = self._tally.add(results)
+            self._consequence = consequence
+            self._last_leave = self._clock()
+            due = self._in_flight == 0 and bool(self._tally.unscored or self._tally.judge_failed)
+            generation = self._generation
+            if due and not self._at_exit:
+                self._at_exit = True
+                atexit.register(self.flush)
+        if due:
+            self._schedule(self.quiet, functools.partial(self._flush_if_quiet, generation))
+
+    def flush(self) -> None:
+        """Log what is pending now."""
+        with self._lock:
+            pending = self._take()
+        self._log(pending)
+
+    def _flush_if_quiet(self, generation: int) -> None:
+        with self._lock:
+            pending = self._take() if self._in_flight == 0 and generation == self._generation else None
+        self._log(pending)
+
+    def _take(self) -> tuple[_Tally, str]:
+        pending, self._tally = (self._tally, self._consequence), _Tally()
+        return pending
+
+    def _log(self, pending: tuple[_Tally, str] | None) -> None:
+        if pending is not None:
+            pending[0].log(self.logger, self.where, pending[1])
 
 
 def warn_ignored(options: Iterable[str], where: str, known: Sequence[str] = ()) -> None:

@@ -10,13 +10,17 @@ OpenRLHF loads ``reward_func(queries, prompts, labels)`` from the Python file gi
 ``labels`` the label column. A label is a JSON object (or a dict) with ``data_source``,
 ``ground_truth`` (or verl's ``reward_model``) and ``extra_info``; a plain string label is the
 ground truth, with the data source taken from ``GTALIGN_DATA_SOURCE``. Preset and judge come from
-the ``GTALIGN_*`` variables (`gtalign.integrations._common.AdapterConfig`).
+the ``GTALIGN_*`` variables (`gtalign.integrations._common.AdapterConfig`), including the LLM
+judge's ``GTALIGN_JUDGE_MAX_RETRIES``, ``GTALIGN_JUDGE_TOTAL_TIMEOUT`` and
+``GTALIGN_JUDGE_ATTEMPT_TIMEOUT``.
 
 The result is ``{"rewards", "scores", "extra_logs"}`` with one float per query. OpenRLHF needs a
 number for every row and every log key, so an unscored row gets ``GTALIGN_UNSCORED_SCORE``
-(default 0.0) as its reward and 0.0 for its missing components, ``extra_logs["unscored"]`` = 1,
-and a logged warning with the reason. Presets that normalise per batch are refused: OpenRLHF
-scores one query per call.
+(default 0.0) as its reward and 0.0 for its missing components, and ``extra_logs["unscored"]``
+= 1. Unscored rows and judge failures are logged once per batch with the counts and the first
+reason: OpenRLHF calls once per query, so a batch is a run of calls with no pause of a second or
+more (`gtalign.integrations._common.BurstReport`). Presets that normalise per batch are
+refused: OpenRLHF scores one query per call.
 
 This module uses absolute imports only, since OpenRLHF loads it from its file path; torch is
 imported when the function runs (OpenRLHF brings it).
@@ -34,6 +38,7 @@ from gtalign.integrations._common import (
     ENV_DATA_SOURCE,
     LOG_KEYS,
     AdapterConfig,
+    BurstReport,
     engine_log,
     engine_score,
     ground_truth_text,
@@ -42,11 +47,14 @@ from gtalign.integrations._common import (
     scorer_for,
     to_sample,
 )
+from gtalign.reward._engine import RewardScorer
 from gtalign.reward._types import RewardResult, Sample
 
 __all__ = ["END_MARKERS", "openrlhf_label", "parse_label", "reward_func", "split_completion"]
 
 logger = logging.getLogger(__name__)
+CALL_REPORT = BurstReport(logger, "OpenRLHF")
+"""Sums the per-query calls' unscored rows into one warning per batch."""
 
 # End-of-turn markers that a query decoded with special tokens carries after the answer; the
 # paper's format check fails on any text after ``</response>`` that is not on a new line.
@@ -115,17 +123,7 @@ def split_completion(query: str, prompt: str, end_markers: Sequence[str] = END_M
     return response
 
 
-def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kwargs: Any) -> dict[str, Any]:
-    """OpenRLHF's custom reward: ``rewards`` and ``scores`` tensors and numeric ``extra_logs``."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError("the OpenRLHF reward needs torch (OpenRLHF installs it): pip install torch") from exc
-    if not len(queries) == len(prompts) == len(labels):
-        raise ValueError(f"reward_func got {len(queries)} queries, {len(prompts)} prompts and {len(labels)} labels")
-    config = AdapterConfig.resolve()
-    scorer = scorer_for(config)
-    require_per_sample_preset(scorer, "OpenRLHF's reward_func", "a preset without batch normalisation")
+def _score(scorer: RewardScorer, queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any]) -> list[RewardResult]:
     found: dict[int, RewardResult] = {}
     pending: dict[int, Sample] = {}
     for index, (query, prompt, label) in enumerate(zip(queries, prompts, labels)):
@@ -137,10 +135,26 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence
         else:
             pending[index] = to_sample(source, completion, truth, info)
     found.update(zip(pending, run_blocking(scorer.ascore(list(pending.values())))))
-    results = [found[index] for index in range(len(queries))]
-    for index, result in enumerate(results):
-        if not result.scored:
-            logger.warning("gtalign: row %d (%s) unscored: %s", index, result.data_source, result.reason)
+    return [found[index] for index in range(len(queries))]
+
+
+def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kwargs: Any) -> dict[str, Any]:
+    """OpenRLHF's custom reward: ``rewards`` and ``scores`` tensors and numeric ``extra_logs``."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError("the OpenRLHF reward needs torch (OpenRLHF installs it): pip install torch") from exc
+    if not len(queries) == len(prompts) == len(labels):
+        raise ValueError(f"reward_func got {len(queries)} queries, {len(prompts)} prompts and {len(labels)} labels")
+    config = AdapterConfig.resolve()
+    scorer = scorer_for(config)
+    require_per_sample_preset(scorer, "OpenRLHF's reward_func", "a preset without batch normalisation")
+    results: list[RewardResult] = []
+    CALL_REPORT.enter()
+    try:
+        results = _score(scorer, queries, prompts, labels)
+    finally:
+        CALL_REPORT.leave(results, f"rewarded {config.unscored_score:g}")
     rows = [engine_log(result, config.unscored_score, missing=0.0) for result in results]
     rewards = torch.tensor([engine_score(r, config.unscored_score) for r in results], dtype=torch.float32)
     extra_logs = {key: torch.tensor([row[key] for row in rows], dtype=torch.float32) for key in LOG_KEYS if key != "score"}

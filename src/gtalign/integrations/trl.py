@@ -8,11 +8,16 @@ The dataset's columns arrive as keyword lists: ``data_source`` (or the factory's
 need no conversion). Completions may be strings or conversational message lists.
 
 An unscored row (judge failure, unknown data source) returns None, which TRL treats as missing:
-it is left out of that row's reward instead of being trained on as 0. When TRL passes
+it is left out of that row's reward instead of being trained on as 0. A batch with unscored rows
+or judge failures logs one warning (logger ``gtalign.integrations.trl``) with the counts and the
+first reason. When TRL passes
 ``log_metric`` (TRL >= 1.x), the batch means of the score (the welfare under ``paper``), U, L,
 answer and format are logged under ``gtalign/``, with the shares of unscored rows and of judge
 failures; ``log_extra`` adds a per-row
 ``gtalign_status`` column to the completions table.
+
+For the LLM judge, ``judge_max_retries``, ``judge_total_timeout`` and ``judge_attempt_timeout``
+bound how long an unreachable judge holds up a batch (see `AdapterConfig`).
 
 The reward is async by default (TRL runs it on its own event loop, next to other async rewards);
 ``asynchronous=False`` gives a synchronous one for TRL versions without async reward support.
@@ -20,12 +25,13 @@ The reward is async by default (TRL runs it on its own event loop, next to other
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gtalign.integrations._common import AdapterConfig, build_judge, run_blocking, to_sample
+from gtalign.integrations._common import AdapterConfig, build_judge, report_unscored, run_blocking, to_sample
 from gtalign.reward._engine import RewardScorer, get_preset
 from gtalign.reward._preset import RewardPreset
 from gtalign.reward._types import RewardResult, Sample
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
     from gtalign.judges._base import Judge
 
 __all__ = ["TRLWelfareReward", "TRLWelfareRewardSync", "make_trl_reward"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_NAME = "gtalign_welfare"
 # Means over the scored rows of a batch; ``score`` is the trained reward (the welfare sqrt(U*L)
@@ -62,7 +70,9 @@ class TRLWelfareReward:
     """An async GRPO reward function (picklable; the scorer is rebuilt after unpickling).
 
     ``judge`` is a spec string (see `gtalign.integrations._common.AdapterConfig`) or an object
-    with the Judge protocol (which must itself be picklable to cross processes).
+    with the Judge protocol (which must itself be picklable to cross processes). The
+    ``judge_max_retries`` / ``judge_total_timeout`` / ``judge_attempt_timeout`` options apply to
+    an LLM judge built from a spec.
     """
 
     preset: str | RewardPreset | None = None
@@ -71,6 +81,9 @@ class TRLWelfareReward:
     judge_model: str | None = None
     data_source: str | None = None
     name: str = DEFAULT_NAME
+    judge_max_retries: int | None = None
+    judge_total_timeout: float | None = None
+    judge_attempt_timeout: float | None = None
     _scorer: RewardScorer | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -93,8 +106,12 @@ class TRLWelfareReward:
                 judge=self.judge if judge_is_spec else None,
                 judge_url=self.judge_url,
                 judge_model=self.judge_model,
+                judge_max_retries=self.judge_max_retries,
+                judge_total_timeout=self.judge_total_timeout,
+                judge_attempt_timeout=self.judge_attempt_timeout,
             )
-            judge = build_judge(config.judge if judge_is_spec else self.judge, config.judge_url, config.judge_model)
+            judge = build_judge(config.judge if judge_is_spec else self.judge, config.judge_url, config.judge_model,
+                                **config.client_options())
             preset = config.preset if preset_is_name or self.preset is None else self.preset
             self._scorer = RewardScorer(get_preset(preset), judge)
         return self._scorer
@@ -122,6 +139,7 @@ class TRLWelfareReward:
 
     async def score(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: Mapping[str, Any]) -> list[float | None]:
         results = await self.scorer.ascore(self.samples(prompts, completions, kwargs))
+        report_unscored(logger, f"TRL reward {self.name}", results, "returned as None: TRL leaves them out of the reward")
         self._log(results, kwargs.get("log_metric"), kwargs.get("log_extra"))
         return [result.score for result in results]
 
@@ -165,6 +183,9 @@ def make_trl_reward(
     data_source: str | None = None,
     name: str = DEFAULT_NAME,
     asynchronous: bool = True,
+    judge_max_retries: int | None = None,
+    judge_total_timeout: float | None = None,
+    judge_attempt_timeout: float | None = None,
 ) -> TRLWelfareReward:
     """A TRL reward function for ``preset`` (a name or a preset object) and ``judge``.
 
@@ -174,4 +195,6 @@ def make_trl_reward(
     call ``reward.scorer`` to build it eagerly.
     """
     cls = TRLWelfareReward if asynchronous else TRLWelfareRewardSync
-    return cls(preset=preset, judge=judge, judge_url=judge_url, judge_model=judge_model, data_source=data_source, name=name)
+    return cls(preset=preset, judge=judge, judge_url=judge_url, judge_model=judge_model, data_source=data_source,
+               name=name, judge_max_retries=judge_max_retries, judge_total_timeout=judge_total_timeout,
+               judge_attempt_timeout=judge_attempt_timeout)

@@ -14,11 +14,21 @@ per batch, and the only form that can run ``paper-ablation``, whose scores are n
 batch (the per-row forms refuse it rather than z-score single rows to 0).
 
 Options come from ``reward_kwargs`` (``preset``, ``judge``, ``judge_url``, ``judge_model``,
-``unscored_score``), else from ``GTALIGN_*`` variables, else the defaults
-(`gtalign.integrations._common.AdapterConfig`).
+``unscored_score``, and for the LLM judge ``judge_max_retries``, ``judge_total_timeout``,
+``judge_attempt_timeout``), else from ``GTALIGN_*`` variables, else the defaults
+(`gtalign.integrations._common.AdapterConfig`)::
+
+    +reward.custom_reward_function.reward_kwargs.judge=http://127.0.0.1:8000/v1
+    +reward.custom_reward_function.reward_kwargs.judge_model=Qwen3-32B
+    +reward.custom_reward_function.reward_kwargs.judge_max_retries=2
+    +reward.custom_reward_function.reward_kwargs.judge_total_timeout=30
 
 verl trains on a float, so an unscored row (a judge failure, an unknown data source) gets
 ``unscored_score`` (default 0.0) and its extra info says so: ``unscored`` = 1 and ``reason``.
+Unscored rows and judge failures are also logged (logger ``gtalign.integrations.verl``): one
+warning per batch with the counts and the first reason. verl calls the per-row forms without
+saying where a batch ends, so for them a batch is a run of calls with no pause of a second or
+more (`gtalign.integrations._common.BurstReport`).
 Every row returns the same keys (verl stacks them into arrays): ``score``, the paper's logged
 components, the ``unscored`` and ``judge_failed`` flags (components a row lacks are None, which
 verl's validation metrics skip) and ``reason`` (a string, empty when scored normally).
@@ -28,13 +38,16 @@ This module uses absolute imports only, since verl may load it from its file pat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gtalign.integrations._common import (
     AdapterConfig,
+    BurstReport,
     engine_log,
     option_names,
+    report_unscored,
     require_per_sample_preset,
     run_blocking,
     scorer_for,
@@ -46,6 +59,10 @@ from gtalign.reward._types import RewardResult
 
 __all__ = ["compute_score", "compute_score_async", "compute_score_batch", "verl_result"]
 
+logger = logging.getLogger(__name__)
+ROW_REPORT = BurstReport(logger, "verl")
+"""Sums the per-row calls' unscored rows into one warning per batch."""
+
 # Keyword arguments verl itself passes to a reward function (reward loop, managers): not ours.
 _VERL_KWARGS = ("reward_router_address", "reward_model_tokenizer", "sandbox_fusion_url", "concurrent_semaphore", "memory_limit_mb")
 
@@ -55,6 +72,10 @@ def _configure(kwargs: Mapping[str, Any], where: str) -> tuple[RewardScorer, Ada
     warn_ignored(set(kwargs) - set(ours), where, _VERL_KWARGS)
     config = AdapterConfig.resolve(**ours)
     return scorer_for(config), config
+
+
+def _consequence(config: AdapterConfig) -> str:
+    return f"verl trains on unscored_score={config.unscored_score:g} for them"
 
 
 def verl_result(result: RewardResult, unscored_score: float) -> dict[str, Any]:
@@ -75,8 +96,13 @@ async def compute_score_async(
     scorer, config = _configure(kwargs, "gtalign compute_score_async")
     require_per_sample_preset(scorer, "verl's per-row compute_score", "compute_score_batch with BatchRewardManager")
     sample = to_sample(data_source, solution_str, ground_truth, extra_info)
-    [result] = await scorer.ascore([sample])
-    return verl_result(result, config.unscored_score)
+    results: list[RewardResult] = []
+    ROW_REPORT.enter()
+    try:
+        results = await scorer.ascore([sample])
+    finally:
+        ROW_REPORT.leave(results, _consequence(config))
+    return verl_result(results[0], config.unscored_score)
 
 
 def compute_score(
@@ -108,4 +134,5 @@ def compute_score_batch(
         )
     samples = [to_sample(*row) for row in zip(data_sources, solution_strs, ground_truths, infos)]
     results = run_blocking(scorer.ascore(samples))
+    report_unscored(logger, "verl", results, _consequence(config))
     return [verl_result(result, config.unscored_score) for result in results]

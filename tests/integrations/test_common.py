@@ -1,0 +1,53 @@
+"""The adapters' shared configuration: layers, validation, and what reaches the judge."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from gtalign.integrations._common import AdapterConfig, build_judge, option_names
+
+
+def test_judge_client_options_come_from_the_environment_then_the_arguments() -> None:
+    env = {"GTALIGN_JUDGE_MAX_RETRIES": "3", "GTALIGN_JUDGE_TOTAL_TIMEOUT": "20", "GTALIGN_JUDGE_ATTEMPT_TIMEOUT": "5"}
+    config = AdapterConfig.resolve(env, judge_total_timeout=8)
+    assert (config.judge_max_retries, config.judge_total_timeout, config.judge_attempt_timeout) == (3, 8.0, 5.0)
+    assert config.client_options() == {"max_retries": 3, "total_timeout": 8.0, "attempt_timeout": 5.0}
+    assert AdapterConfig.resolve({}).client_options() == {}
+    assert {"judge_max_retries", "judge_total_timeout", "judge_attempt_timeout"} <= set(option_names())
+
+
+@pytest.mark.parametrize(("option", "value", "variable"), [
+    ("judge_max_retries", "-1", "GTALIGN_JUDGE_MAX_RETRIES"),
+    ("judge_max_retries", "two", "GTALIGN_JUDGE_MAX_RETRIES"),
+    ("judge_max_retries", 1.5, "GTALIGN_JUDGE_MAX_RETRIES"),
+    ("judge_max_retries", True, "GTALIGN_JUDGE_MAX_RETRIES"),
+    ("judge_total_timeout", "0", "GTALIGN_JUDGE_TOTAL_TIMEOUT"),
+    ("judge_total_timeout", "inf", "GTALIGN_JUDGE_TOTAL_TIMEOUT"),
+    ("judge_attempt_timeout", "soon", "GTALIGN_JUDGE_ATTEMPT_TIMEOUT"),
+])
+def test_bad_judge_client_options_name_their_variable(option: str, value: object, variable: str) -> None:
+    with pytest.raises(ValueError, match=option):
+        AdapterConfig.resolve({}, **{option: value})
+    if isinstance(value, str):
+        with pytest.raises(ValueError, match=variable):
+            AdapterConfig.resolve({variable: value})
+
+
+def test_whole_float_retries_are_accepted() -> None:
+    assert AdapterConfig.resolve({}, judge_max_retries=2.0).judge_max_retries == 2
+
+
+def test_client_options_for_a_judge_that_does_not_use_them_warn() -> None:
+    with pytest.warns(UserWarning, match="judge_max_retries"):
+        build_judge("rule", max_retries=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_judge("rule")
+        assert build_judge("none", max_retries=1) is None
+
+
+def test_unknown_option_lists_the_new_ones() -> None:
+    with pytest.raises(TypeError, match="judge_total_timeout"):
+        AdapterConfig.resolve({}, judge_timeout=3)
