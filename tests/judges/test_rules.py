@@ -141,7 +141,7 @@ async def test_math_timeout_fails_that_row_only() -> None:
         assert verdicts[0].status == "failed" and "longer than 1.5s" in verdicts[0].reason
         assert [v.value for v in verdicts[1:]] == [1.0, 0.0, 1.0]
         assert elapsed < 30
-        again = await slow_judge.judge([math("\\boxed{7}", "7")])  # a fresh pool after the kill
+        again = await slow_judge.judge([math("\\boxed{7}", "7")])  # a fresh worker after the kill
         assert again[0].value == 1.0
 
 
