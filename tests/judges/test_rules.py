@@ -130,17 +130,15 @@ async def test_math_real_rows(judge: RuleJudge, paper_table: Callable[..., Any])
     assert [v.value for v in verdicts] == [1.0] * len(right) + [0.0] * len(wrong)
 
 
+@pytest.mark.timeout(120)  # a hang guard: without the per-row timeout the "hang" row never returns
 async def test_math_timeout_fails_that_row_only() -> None:
     with RuleJudge(math_timeout=1.5, workers=2, math_check=_slow_check) as slow_judge:
         assert (await slow_judge.judge([math("\\boxed{3}", "3")]))[0].value == 1.0  # warm pool
-        started = time.perf_counter()
         verdicts = await slow_judge.judge(
             [math("hang", "3"), math("\\boxed{3}", "3"), math("\\boxed{4}", "3"), math("\\boxed{5}", "5")]
         )
-        elapsed = time.perf_counter() - started
         assert verdicts[0].status == "failed" and "longer than 1.5s" in verdicts[0].reason
         assert [v.value for v in verdicts[1:]] == [1.0, 0.0, 1.0]
-        assert elapsed < 30
         again = await slow_judge.judge([math("\\boxed{7}", "7")])  # a fresh worker after the kill
         assert again[0].value == 1.0
 
