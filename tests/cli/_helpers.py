@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from gtalign._registry import REGISTRY
 from gtalign.reward import JudgeRequest, Verdict
 
 PAYOFF = (
@@ -67,15 +66,6 @@ class CountingJudge:
             else Verdict(1.0, judge=self.name)
             for r in requests
         ]
-
-
-def registered(name: str, judge: object) -> Iterator[object]:
-    """Register ``judge`` under ``name`` for a test's duration (a generator for fixtures)."""
-    REGISTRY.register("judge", name, lambda: judge, replace=True)
-    try:
-        yield judge
-    finally:
-        REGISTRY.unregister("judge", name)
 
 
 def answer(i: int) -> str:

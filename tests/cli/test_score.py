@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +24,8 @@ import pytest
 from gtalign._registry import REGISTRY
 from gtalign.cli import main
 from gtalign.judges._base import Judge
-from tests.cli._helpers import CountingJudge, completion, read_out, row, write_jsonl
+from gtalign.reward import JudgeRequest, Verdict
+from tests.cli._helpers import CountingJudge, answer, completion, read_out, row, write_jsonl
 
 
 @pytest.fixture
@@ -395,49 +401,80 @@ def test_a_hanging_judge_is_bounded_by_judge_timeout(tmp_path: Path, capsys: pyt
     assert "run the same command again to re-judge them" in capsys.readouterr().err
 
 
-class StepClock:
-    """A clock that moves ``step`` seconds each time it is read, so progress is due on every batch."""
+class ClockedJudge(CountingJudge):
+    """A CountingJudge whose every call takes ``seconds`` of a fake clock (the run's clock)."""
 
-    def __init__(self, step: float) -> None:
+    def __init__(self, seconds: float, fail: frozenset[str] = frozenset()) -> None:
+        super().__init__(fail=fail)
         self.now = 0.0
-        self.step = step
+        self.seconds = seconds
 
-    def __call__(self) -> float:
-        self.now += self.step
+    def clock(self) -> float:
         return self.now
 
+    async def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+        self.now += self.seconds
+        return await super().judge(requests)
 
-def test_progress_lines_and_one_judge_warning_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
-    import io
 
+def score_quietly_to(stderr: Any, judge: object, source: Path, out: Path, *, clock: Callable[[], float], every: float) -> Any:
+    """`score_file` with ``judge`` as ``--judge``, stderr a file that is not a terminal."""
     from rich.console import Console
 
     from gtalign.cli._judges import JudgeOptions
     from gtalign.cli._score import ScoreOptions, score_file
-    from tests.cli._helpers import answer
 
-    judge = CountingJudge(fail=frozenset({answer(3), answer(4), answer(7)}))
-    REGISTRY.register("judge", "failing-test", lambda: judge, replace=True)
+    REGISTRY.register("judge", "clocked-test", lambda: judge, replace=True)
+    try:
+        options = ScoreOptions(str(source), str(out), judge=JudgeOptions("clocked-test"), batch_size=2)
+        return score_file(options, Console(file=stderr, highlight=False), clock=clock, progress_every=every)
+    finally:
+        REGISTRY.unregister("judge", "clocked-test")
+
+
+def test_progress_lines_and_one_judge_warning_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    judge = ClockedJudge(10.0, fail=frozenset({answer(3), answer(4), answer(7)}))
     source = write_jsonl(tmp_path / "in.jsonl", [row(i) for i in range(1, 9)])
     stderr = io.StringIO()
-    options = ScoreOptions(str(source), str(tmp_path / "out.jsonl"), judge=JudgeOptions("failing-test"), batch_size=2)
-    try:
-        summary = score_file(options, Console(file=stderr, highlight=False), clock=StepClock(10.0), progress_every=15.0)
-    finally:
-        REGISTRY.unregister("judge", "failing-test")
+    summary = score_quietly_to(stderr, judge, source, tmp_path / "out.jsonl", clock=judge.clock, every=25.0)
     assert (summary.scored, summary.unscored, summary.judge_failures) == (5, 3, 3)
     lines = stderr.getvalue().splitlines()
-    warnings = [line for line in lines if "warning" in line]
-    assert warnings == [
+    assert [line for line in lines if "warning" in line] == [
         "gtalign score: warning: the judge failed on 2 of the last 2 rows; first, row 3: judge failed: judge server: "
         "503 Service Unavailable. These rows are left unscored; run the same command again to re-judge them"
     ]
-    progress = [line for line in lines if line.startswith("gtalign score: ") and "rows/s" in line]
-    # The clock moves 10 s a read: the start, then one read per batch of 2 rows; a line is due every 15 s.
-    assert progress == [
-        "gtalign score: 4/8 rows (50%), 0.2 rows/s, 2 judge failures",
-        "gtalign score: 8/8 rows (100%), 0.2 rows/s, 3 judge failures",
-    ]
+    progress = [line for line in lines if "rows/s" in line]
+    # The judge's clock moves 10 s a batch of 2 rows, so 8 rows take 40 s: a line is due every 25 s.
+    assert progress, lines
+    for line in progress:
+        found = re.fullmatch(r"gtalign score: (\d)/8 rows \((\d+)%\), ([\d.]+) rows/s(, (\d) judge failures)?", line)
+        assert found, line
+        assert int(found[2]) == 100 * int(found[1]) // 8 and 0 < float(found[3]) <= 0.2
+
+
+def test_a_progress_line_comes_while_the_judge_is_still_working(tmp_path: Path) -> None:
+    class Stderr(io.StringIO):
+        """Lets the judge answer only once a progress line has been written."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.line_written = threading.Event()
+
+        def write(self, text: str) -> int:
+            if "rows/s" in text:
+                self.line_written.set()
+            return super().write(text)
+
+    class Waiting(CountingJudge):
+        async def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+            await asyncio.to_thread(stderr.line_written.wait, 60)
+            return await super().judge(requests)
+
+    stderr = Stderr()
+    source = write_jsonl(tmp_path / "in.jsonl", [row(1)])
+    summary = score_quietly_to(stderr, Waiting(), source, tmp_path / "out.jsonl", clock=time.monotonic, every=0.02)
+    assert stderr.line_written.is_set() and summary.scored == 1
+    assert "gtalign score: 0/1 rows (0%)" in stderr.getvalue()
 
 
 def test_an_unusable_verdict_cache_names_the_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

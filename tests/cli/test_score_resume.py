@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -98,6 +99,9 @@ def test_rerun_rejudges_exactly_the_rows_the_judge_failed_on(tmp_path: Path, cap
         assert main(argv) == 0
         assert script.asked == [] and "(0 new, 8 resumed): 8 scored" in capsys.readouterr().err
     assert not list(tmp_path.glob(".*.tmp")) and not lock_path(out).exists()
+    stale = tmp_path / ".out.jsonl.rejudge.tmp"
+    stale.write_text("left by a run killed while re-judging\n")
+    assert main(argv) == 0 and not stale.exists()
 
 
 def test_a_judge_that_refused_connections_is_asked_again_once_it_is_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,6 +202,58 @@ def test_a_rewrite_that_fails_leaves_the_output_as_it_was(tmp_path: Path, judge_
     assert main(argv) == 2
     assert "row 5 does not match input row 5 (key 'id' differs)" in capsys.readouterr().err
     assert out.read_bytes() == before and not stale.exists()
+
+
+FLAKY_JUDGE = """
+import asyncio
+import os
+from gtalign.reward import Verdict
+
+CALLS = 0
+
+
+class Flaky:
+    name = "flaky"
+
+    async def judge(self, requests):
+        global CALLS
+        CALLS += 1
+        mode = os.environ["FLAKY_MODE"]
+        if mode == "down":
+            return [Verdict.failure("failed", "connection refused") for _ in requests]
+        if mode == "hang-after-one" and CALLS > 1:
+            await asyncio.sleep(3600)
+        return [Verdict(1.0) for _ in requests]
+"""
+
+
+def test_a_run_killed_while_rejudging_leaves_the_output_whole(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("gtalign")
+    if not script.exists():
+        pytest.skip("the gtalign console script is not installed next to this interpreter")
+    (tmp_path / "flaky_judge_for_test.py").write_text(FLAKY_JUDGE, encoding="utf-8")
+    source = write_jsonl(tmp_path / "in.jsonl", [row(i) for i in range(1, 7)])
+    out = tmp_path / "out.jsonl"
+    argv = [str(script), "score", str(source), "-o", str(out), "--judge", "flaky_judge_for_test:Flaky", "--batch-size", "1"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    down = subprocess.run(argv, env={**env, "FLAKY_MODE": "down"}, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 1, down.stderr
+    before = out.read_bytes()
+    temporary = tmp_path / ".out.jsonl.rejudge.tmp"
+    process = subprocess.Popen(argv, env={**env, "FLAKY_MODE": "hang-after-one"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (temporary.exists() and temporary.stat().st_size) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
+        assert temporary.stat().st_size, "the re-judging run never wrote its first row"
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert out.read_bytes() == before  # killed mid-rewrite: the output is as it was
+    up = subprocess.run(argv, env={**env, "FLAKY_MODE": "up"}, capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    assert "(0 new, 6 resumed, 6 re-judged)" in up.stderr
+    assert [r["id"] for r in read_out(out)] == list(range(1, 7)) and not temporary.exists()
 
 
 # --- the settings of a resume must match the output's --------------------------------------------

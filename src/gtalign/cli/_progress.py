@@ -1,7 +1,7 @@
 """Progress of ``gtalign score`` on stderr, on a terminal or not.
 
 A rich bar on a terminal; elsewhere (a log file, CI, ``2>log``) a plain line every ``every``
-seconds, so a slow run is never silent. And one warning as soon as the judge fails on a row,
+seconds, also while a batch is still with the judge, so a slow run is never silent. And one warning as soon as the judge fails on a row,
 since a judge that is down can cost minutes before the summary says so.
 """
 
@@ -59,9 +59,20 @@ class ScoreProgress:
         if self._bar is not None:
             description = f"scoring ({self.failures} judge failures)" if self.failures else "scoring"
             self._bar.update(self._task, advance=len(scored), description=description)
+        self.tick()
+
+    @property
+    def poll(self) -> float:
+        """Seconds between checks for a due line while a batch is still out (a quarter period,
+        so a line is at most that late)."""
+        return self.every / 4
+
+    def tick(self) -> None:
+        """Print a plain progress line if one is due (the rich bar keeps its own time)."""
+        if self._bar is not None or not self.enabled:
             return
         now = self.clock()
-        if self.enabled and now - self._last >= self.every:
+        if now - self._last >= self.every:
             self._last = now
             self.console.print(self.line(now), markup=False, soft_wrap=True)
 

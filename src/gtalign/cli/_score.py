@@ -309,21 +309,44 @@ def _template(scorer: RewardScorer, settings: Mapping[str, Any]) -> dict[str, An
     return template
 
 
-async def _score_stream(
-    items: Iterable[Row | _Out],
-    scorer: RewardScorer,
-    template: Mapping[str, Any],
-    write: Callable[[list[_Out]], None],
-    batch_size: int,
-) -> None:
+@dataclass
+class _Sink:
+    """Where scored batches go, in order: the writer, the counts and the progress."""
+
+    writer: JsonlWriter
+    tally: _Tally
+    progress: ScoreProgress
+    scored: int = 0  # rows this run scored (not carried over)
+
+    def __call__(self, outs: list[_Out]) -> None:
+        self.writer.write_lines([out.line for out in outs])
+        for out in outs:
+            self.tally.add(out.fields)
+        fresh = [(out.number, out.fields) for out in outs if out.number is not None]
+        self.scored += len(fresh)
+        self.progress.advance(fresh)
+
+    async def wait(self, future: asyncio.Future[list[_Out]]) -> list[_Out]:
+        """The batch ``future`` brings; while it is not done, a progress line whenever one is due,
+        so a slow or unreachable judge is not silence."""
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=self.progress.poll)
+            if done:
+                return future.result()
+            self.progress.tick()
+
+
+async def _score_stream(items: Iterable[Row | _Out], scorer: RewardScorer, template: Mapping[str, Any], sink: _Sink, batch_size: int) -> None:
     pending: deque[asyncio.Future[list[_Out]]] = deque()
     try:
         for batch in _chunks(items, batch_size):
             pending.append(asyncio.ensure_future(_score_batch(scorer, batch, template)))
             if len(pending) >= _IN_FLIGHT:
-                write(await pending.popleft())
+                sink(await sink.wait(pending[0]))
+                pending.popleft()
         while pending:
-            write(await pending.popleft())
+            sink(await sink.wait(pending[0]))
+            pending.popleft()
     finally:
         for future in pending:
             future.cancel()
@@ -407,31 +430,13 @@ def _rejudge_items(output: Path, source: RowSource, first: int, written: frozens
             close()
 
 
-@dataclass
-class _Sink:
-    """Where scored batches go, in order: the writer, the counts and the progress."""
-
-    writer: JsonlWriter
-    tally: _Tally
-    progress: ScoreProgress
-    scored: int = 0  # rows this run scored (not carried over)
-
-    def __call__(self, outs: list[_Out]) -> None:
-        self.writer.write_lines([out.line for out in outs])
-        for out in outs:
-            self.tally.add(out.fields)
-        fresh = [(out.number, out.fields) for out in outs if out.number is not None]
-        self.scored += len(fresh)
-        self.progress.advance(fresh)
-
-
 def _rejudge(output: Path, source: RowSource, existing: _Existing, scorer: RewardScorer, template: Mapping[str, Any],
              batch_size: int, progress: ScoreProgress, tally: _Tally) -> tuple[int, bool]:
     """Rewrite ``output`` with its judge failures judged again, through a temporary file moved
     over it at the end; returns the rows re-judged and whether Ctrl-C interrupted. Ctrl-C keeps
     what was re-judged (the rest is copied as it was); any other failure leaves ``output`` untouched."""
     output = output.resolve()  # a symlinked output: rewrite the file it points to, keep the link
-    temporary = output.with_name(f".{output.name}.rejudge.tmp")
+    temporary = _rewrite_path(output)
     items = _rejudge_items(output, source, existing.first_retry, frozenset(template) | {"error"})
     interrupted = False
     try:
@@ -452,6 +457,11 @@ def _rejudge(output: Path, source: RowSource, existing: _Existing, scorer: Rewar
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
     return sink.scored, interrupted
+
+
+def _rewrite_path(output: Path) -> Path:
+    """The temporary file a re-judging run writes before moving it over ``output``."""
+    return output.with_name(f".{output.name}.rejudge.tmp")
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -547,6 +557,9 @@ def _run(
     notes = not options.quiet
     to_stdout = str(output) == STDOUT
     existing = _Existing()
+    if not to_stdout:  # what a run killed while re-judging left behind (this run holds the lock)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_rewrite_path(output.resolve()))
     if options.resume and not to_stdout and output.exists():
         existing = _read_existing(output, settings)
         if notes and (existing.tally.rows or existing.cut):
