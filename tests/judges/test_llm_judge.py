@@ -291,8 +291,9 @@ async def test_bad_rows_fail_alone(server: FakeOpenAI) -> None:
         JudgeRequest("chess", "1"),  # type: ignore[arg-type]
         math("1"),
     ])
-    assert verdicts[0].status == "failed" and "harmful" in verdicts[0].reason
-    assert verdicts[1].status == "failed" and "no judge rubric for task 'chess'" in verdicts[1].reason
+    # Invalid, not failed: such rows cannot be judged, so a rerun of `gtalign score` leaves them alone.
+    assert verdicts[0].status == "invalid" and "harmful" in verdicts[0].reason
+    assert verdicts[1].status == "invalid" and "no judge rubric for task 'chess'" in verdicts[1].reason
     assert verdicts[2].value == 1.0 and server.requests == 1
 
 
@@ -464,7 +465,7 @@ async def test_a_row_that_is_not_a_request_fails_alone(server: FakeOpenAI) -> No
     progress: list[tuple[int, int]] = []
     judge = judge_for(server, progress=lambda done, total: progress.append((done, total)))
     verdicts = await judge.judge([{"task": "math"}, math("1")])  # type: ignore[list-item]
-    assert verdicts[0].status == "failed" and "not a judge request" in verdicts[0].reason
+    assert verdicts[0].status == "invalid" and "not a judge request" in verdicts[0].reason
     assert verdicts[1].value == 1.0 and progress == [(1, 2), (2, 2)]
 
 

@@ -362,7 +362,7 @@ async def test_batch_keeps_order_and_never_raises(judge: RuleJudge) -> None:
     verdicts = await judge.judge(requests)
     assert len(verdicts) == len(requests)
     assert [v.value for v in verdicts] == [1.0, 1.0, None, None, 1.0, 0.0]
-    assert verdicts[2].status == "failed" and "unknown task 'code'" in verdicts[2].reason
+    assert verdicts[2].status == "invalid" and "unknown task 'code'" in verdicts[2].reason
     assert verdicts[3].status == "failed" and "row 3" in verdicts[3].reason
     assert await judge.judge([]) == []
 

@@ -179,8 +179,10 @@ class LLMJudge:
             try:
                 key = self.cache_key(request)
             except Exception as exc:  # an unknown task, or not a JudgeRequest at all: this row only
+                # Invalid, not failed: the request itself cannot be judged, so asking again cannot help
+                # (a rerun of `gtalign score` re-judges failed rows only).
                 reason = str(exc) if isinstance(exc, RubricError) else f"not a judge request: {exc!r}"
-                verdicts[index] = Verdict.failure("failed", reason, judge=self.name)
+                verdicts[index] = Verdict.failure("invalid", reason, judge=self.name)
                 continue
             groups.setdefault(key, []).append(index)
             firsts.setdefault(key, request)
@@ -245,8 +247,8 @@ class LLMJudge:
         rubric = rubric_for(request.task, self.rubrics)
         try:
             rubric.scale(request)
-        except RubricError as exc:
-            return Verdict.failure("failed", str(exc), judge=self.name)
+        except RubricError as exc:  # a label the rubric does not know: asking again cannot help
+            return Verdict.failure("invalid", str(exc), judge=self.name)
         calls = self.parse_retries + 1
         for attempt in range(calls):
             if attempt:

@@ -149,8 +149,8 @@ class Rubric:
             return Verdict.failure("unparsable", problem, raw=raw, judge=judge)
         try:
             allowed = self.allowed(request)
-        except RubricError as exc:
-            return Verdict.failure("failed", str(exc), raw=raw, judge=judge)
+        except RubricError as exc:  # a request this rubric cannot judge: asking again cannot help
+            return Verdict.failure("invalid", str(exc), raw=raw, judge=judge)
         if value not in allowed:
             values = ", ".join(_fmt(v) for v in allowed)
             label = f" for a {request.label} request" if request.label else ""

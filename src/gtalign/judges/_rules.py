@@ -431,8 +431,9 @@ class RuleJudge:
                 elif request.task == "ambiguity":
                     verdicts[index] = score_ambiguity(request)
                 else:
-                    verdicts[index] = _failed(
-                        f"unknown task {request.task!r}; the rule judge knows math, writing, safety, ambiguity"
+                    verdicts[index] = Verdict.failure(  # invalid, not failed: asking again cannot help
+                        "invalid", f"unknown task {request.task!r}; the rule judge knows math, writing, safety, ambiguity",
+                        judge=NAME,
                     )
             except Exception as exc:
                 verdicts[index] = _failed(f"rule judge error on row {index}: {type(exc).__name__}: {exc}")

@@ -72,7 +72,8 @@ class Verdict:
     ``status`` is ``ok`` with a ``value``; otherwise ``value`` is None and ``reason`` says what
     went wrong (``failed``: the judge could not be reached or errored after retries;
     ``unparsable``: it answered without a readable verdict; ``invalid``: a verdict outside the
-    task's allowed values; ``refused``: a content filter or context overflow).
+    task's allowed values, or a request the judge cannot judge (an unknown task or label), so that
+    asking again cannot help; ``refused``: a content filter or context overflow).
     """
 
     value: float | None
