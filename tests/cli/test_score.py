@@ -497,4 +497,4 @@ def test_a_missing_input_fails_at_once_instead_of_trying_the_hub(tmp_path: Path,
         assert "no such file or directory" in capsys.readouterr().err
     assert main(["score", "owner/name"]) == 2
     err = capsys.readouterr().err
-    assert "owner/name: no such local file or folder; reading it from the dataset hub" in err and "gtalign[train]" in err
+    assert "owner/name: no such local file or folder; reading it from the dataset hub" in err and "gtalign[hub]" in err

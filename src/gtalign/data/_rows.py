@@ -49,7 +49,7 @@ __all__ = [
 SourceKind = Literal["jsonl", "parquet", "dataset"]
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-DATASETS_EXTRA = "pip install 'gtalign[train]'  (or just: pip install datasets)"
+DATASETS_EXTRA = "pip install 'gtalign[hub]'  (or just: pip install datasets)"
 MAX_NESTING = 128
 """Deepest nesting of objects and arrays a row may have (serde_json's default limit). Python's JSON
 encoder and decoder, and most code that walks values, recurse once per level, so a row nested near
