@@ -29,6 +29,7 @@ from gtalign.backends import _embedded, _model_store  # noqa: E402
 from gtalign.backends._base import ChatBackend, Generation, SamplingParams  # noqa: E402
 from gtalign.backends._embedded import EmbeddedBackend, LoadInfo  # noqa: E402
 from gtalign.backends._model_store import ModelStoreError, cache_dir, default_gguf, ensure_converted, resolve_model  # noqa: E402
+from tests.backends._worker_spy import HANG_GUARD, one_batch_of, watch_steps  # noqa: E402
 
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 COUNT = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
@@ -93,7 +94,6 @@ def test_later_loads_use_the_cache(loaded: Loaded) -> None:
         again.close()
     assert info.converted_in is None and messages == []
     assert info.source.path == loaded.info.source.path and info.dtype == "float32"
-    assert info.seconds < 10, "a cached load takes well under a second on an idle machine"
     print(f"\ncached load: {info.seconds:.2f} s")
 
 
@@ -180,7 +180,8 @@ async def test_the_earliest_stop_string_wins(backend: EmbeddedBackend) -> None:
     assert (result.text, result.stop) == (" 3,", " 4")
 
 
-async def test_stop_strings_apply_per_row_within_one_batch(backend: EmbeddedBackend) -> None:
+async def test_stop_strings_apply_per_row_within_one_batch(backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_batch_of(backend, monkeypatch, 3)
     early, late, none = await asyncio.gather(
         backend.generate(COUNT, prefill="1, 2,", params=greedy(30, " 4")),
         backend.generate(COUNT, prefill="1, 2,", params=greedy(30, " 8")),
@@ -248,10 +249,11 @@ async def test_tokens_and_latency_are_reported(backend: EmbeddedBackend) -> None
 
 def test_batch_equals_one_by_one_in_fp32(loaded: Loaded) -> None:
     """In fp32 left padding is exact: the batch and the single calls give the same text."""
-    fp32 = EmbeddedBackend(cache_dir=loaded.cache, dtype="float32")
+    fp32 = EmbeddedBackend(cache_dir=loaded.cache, dtype="float32", max_batch=len(PROMPTS), batch_window_ms=HANG_GUARD * 1000)
     try:
         items = [([{"role": "user", "content": q}], "") for q in PROMPTS]
         batched = fp32.generate_batch(items, greedy(10))
+        fp32.batch_window = 0.0
         single = [fp32.generate_batch([item], greedy(10))[0] for item in items]
     finally:
         fp32.close()
@@ -295,7 +297,8 @@ def test_batch_differs_from_one_by_one_in_bf16_only_by_rounding(backend: Embedde
     assert checked > len(PROMPTS) * 10
 
 
-async def test_concurrent_calls_share_one_batch(backend: EmbeddedBackend) -> None:
+async def test_concurrent_calls_share_one_batch(backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_batch_of(backend, monkeypatch, len(PROMPTS))
     before = backend.batches_run
     results = await asyncio.gather(*[backend.generate([{"role": "user", "content": q}], params=greedy(3)) for q in PROMPTS])
     assert backend.batches_run == before + 1
@@ -304,109 +307,135 @@ async def test_concurrent_calls_share_one_batch(backend: EmbeddedBackend) -> Non
 
 
 async def test_max_batch_splits_concurrent_calls(backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backend, "max_batch", 2)
+    one_batch_of(backend, monkeypatch, 2)
     before = backend.batches_run
-    results = await asyncio.gather(*[backend.generate(COUNT, params=greedy(2)) for _ in range(5)])
+    results = await asyncio.gather(*[backend.generate(COUNT, params=greedy(2)) for _ in range(6)])
     assert backend.batches_run - before == 3
-    assert sorted(r.extra["batch_size"] for r in results) == [1, 2, 2, 2, 2]
+    assert [r.extra["batch_size"] for r in results] == [2] * 6
 
 
-async def test_generation_does_not_block_the_event_loop(backend: EmbeddedBackend) -> None:
+async def test_generation_does_not_block_the_event_loop(backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model runs on the worker thread: while the worker is held in the middle of a call, the
+    event loop runs other tasks. (Decoding on the loop's thread would hold the loop itself: the
+    test could not see the hold, the ticker could not tick, and the call would be done.)"""
+    steps = watch_steps(monkeypatch, hold_at=6)
     ticks = 0
 
     async def tick() -> None:
         nonlocal ticks
         while True:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)
             ticks += 1
 
     ticker = asyncio.create_task(tick())
-    result = await backend.generate([{"role": "user", "content": "Tell me a long story."}], params=greedy(12))
+    call = asyncio.create_task(backend.generate([{"role": "user", "content": "Tell me a long story."}], params=greedy(12)))
+    await steps.wait_for_hold()
+    before = ticks
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert ticks > before and not call.done()
+    steps.release.set()
+    result = await call
     ticker.cancel()
-    assert result.ok
-    assert ticks >= result.latency / 0.01 / 4, f"{ticks} ticks in {result.latency:.2f} s"
+    assert result.ok and result.tokens_out == 12 and not steps.held_until_guard
+    assert threading.get_ident() not in steps.threads
 
 
 async def test_a_cancelled_call_leaves_the_batch(backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backend, "batch_window", 0.3)
+    """Three calls make the batch (however long they take to come); the second is cancelled before
+    the third arrives, so the batch is decoded with the other two only."""
+    one_batch_of(backend, monkeypatch, 3)
+    cancelled_before = backend.rows_cancelled
     kept = asyncio.create_task(backend.generate(COUNT, params=greedy(2)))
     dropped = asyncio.create_task(backend.generate(COUNT, params=greedy(2)))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)
     dropped.cancel()
-    cancelled_before = backend.rows_cancelled
+    await asyncio.gather(dropped, return_exceptions=True)
+    closing = await backend.generate(COUNT, params=greedy(2))
     result = await kept
-    assert dropped.cancelled() and result.ok and result.extra["batch_size"] == 1
+    assert dropped.cancelled() and result.ok and closing.ok
+    assert result.extra["batch_size"] == closing.extra["batch_size"] == 2
+    assert result.extra["batch_id"] == closing.extra["batch_id"]
     assert backend.rows_cancelled == cancelled_before + 1
 
 
 # -- cancellation: a caller that gives up frees the worker -----------------------------------------
+#
+# The spy holds the worker at step HOLD of the long call until its caller gives up, so the call is
+# always cut while it is being decoded, however fast or slow the machine; the spy then shows the step
+# the row ended at and the steps its batch ran (instead of timings compared with each other).
 
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon who learns to cook."}]
+LONG, HOLD = 400, 8
 
 
-async def decoding(backend: EmbeddedBackend, batches_before: int, seconds: float = 0.5) -> None:
-    """Wait until the worker has started the next batch, then let it decode for ``seconds``."""
-    while backend.batches_run == batches_before:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(seconds)
-
-
-def assert_waited_about_one_step(short: Generation, instead_of: int) -> None:
-    """A call sent right after a long row was cancelled waited for the worker about one decoding
-    step, not for the ``instead_of`` tokens the row had left. The step is measured on the same
-    call (its compute over its tokens, prefill included: an overestimate), so a busy machine
-    slows both sides alike."""
-    step = short.extra["compute_s"] / short.tokens_out
-    assert short.extra["queued_s"] < 0.1 * instead_of * step, (
-        f"waited {short.extra['queued_s']:.2f} s for the worker; {instead_of} steps take about {instead_of * step:.1f} s")
-
-
-async def test_a_timed_out_call_stops_decoding_and_frees_the_worker(backend: EmbeddedBackend) -> None:
+async def test_a_timed_out_call_stops_decoding_and_frees_the_worker(backend: EmbeddedBackend,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = watch_steps(monkeypatch, hold_at=HOLD)
     batches, cancelled = backend.batches_run, backend.rows_cancelled
+    call = asyncio.create_task(backend.generate(STORY, params=greedy(LONG)))
+    await steps.wait_for_hold()
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(backend.generate(STORY, params=greedy(400)), timeout=0.5)
+        await asyncio.wait_for(call, timeout=0.3)
     short = await backend.generate(COUNT, params=greedy(4))
+    long, after = steps.batches
+    assert (long.limits, after.limits) == ([LONG], [4]), "the next call was the next batch"
+    assert long.cancelled == [True] and long.done_at == [HOLD], f"not cut at step {HOLD}: ended at {long.done_at}"
+    assert long.steps == HOLD, f"the batch decoded {long.steps - HOLD} steps after its only row was cancelled"
+    assert not steps.held_until_guard
     assert short.ok and short.tokens_out == 4 and short.extra["batch_size"] == 1
-    assert backend.batches_run == batches + 2, "the long call was being decoded when it timed out"
-    assert backend.rows_cancelled == cancelled + 1
-    assert_waited_about_one_step(short, instead_of=400 - 20)
+    assert backend.batches_run == batches + 2 and backend.rows_cancelled == cancelled + 1
 
 
-async def test_a_call_cancelled_in_the_queue_is_never_decoded(backend: EmbeddedBackend) -> None:
+async def test_a_call_cancelled_in_the_queue_is_never_decoded(backend: EmbeddedBackend,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = watch_steps(monkeypatch, hold_at=1)
     batches, cancelled = backend.batches_run, backend.rows_cancelled
     busy = asyncio.create_task(backend.generate(COUNT, params=greedy(30)))
-    await decoding(backend, batches, seconds=0.0)
-    queued = asyncio.create_task(backend.generate(STORY, params=greedy(400)))
-    await asyncio.sleep(0.05)
+    await steps.wait_for_hold()
+    queued = asyncio.create_task(backend.generate(STORY, params=greedy(LONG)))
+    await asyncio.sleep(0)  # the call is submitted while the worker is held in the busy call
     queued.cancel()
+    await asyncio.gather(queued, return_exceptions=True)
+    steps.release.set()
     assert (await busy).ok and busy.result().extra["batch_size"] == 1
     after = await backend.generate(COUNT, params=greedy(1))
     assert queued.cancelled() and after.ok
+    assert [batch.limits for batch in steps.batches] == [[30], [1]], "the cancelled call was decoded"
     assert backend.batches_run == batches + 2, "only the busy call's batch and the last one ran"
     assert backend.rows_cancelled == cancelled + 1
 
 
-async def test_cancelling_one_row_leaves_the_rest_of_its_batch_as_if_alone(loaded: Loaded) -> None:
+async def test_cancelling_one_row_leaves_the_rest_of_its_batch_as_if_alone(loaded: Loaded,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The cancelled row is marked done at the next step and the batch goes on with the other row,
-    which writes exactly what it writes alone (fp32, where batching is exact: see above)."""
+    which writes exactly what it writes alone (fp32, where batching is exact: see above), and ends
+    when that row ends instead of running to the cancelled row's limit."""
     fp32 = EmbeddedBackend(cache_dir=loaded.cache, dtype="float32")
     try:
         harbour, kept_params = [{"role": "user", "content": "Describe a busy harbour at dawn."}], greedy(40)
         alone = await fp32.generate(harbour, params=kept_params)
+        steps = watch_steps(monkeypatch, hold_at=HOLD)
         batches, cancelled = fp32.batches_run, fp32.rows_cancelled
-        long = asyncio.create_task(fp32.generate(STORY, params=greedy(400)))
+        fp32.max_batch, fp32.batch_window = 2, HANG_GUARD
+        long = asyncio.create_task(fp32.generate(STORY, params=greedy(LONG)))
         kept = asyncio.create_task(fp32.generate(harbour, params=kept_params))
-        await decoding(fp32, batches)
-        assert not kept.done(), "the kept row should still be decoding when the other one is cancelled"
+        await steps.wait_for_hold()
+        fp32.max_batch, fp32.batch_window = 8, 0.0
+        assert not kept.done(), "the worker is held in the middle of the batch"
         long.cancel()
         result = await kept
         short = await fp32.generate(COUNT, params=greedy(4))
     finally:
         await fp32.aclose()
-    assert long.cancelled()
-    assert result.extra["batch_size"] == 2 and fp32.rows_cancelled == cancelled + 1
+    both, after = steps.batches
+    assert (both.limits, after.limits) == ([LONG, 40], [4])
+    assert both.cancelled == [True, False] and both.done_at[0] == HOLD, f"not cut at step {HOLD}: ended at {both.done_at}"
+    assert both.steps == alone.tokens_out < LONG, f"the batch ran {both.steps} steps, not {alone.tokens_out}"
+    assert not steps.held_until_guard
+    assert long.cancelled() and short.ok
+    assert result.extra["batch_size"] == 2 and fp32.rows_cancelled == cancelled + 1 and fp32.batches_run == batches + 2
     assert (result.text, result.finish_reason, result.tokens_out) == (alone.text, alone.finish_reason, alone.tokens_out)
-    assert_waited_about_one_step(short, instead_of=400 - alone.tokens_out)
 
 
 async def test_an_idle_worker_exits_and_a_new_call_restarts_it(backend: EmbeddedBackend,
@@ -415,7 +444,7 @@ async def test_an_idle_worker_exits_and_a_new_call_restarts_it(backend: Embedded
     await backend.generate(COUNT, params=greedy(1))
     worker = backend._worker
     assert worker is not None
-    worker.join(timeout=5)
+    worker.join(timeout=HANG_GUARD)
     assert not worker.is_alive() and backend._worker is None
     assert (await backend.generate(COUNT, params=greedy(1))).ok
 

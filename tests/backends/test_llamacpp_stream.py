@@ -1,15 +1,17 @@
 """`LlamaCppBackend` on the real SmolLM2-135M-Instruct GGUF: a caller that gives up frees the one
 worker, and `stream` yields the text as it is decoded with the same `Generation` as `generate`.
 
-Timings are compared with a per-token time measured in the same test, so a busy machine slows both
-sides; the calls are short except the ones that get cancelled."""
+Nothing here depends on the machine's speed: a spy on the worker (`Worker`) records each call it
+decodes and the tokens it draws from llama.cpp, and can hold the worker before a given token while
+the test cancels, closes or reads; the calls are short except the ones that get cancelled."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
-import time
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,7 +21,9 @@ from gtalign.backends._llamacpp import LlamaCppBackend, _Call
 
 COUNT = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon who learns to cook."}]
-LONG = 300
+LONG, HOLD = 300, 12
+HANG_GUARD = 60.0
+"""Seconds a held worker or a waiting test gives up after: a guard against a hang, never a measure."""
 
 
 @pytest.fixture(scope="module")
@@ -49,32 +53,59 @@ async def read(stream: TextStream[Generation]) -> tuple[list[str], Generation]:
     return deltas, stream.result
 
 
-async def step_time(backend: LlamaCppBackend) -> float:
-    """Seconds per token for the long prompt now (its prompt evaluation included, so a bit more)."""
-    probe = await backend.generate(STORY, params=greedy(24))
-    assert probe.ok and probe.tokens_out == 24
-    return probe.extra["compute_s"] / probe.tokens_out
+class Worker:
+    """A spy on the backend's one worker: ``decodes`` lists every call it starts to decode, with what
+    it returned and how many tokens it drew from llama.cpp (the tokens it computed).
 
+    With ``hold_at``, the first call to get that far waits before its ``hold_at``-th token until
+    `release` is set or the call is cancelled; ``held_until_guard`` records a hold that ran out
+    `HANG_GUARD` instead."""
 
-def record_decodes(backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch) -> list[tuple[_Call, Generation]]:
-    """Every call the worker starts to decode, with what it returned."""
-    seen: list[tuple[_Call, Generation]] = []
-    decode = backend._decode
+    def __init__(self, backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch, hold_at: int | None = None) -> None:
+        self.hold_at = hold_at
+        self.decodes: list[tuple[_Call, Generation, int]] = []
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        self.held_until_guard = False
+        self.drawn, self._current = 0, None  # tokens drawn by the call being decoded, and that call
+        decode, llm = backend._decode, backend._load().llm
+        generate = llm.generate
 
-    def spy(call: _Call) -> Generation:
-        result = decode(call)
-        seen.append((call, result))
-        return result
+        def decode_spy(call: _Call) -> Generation:
+            self.drawn, self._current = 0, call
+            result = decode(call)
+            self.decodes.append((call, result, self.drawn))
+            return result
 
-    monkeypatch.setattr(backend, "_decode", spy)
-    return seen
+        def generate_spy(*args: Any, **kwargs: Any) -> Iterator[int]:
+            for token in generate(*args, **kwargs):
+                self.drawn += 1
+                if self.drawn == self.hold_at and not self.reached.is_set():
+                    self._hold(self._current)
+                yield token
 
+        monkeypatch.setattr(backend, "_decode", decode_spy)
+        monkeypatch.setattr(llm, "generate", generate_spy)
 
-async def assert_worker_free(backend: LlamaCppBackend, left: float) -> None:
-    """A call sent now waits for the worker about one token, not for the ``left`` seconds the
-    abandoned call still had to run."""
-    short = await backend.generate(COUNT, params=greedy(4))
-    assert short.ok and short.extra["queued_s"] < 0.25 * left, f"waited {short.extra['queued_s']:.2f} s of {left:.2f} s"
+    def _hold(self, call: _Call | None) -> None:
+        self.reached.set()
+        for _ in range(int(HANG_GUARD / 0.005)):
+            if self.release.wait(0.005) or (call is not None and call.cancelled.is_set()):
+                return
+        self.held_until_guard = True
+
+    async def wait_for_hold(self) -> None:
+        """Return once the worker is held (fails after `HANG_GUARD` seconds)."""
+        assert await asyncio.to_thread(self.reached.wait, HANG_GUARD), f"the worker never reached token {self.hold_at}"
+
+    def assert_freed_at_the_hold(self) -> None:
+        """The abandoned call returned as cancelled right at the token where its caller gave up (not
+        after the LONG tokens it asked for), and the worker then decoded the next call."""
+        (abandoned, stopped, drawn), (_, after, _) = self.decodes
+        assert abandoned.params.max_tokens == LONG and after.ok
+        assert (stopped.status, stopped.reason) == ("failed", "cancelled by the caller")
+        assert stopped.tokens_out == drawn == HOLD, f"held at token {HOLD}; it drew {drawn} and reported {stopped.tokens_out}"
+        assert not self.held_until_guard
 
 
 def test_the_backend_streams() -> None:
@@ -86,45 +117,53 @@ def test_the_backend_streams() -> None:
 
 
 async def test_a_timed_out_call_frees_the_worker(llamacpp: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    step = await step_time(llamacpp)
-    seen = record_decodes(llamacpp, monkeypatch)
-    started = time.perf_counter()
+    """The worker is held at token HOLD of the long call until it is cancelled, so the timeout always
+    fires while the call is being decoded, however fast or slow the machine."""
+    worker = Worker(llamacpp, monkeypatch, hold_at=HOLD)
+    call = asyncio.create_task(llamacpp.generate(STORY, params=greedy(LONG)))
+    await worker.wait_for_hold()
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(llamacpp.generate(STORY, params=greedy(LONG)), timeout=0.3)
-    left = LONG * step - (time.perf_counter() - started)
-    assert left > 0.5, f"the machine decodes {LONG} tokens too fast ({step * 1000:.1f} ms each) for this test"
-    await assert_worker_free(llamacpp, left)
-    (_, stopped), _ = seen
-    assert (stopped.status, stopped.reason) == ("failed", "cancelled by the caller")
-    assert stopped.tokens_out is not None and 0 < stopped.tokens_out < LONG
+        await asyncio.wait_for(call, timeout=0.3)
+    assert (await llamacpp.generate(COUNT, params=greedy(4))).ok
+    worker.assert_freed_at_the_hold()
 
 
 async def test_a_call_cancelled_in_the_queue_is_never_decoded(llamacpp: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = record_decodes(llamacpp, monkeypatch)
-    running = asyncio.ensure_future(llamacpp.generate(STORY, params=greedy(LONG)))
-    queued = asyncio.ensure_future(llamacpp.generate(COUNT, params=greedy(LONG)))
-    await asyncio.sleep(0.2)
+    worker = Worker(llamacpp, monkeypatch, hold_at=HOLD)
+    running = asyncio.create_task(llamacpp.generate(STORY, params=greedy(LONG)))
+    await worker.wait_for_hold()
+    queued = asyncio.create_task(llamacpp.generate(COUNT, params=greedy(LONG)))
+    await asyncio.sleep(0)  # the call is submitted while the worker is held in the running one
     queued.cancel()
     running.cancel()
     await asyncio.gather(running, queued, return_exceptions=True)
+    assert running.cancelled() and queued.cancelled()
     short = await llamacpp.generate(COUNT, params=greedy(4))
     assert short.ok
-    assert [call.params.max_tokens for call, _ in seen] == [LONG, 4], "the queued call was decoded"
-    assert seen[0][1].reason == "cancelled by the caller"
+    assert [call.params.max_tokens for call, _, _ in worker.decodes] == [LONG, 4], "the queued call was decoded"
+    worker.assert_freed_at_the_hold()
 
 
 # -- streaming -------------------------------------------------------------------------------------
 
 
-async def test_deltas_arrive_while_the_model_writes(llamacpp: LlamaCppBackend) -> None:
-    started = time.perf_counter()
-    arrivals: list[float] = []
+async def test_deltas_arrive_while_the_model_writes(llamacpp: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker is held before token 20 of 40 until the reader has its first delta: text decoded so
+    far reaches the reader while the model has tokens left to write. (Text sent only at the end would
+    leave the reader waiting until the hold ran out its hang guard.)"""
+    worker = Worker(llamacpp, monkeypatch, hold_at=20)
     stream = llamacpp.stream(STORY, params=greedy(40))
-    async for _delta in stream:
-        arrivals.append(time.perf_counter() - started)
+    deltas, drawn_at_first = [], None
+    async for delta in stream:
+        if not deltas:
+            drawn_at_first = worker.drawn
+            assert not stream.done
+            worker.release.set()
+        deltas.append(delta)
     result = stream.result
-    assert result.ok and result.tokens_out == 40 and len(arrivals) > 10
-    assert arrivals[0] < 0.5 * arrivals[-1], f"first text after {arrivals[0]:.2f} s of {arrivals[-1]:.2f} s"
+    assert drawn_at_first is not None and drawn_at_first <= 20, f"first text after {drawn_at_first} of 40 tokens"
+    assert not worker.held_until_guard, "the worker was held until the hang guard: no text reached the reader"
+    assert result.ok and result.tokens_out == 40 and len(deltas) > 10
 
 
 async def test_streamed_text_is_generates_text_with_a_prefill_and_a_stop_string(llamacpp: LlamaCppBackend) -> None:
@@ -172,24 +211,25 @@ async def test_a_failure_streams_no_text(llamacpp: LlamaCppBackend) -> None:
 
 
 async def test_closing_a_stream_early_frees_the_worker(llamacpp: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    step = await step_time(llamacpp)
-    seen = record_decodes(llamacpp, monkeypatch)
-    started = time.perf_counter()
+    worker = Worker(llamacpp, monkeypatch, hold_at=HOLD)
     stream = llamacpp.stream(STORY, params=greedy(LONG))
     deltas = []
     async for delta in stream:
         deltas.append(delta)
         if len(deltas) == 3:
+            await worker.wait_for_hold()  # closed while the worker is at token HOLD
             break
     await stream.aclose()
     assert not stream.done
-    await assert_worker_free(llamacpp, LONG * step - (time.perf_counter() - started))
-    assert seen[0][1].reason == "cancelled by the caller"
+    assert (await llamacpp.generate(COUNT, params=greedy(4))).ok
+    worker.assert_freed_at_the_hold()
 
 
-async def test_a_timed_out_reader_frees_the_worker(llamacpp: LlamaCppBackend) -> None:
-    step = await step_time(llamacpp)
-    started = time.perf_counter()
+async def test_a_timed_out_reader_frees_the_worker(llamacpp: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = Worker(llamacpp, monkeypatch, hold_at=HOLD)
+    reader = asyncio.create_task(llamacpp.stream(STORY, params=greedy(LONG)).collect())
+    await worker.wait_for_hold()
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(llamacpp.stream(STORY, params=greedy(LONG)).collect(), timeout=0.3)
-    await assert_worker_free(llamacpp, LONG * step - (time.perf_counter() - started))
+        await asyncio.wait_for(reader, timeout=0.3)
+    assert (await llamacpp.generate(COUNT, params=greedy(4))).ok
+    worker.assert_freed_at_the_hold()
