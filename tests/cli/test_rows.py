@@ -246,7 +246,7 @@ def test_resolve_picks_the_reader_by_extension_and_refuses_what_it_cannot_read(t
 
 def test_datasets_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(SourceError, match=r"gtalign\[train\]"):
+    with pytest.raises(SourceError, match=r"gtalign\[hub\]"):
         list(read_dataset("owner/name"))
 
 
