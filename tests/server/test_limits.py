@@ -49,3 +49,21 @@ async def test_a_queued_request_whose_client_left_gives_its_turn_to_the_next() -
     await settle()
     assert second.done() and second.exception() is None
     assert (gate.in_flight, gate.waiting) == (1, 0)
+
+
+async def test_a_waiter_cancelled_right_after_its_wake_up_gives_the_slot_to_the_next() -> None:
+    """Two requests queue; the slot is freed and the first woken is cancelled before it runs (its
+    client left). It must not take the slot; the second gets it now, not at its queue timeout."""
+    gate = ConcurrencyGate(1, max_queue=2, queue_timeout=3600)
+    await gate.acquire()
+    first = asyncio.create_task(gate.acquire())
+    await settle()
+    second = asyncio.create_task(gate.acquire())
+    await settle()
+    assert gate.waiting == 2
+    await gate.release()
+    first.cancel()
+    await settle()
+    assert first.cancelled(), "a cancelled request took the slot"
+    assert second.done() and second.exception() is None, "the freed slot went to nobody"
+    assert (gate.in_flight, gate.waiting) == (1, 0)

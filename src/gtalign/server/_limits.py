@@ -48,8 +48,11 @@ class ConcurrencyGate:
         freed = self._condition()
         self.waiting += 1
         try:
-            async with freed:
-                await asyncio.wait_for(freed.wait_for(lambda: self.in_flight < self.capacity), self.queue_timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the inner result when
+            # the cancel of a client that left arrives just after the wake-up, so a request nobody
+            # waits for would take the slot and hold it until its steering ends.
+            async with asyncio.timeout(self.queue_timeout), freed:
+                await freed.wait_for(lambda: self.in_flight < self.capacity)
                 self._take()
         except TimeoutError:
             self.rejected += 1
