@@ -51,3 +51,32 @@ def test_client_options_for_a_judge_that_does_not_use_them_warn() -> None:
 def test_unknown_option_lists_the_new_ones() -> None:
     with pytest.raises(TypeError, match="judge_total_timeout"):
         AdapterConfig.resolve({}, judge_timeout=3)
+
+
+def test_a_burst_that_never_pauses_is_reported_after_max_delay(caplog: pytest.LogCaptureFixture) -> None:
+    """verl's async reward loop keeps calls overlapping: the quiet-time timer never fires, yet the
+    warning comes once the first problem is ``max_delay`` old, and then again for the next ones."""
+    import atexit
+    import logging
+
+    from gtalign.integrations._common import BurstReport
+    from gtalign.reward import RewardResult
+
+    now = [0.0]
+    scheduled: list[object] = []
+    logger = logging.getLogger("gtalign.test.burst")
+    report = BurstReport(logger, "test", quiet=1.0, max_delay=30.0, clock=lambda: now[0],
+                         schedule=lambda delay, callback: scheduled.append(callback))
+    unscored = RewardResult("paper", "math-hard", "unscored", None, judge_status="failed", reason="judge failed: down")
+    caplog.set_level(logging.WARNING, logger="gtalign.test.burst")
+    report.enter()  # one call always in flight: the engine never pauses
+    for second in range(0, 66, 5):
+        now[0] = float(second)
+        report.enter()
+        report.leave([unscored], "scored 0")
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2  # at 30 s (problems since 0 s) and at 65 s (since 35 s), nothing between
+    assert all(m.startswith("gtalign (test): 7 of 7 rows unscored, no usable judge verdict on 7") for m in messages)
+    assert "first reason: judge failed: down" in messages[0]
+    assert scheduled == []  # no call ever left the engine idle, so no quiet-time timer was set
+    atexit.unregister(report.flush)

@@ -171,7 +171,7 @@ def test_one_warning_per_batch_of_per_query_calls(caplog: pytest.LogCaptureFixtu
         assert not caplog.records  # the batch has not ended yet
         quiet_time.pass_quiet_time()
     [record] = caplog.records
-    assert "2 of 8 rows unscored, judge failed on 2" in record.getMessage()
+    assert "2 of 8 rows unscored, no usable judge verdict on 2" in record.getMessage()
     assert "safety needs JudgeRequest.label" in record.getMessage()
 
 

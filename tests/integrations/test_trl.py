@@ -133,7 +133,7 @@ def test_metrics_and_status_column_are_logged() -> None:
     for name in ("user_reward", "llm_reward", "utility", "answer_reward", "format_reward", "format", "reward_gap"):
         assert math.isfinite(recorder.metrics[f"gtalign/{name}"])
     status = recorder.extra["gtalign_status"]
-    assert status[0] == "scored" and status[2].startswith("unscored: judge failed") and "parse failure" in status[3]
+    assert status[0] == "scored" and status[2].startswith("unscored: judge invalid") and "parse failure" in status[3]
 
 
 def test_works_without_trls_logging_callbacks() -> None:
@@ -188,7 +188,7 @@ def test_judge_failures_log_one_warning_per_batch(caplog: pytest.LogCaptureFixtu
     got = call(reward, down)
     assert got[:2] == [None, None]
     [warning] = trl_warnings(caplog)
-    assert "2 of 4 rows unscored, judge failed on 2" in warning
+    assert "2 of 4 rows unscored, no usable judge verdict on 2" in warning
     assert "judge down (test)" in warning and "gtalign_welfare" in warning and "None" in warning
     call(reward, down)
     assert len(trl_warnings(caplog)) == 2  # one per batch
@@ -303,7 +303,7 @@ def test_grpo_calculate_rewards_calls_it_as_trl_does(tiny_parts: tuple[Any, Any]
     assert pending["gtalign/score"] == [pytest.approx(sum(want[i] for i in (0, 1, 3)) / 3)]
     assert trainer._pending_extra_logs["gtalign_status"][0] == "scored"
     [warning] = trl_warnings(caplog)  # one for the batch, with the reason TRL's own message lacks
-    assert "1 of 4 rows unscored, judge failed on 1" in warning and "safety needs JudgeRequest.label" in warning
+    assert "1 of 4 rows unscored, no usable judge verdict on 1" in warning and "safety needs JudgeRequest.label" in warning
 
 
 @pytest.mark.engine

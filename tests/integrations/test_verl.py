@@ -286,7 +286,7 @@ def test_per_row_calls_log_one_warning_per_batch(caplog: pytest.LogCaptureFixtur
     assert verl_warnings(caplog) == []  # rows keep coming: the batch is not over
     quiet_time.pass_quiet_time()
     [warning] = verl_warnings(caplog)
-    assert "2 of 6 rows unscored, judge failed on 1" in warning and "unscored_score=-1" in warning
+    assert "2 of 6 rows unscored, no usable judge verdict on 1" in warning and "unscored_score=-1" in warning
     assert "safety needs JudgeRequest.label" in warning  # the first reason
     quiet_time.pass_quiet_time()
     assert len(verl_warnings(caplog)) == 1
@@ -325,7 +325,7 @@ def test_batch_form_logs_one_warning_at_once(caplog: pytest.LogCaptureFixture) -
     compute_score_batch([r[0] for r in ROWS], [r[1] for r in ROWS], [r[2] for r in ROWS], [dict(r[3]) for r in ROWS],
                         **KWARGS)
     [warning] = verl_warnings(caplog)
-    assert "2 of 6 rows unscored, judge failed on 1" in warning
+    assert "2 of 6 rows unscored, no usable judge verdict on 1" in warning
 
 
 def test_scored_batches_log_nothing(caplog: pytest.LogCaptureFixture, quiet_time: QuietTime) -> None:
@@ -356,7 +356,7 @@ def test_reward_kwargs_set_the_llm_judges_retries_and_timeouts(caplog: pytest.Lo
     assert (judge.config.max_retries, judge.config.total_timeout, judge.config.attempt_timeout) == (0, 5.0, 2.5)
     quiet_time.pass_quiet_time()
     [warning] = verl_warnings(caplog)
-    assert "1 of 1 rows unscored, judge failed on 1" in warning
+    assert "1 of 1 rows unscored, no usable judge verdict on 1" in warning
 
 
 MATH_ANSWER = answer("6 * 7 = 42, so the answer is $\\boxed{42}$.", "DQ_DA")

@@ -442,7 +442,7 @@ class _Tally:
     def log(self, logger: logging.Logger, where: str, consequence: str) -> None:
         if self.unscored or self.judge_failed:
             logger.warning(
-                "gtalign (%s): %d of %d rows unscored, judge failed on %d (%s); first reason: %s",
+                "gtalign (%s): %d of %d rows unscored, no usable judge verdict on %d (%s); first reason: %s",
                 where, self.unscored, self.rows, self.judge_failed, consequence, self.first_reason or "none given",
             )
 
@@ -468,7 +468,9 @@ class BurstReport:
 
     Calls that overlap or follow each other within ``quiet`` seconds count as one batch; its
     warning is logged once no call has been in flight for ``quiet`` seconds (or when the next
-    batch starts, or at exit). Wrap each call in `enter` / `leave`.
+    batch starts, or at exit), and at the latest ``max_delay`` seconds after the first problem,
+    so an engine whose calls never pause (verl's async reward loop) still hears within that time.
+    Wrap each call in `enter` / `leave`.
     """
 
     def __init__(
@@ -477,10 +479,11 @@ class BurstReport:
         where: str,
         *,
         quiet: float = 1.0,
+        max_delay: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         schedule: Schedule = _schedule_on_adapter_loop,
     ) -> None:
-        self.logger, self.where, self.quiet = logger, where, quiet
+        self.logger, self.where, self.quiet, self.max_delay = logger, where, quiet, max_delay
         self._clock, self._schedule = clock, schedule
         self._lock = threading.Lock()
         self._tally = _Tally()
@@ -488,6 +491,7 @@ class BurstReport:
         self._in_flight = 0
         self._generation = 0
         self._last_leave = -math.inf
+        self._problem_since = math.inf  # when the pending tally got its first problem
         self._at_exit = False
 
     def enter(self) -> None:
@@ -500,16 +504,23 @@ class BurstReport:
 
     def leave(self, results: Sequence[RewardResult], consequence: str) -> None:
         """A call ends with ``results`` (``consequence``: what the engine does with unscored rows)."""
+        overdue = None
         with self._lock:
             self._in_flight -= 1
             self._tally = self._tally.add(results)
             self._consequence = consequence
-            self._last_leave = self._clock()
-            due = self._in_flight == 0 and bool(self._tally.unscored or self._tally.judge_failed)
+            now = self._last_leave = self._clock()
+            problems = bool(self._tally.unscored or self._tally.judge_failed)
+            if problems and self._problem_since == math.inf:
+                self._problem_since = now
+            if problems and now - self._problem_since >= self.max_delay:
+                overdue = self._take()
+            due = self._in_flight == 0 and problems and overdue is None
             generation = self._generation
-            if due and not self._at_exit:
+            if problems and not self._at_exit:
                 self._at_exit = True
                 atexit.register(self.flush)
+        self._log(overdue)
         if due:
             self._schedule(self.quiet, functools.partial(self._flush_if_quiet, generation))
 
@@ -526,6 +537,7 @@ class BurstReport:
 
     def _take(self) -> tuple[_Tally, str]:
         pending, self._tally = (self._tally, self._consequence), _Tally()
+        self._problem_since = math.inf
         return pending
 
     def _log(self, pending: tuple[_Tally, str] | None) -> None:
