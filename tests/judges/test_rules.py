@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from gtalign.judges._rules import (
 )
 from gtalign.reward._types import JudgeRequest, Verdict
 from tests.integrations._helpers import run_user_script
+from tests.judges._checks import hang_or_compare
 
 ARTICLE = (
     "There is a lot of expectation in the crypto space for next year. This year brought NFTs, web3, the "
@@ -57,13 +57,6 @@ DETAILED_REQUEST = (
     "web3, metaverse, DeFi-2 and L2 as primary trends, and add the WAGMI hashtag at the end."
 )
 CQ = "Who is the article for: beginners or experienced investors?"
-
-
-def _slow_check(response: str, reference: str) -> MathCheck:
-    """Runs in a worker process: hangs on the response "hang", else the real check."""
-    if response == "hang":
-        time.sleep(60)
-    return check_math(response, reference)
 
 
 def _wrong_type(response: str, reference: str) -> MathCheck:
@@ -132,7 +125,8 @@ async def test_math_real_rows(judge: RuleJudge, paper_table: Callable[..., Any])
 
 @pytest.mark.timeout(120)  # a hang guard: without the per-row timeout the "hang" row never returns
 async def test_math_timeout_fails_that_row_only() -> None:
-    with RuleJudge(math_timeout=1.5, workers=2, math_check=_slow_check) as slow_judge:
+    # The other rows are compared as text, with no sympy: only the "hang" row can run over 1.5 s.
+    with RuleJudge(math_timeout=1.5, workers=2, math_check=hang_or_compare) as slow_judge:
         assert (await slow_judge.judge([math("\\boxed{3}", "3")]))[0].value == 1.0  # warm pool
         verdicts = await slow_judge.judge(
             [math("hang", "3"), math("\\boxed{3}", "3"), math("\\boxed{4}", "3"), math("\\boxed{5}", "5")]
