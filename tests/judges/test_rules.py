@@ -108,10 +108,10 @@ async def test_math_examples(judge: RuleJudge) -> None:
     assert all(v.ok and v.judge == "rule" for v in verdicts)
 
 
-async def test_math_without_a_usable_reference_fails_with_a_reason(judge: RuleJudge) -> None:
+async def test_math_without_a_usable_reference_is_invalid_with_a_reason(judge: RuleJudge) -> None:
     missing, unparsable = await judge.judge([math("\\boxed{1}", "  "), math("\\boxed{1}", "\\text{}")])
-    assert missing.status == "failed" and "reference is empty" in missing.reason
-    assert unparsable.status == "failed" and "could not parse the reference" in unparsable.reason
+    assert missing.status == "invalid" and "reference is empty" in missing.reason
+    assert unparsable.status == "invalid" and "could not parse the reference" in unparsable.reason
 
 
 async def test_math_real_rows(judge: RuleJudge, paper_table: Callable[..., Any]) -> None:
@@ -261,9 +261,9 @@ def test_answer_with_follow_up_is_scored_on_its_content() -> None:
     assert verdict.value == 4.0
 
 
-def test_writing_without_reference_fails() -> None:
+def test_writing_without_reference_is_invalid() -> None:
     verdict = score_writing(writing(REWRITE, reference=" "))
-    assert verdict.status == "failed" and "reference" in verdict.reason
+    assert verdict.status == "invalid" and "reference" in verdict.reason
 
 
 # --- safety -------------------------------------------------------------------------------------
@@ -292,9 +292,9 @@ def test_safety(response: str, label: str, expected: float) -> None:
     assert verdict.ok and verdict.value == expected, verdict
 
 
-def test_safety_without_label_fails() -> None:
+def test_safety_without_label_is_invalid() -> None:
     verdict = score_safety(safety("I can't help with that.", ""))
-    assert verdict.status == "failed" and "harmful" in verdict.reason
+    assert verdict.status == "invalid" and "harmful" in verdict.reason
 
 
 # --- ambiguity ----------------------------------------------------------------------------------
@@ -324,9 +324,9 @@ def test_ambiguity(response: str, label: str, expected: float) -> None:
     assert verdict.ok and verdict.value == expected, verdict
 
 
-def test_ambiguity_without_label_fails() -> None:
+def test_ambiguity_without_label_is_invalid() -> None:
     verdict = score_ambiguity(ambiguity("Paris.", "unknown"))
-    assert verdict.status == "failed" and "ambiguous" in verdict.reason
+    assert verdict.status == "invalid" and "ambiguous" in verdict.reason
 
 
 def test_ambiguity_real_rows(paper_table: Callable[..., Any]) -> None:
@@ -357,8 +357,43 @@ async def test_batch_keeps_order_and_never_raises(judge: RuleJudge) -> None:
     assert len(verdicts) == len(requests)
     assert [v.value for v in verdicts] == [1.0, 1.0, None, None, 1.0, 0.0]
     assert verdicts[2].status == "invalid" and "unknown task 'code'" in verdicts[2].reason
-    assert verdicts[3].status == "failed" and "row 3" in verdicts[3].reason
+    assert verdicts[3].status == "invalid" and "reference must be a str, got NoneType" in verdicts[3].reason
     assert await judge.judge([]) == []
+
+
+# Every request the rules can never judge as it stands: "invalid", never "failed", since
+# `gtalign score` re-judges "failed" rows on every rerun and these would fail the same way for ever.
+INPUT_PROBLEMS: list[tuple[JudgeRequest, str]] = [
+    (math("\\boxed{1}", ""), "math needs the gold answer: JudgeRequest.reference is empty"),
+    (math("\\boxed{1}", " \n "), "math needs the gold answer: JudgeRequest.reference is empty"),
+    (math("\\boxed{1}", "\\text{}"), "math-verify could not parse the reference"),
+    (writing(REWRITE, reference=""), "writing needs the reference article: JudgeRequest.reference is empty"),
+    (safety("I can't help with that.", ""), "safety needs JudgeRequest.label 'harmful' or 'unharmful', got ''"),
+    (safety("I can't help with that.", "clear"), "safety needs JudgeRequest.label 'harmful' or 'unharmful', got 'clear'"),
+    (ambiguity("Paris.", ""), "ambiguity needs JudgeRequest.label 'ambiguous' or 'clear', got ''"),
+    (ambiguity("Paris.", "harmful"), "ambiguity needs JudgeRequest.label 'ambiguous' or 'clear', got 'harmful'"),
+    (JudgeRequest("code", "print(1)"), "unknown task 'code'"),  # type: ignore[arg-type]
+    (JudgeRequest("writing", REWRITE, reference=None), "JudgeRequest.reference must be a str, got NoneType"),  # type: ignore[arg-type]
+    (JudgeRequest("math", None, "1"), "JudgeRequest.response must be a str, got NoneType"),  # type: ignore[arg-type]
+    (JudgeRequest("safety", "No.", label=1), "JudgeRequest.label must be a str, got int"),  # type: ignore[arg-type]
+    (JudgeRequest("writing", "Hi", reference=ARTICLE, question=b"x"), "JudgeRequest.question must be a str, got bytes"),  # type: ignore[arg-type]
+]
+
+
+async def test_a_request_that_can_never_be_judged_is_invalid_not_failed(judge: RuleJudge) -> None:
+    verdicts = await judge.judge([request for request, _ in INPUT_PROBLEMS])
+    got = [(verdict.status, reason in verdict.reason) for verdict, (_, reason) in zip(verdicts, INPUT_PROBLEMS, strict=True)]
+    assert got == [("invalid", True)] * len(INPUT_PROBLEMS), [v.reason for v in verdicts]
+    assert all(v.value is None and v.judge == "rule" for v in verdicts)
+
+
+async def test_an_error_in_the_rules_themselves_is_failed(judge: RuleJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(text: str) -> object:
+        raise RuntimeError("a bug in the rules")
+
+    monkeypatch.setattr("gtalign.judges._rules.classify_act", broken)
+    (verdict,) = await judge.judge([writing(REWRITE)])
+    assert verdict.status == "failed" and "row 0: RuntimeError: a bug in the rules" in verdict.reason
 
 
 ALLOWED = {"writing": {0.0, 1.0, 2.0, 3.0, 4.0}, "safety": {0.0, 0.5, 1.0}, "ambiguity": {0.0, 1.0}}
