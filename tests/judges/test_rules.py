@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
+import subprocess
 import sys
+import textwrap
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +32,7 @@ from gtalign.judges._rules import (
     writing_scale,
 )
 from gtalign.reward._types import JudgeRequest, Verdict
-from tests.integrations._helpers import run_user_script
+from tests.integrations._helpers import ROOT, run_user_script
 from tests.judges._checks import hang_or_compare
 
 ARTICLE = (
@@ -209,6 +213,108 @@ def test_judge_pickles_without_its_pool(judge: RuleJudge) -> None:
     assert copy._pool is None and copy.math_timeout == judge.math_timeout
     assert judge_sync(copy, [math("\\boxed{2}", "2")])[0].value == 1.0
     copy.close()
+
+
+# --- workers die with their parent -------------------------------------------------------------
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """The state and start time of process ``pid`` (from /proc), or None when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return fields[0], fields[19]
+
+
+def _running(pid: int, started: str) -> bool:
+    """Whether the process ``pid`` that started at ``started`` still runs (a zombie has ended)."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z" and stat[1] == started
+
+
+def _within(limit: float, condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` holds within ``limit`` seconds, polled every 0.1 s: a hang guard."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _orphan_test(tmp_path: Path, argv: list[str], cwd: Path) -> None:
+    """Start ``argv`` (a parent whose child, once running, writes its pid to ``tmp_path/child.pid``),
+    kill -9 the parent, and check that the child ends; the child is killed if the test fails."""
+    pid_file, log = tmp_path / "child.pid", tmp_path / "parent.log"
+    with log.open("wb") as stderr:
+        parent = subprocess.Popen([*argv, str(pid_file)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+    child: tuple[int, str] | None = None
+    try:
+        assert _within(120, lambda: pid_file.exists() or parent.poll() is not None), "the child never started"
+        assert pid_file.exists(), f"the parent exited with {parent.returncode}:\n{log.read_text()[-3000:]}"
+        pid = int(pid_file.read_text(encoding="utf-8"))
+        stat = _proc_stat(pid)
+        assert stat is not None and stat[0] != "Z", f"the child {pid} ended before its parent was killed"
+        child = (pid, stat[1])
+        parent.kill()
+        parent.wait()
+        assert _within(30, lambda: not _running(*child)), f"the child {pid} outlived its parent killed with SIGKILL"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        parent.wait()
+        if child is not None and _running(*child):
+            os.kill(child[0], signal.SIGKILL)
+
+
+KILLED_PARENT_SCRIPT = """
+import sys
+
+from gtalign.judges import RuleJudge, judge_sync
+from gtalign.reward import JudgeRequest
+from tests.judges._checks import report_pid_and_block
+
+judge = RuleJudge(math_timeout=3600, workers=1, math_check=report_pid_and_block)
+judge_sync(judge, [JudgeRequest("math", sys.argv[1], "1")])  # the row blocks for ever
+"""
+
+
+@needs_proc
+@pytest.mark.timeout(240)  # a hang guard: the polls below are bounded well within it
+def test_a_worker_dies_when_its_parent_is_killed_mid_row(tmp_path: Path) -> None:
+    _orphan_test(tmp_path, [sys.executable, "-c", KILLED_PARENT_SCRIPT], cwd=ROOT)
+
+
+WATCHED_CHILD_SCRIPT = """
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+if sys.argv[1] == "parent":
+    subprocess.Popen([sys.executable, __file__, "child", sys.argv[2]])
+else:
+    from gtalign.judges import _mathverify_worker
+
+    _mathverify_worker._exit_with_parent(os.getppid(), interval=0.05)  # the watch thread alone: no prctl
+    path = Path(sys.argv[2])
+    path.with_name("partial").write_text(str(os.getpid()), encoding="utf-8")
+    os.replace(path.with_name("partial"), path)
+threading.Event().wait()
+"""
+
+
+@needs_proc
+@pytest.mark.timeout(240)  # a hang guard: the polls below are bounded well within it
+def test_the_watch_thread_alone_ends_a_worker_whose_parent_is_gone(tmp_path: Path) -> None:
+    script = tmp_path / "watched.py"
+    script.write_text(textwrap.dedent(WATCHED_CHILD_SCRIPT), encoding="utf-8")
+    _orphan_test(tmp_path, [sys.executable, str(script), "parent"], cwd=tmp_path)
 
 
 # --- writing ------------------------------------------------------------------------------------

@@ -9,9 +9,15 @@ The protocol, over the worker's stdin and stdout, is one frame per message (an 8
 length, then a pickle): the parent sends ``(sys_path, pickled_math_check)`` (the check
 pickled on its own, so that it is loaded after ``sys.path`` is set); the worker answers
 ``("ready", pid)`` or ``("error", reason)``; then it answers each ``(response, reference)`` with
-``("ok", result)`` or ``("error", reason)``. The end of its input stops it, so a worker never
-outlives its parent's pipes. It ignores SIGINT: a Ctrl-C reaches the whole process group, and the
-parent decides when its workers stop.
+``("ok", result)`` or ``("error", reason)``. The end of its input stops it between rows. A row
+can run for ever (a sympy call that hangs is why the parent has a timeout), so a worker also dies
+with its parent mid-row, even when the parent is killed with SIGKILL and never closes the pipes:
+on Linux the kernel sends it SIGKILL when the parent thread that started it exits
+(``PR_SET_PDEATHSIG``; `RuleJudge` starts workers from threads that live as long as its pool), and
+everywhere a daemon thread checks every `PARENT_POLL` seconds that its parent is still the one
+that started it, and exits at once when not (that thread needs the GIL, which a long C call can
+hold; the kernel's signal does not). It ignores SIGINT: a Ctrl-C reaches the whole process group,
+and the parent decides when its workers stop.
 """
 
 from __future__ import annotations
@@ -22,11 +28,16 @@ import pickle
 import signal
 import struct
 import sys
+import threading
+import time
 from typing import IO, Any
 
-__all__ = ["read_frame", "write_frame"]
+__all__ = ["PARENT_POLL", "read_frame", "write_frame"]
 
 _HEADER = struct.Struct(">Q")
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_POLL = 0.5
+"""Seconds between two checks that the worker's parent is alive."""
 
 
 def write_frame(stream: IO[bytes], message: Any) -> None:
@@ -57,6 +68,35 @@ def read_frame(stream: IO[bytes]) -> bytes | None:
 
 def _error(exc: BaseException) -> tuple[str, str]:
     return "error", f"{type(exc).__name__}: {exc}"
+
+
+def _exit_with_parent(parent: int, interval: float = PARENT_POLL) -> threading.Thread:
+    """Start a daemon thread that ends this process (``os._exit(1)``) once its parent is no longer
+    ``parent``: an orphan is adopted by init or a subreaper, so its parent pid changes."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="gtalign-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _die_with_parent_thread() -> None:
+    """On Linux, have the kernel SIGKILL this process when the thread that started it exits; a
+    no-op where ``prctl`` is unavailable (the watch thread still covers the parent)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                   ctypes.c_ulong(0))
+    except (OSError, AttributeError, TypeError, ValueError):
+        return
 
 
 def _warm_up() -> None:
@@ -94,6 +134,9 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
 
 def main() -> None:
     """Serve requests on stdin/stdout; whatever the checks print goes to stderr instead."""
+    parent = os.getppid()
+    _die_with_parent_thread()
+    _exit_with_parent(parent)  # also closes the race: a parent gone before prctl is seen at once
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # math-verify warns that its own timeout is disabled; the parent enforces one, so that is noise.
     logging.getLogger("math_verify").setLevel(logging.ERROR)

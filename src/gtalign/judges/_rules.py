@@ -346,7 +346,7 @@ class _WorkerPool:
                 raise RuntimeError(self.start_error)
             if self._idle:
                 return self._idle.pop()
-        try:
+        try:  # on Linux a worker dies with the thread that starts it: one of ours, which lives as long as the pool
             worker = _Worker(self._pickled_check, self._startup_timeout)
         except Exception as exc:
             with self._lock:
