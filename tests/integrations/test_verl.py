@@ -39,7 +39,7 @@ def answer(response: str, action: str = "VQ_CQ") -> str:
 
 
 # verl rows: (data_source, solution_str, ground_truth, extra_info). The rule judge scores the first
-# three; the fourth has no safety label (a failed verdict: unscored); the fifth fails to parse
+# three; the fourth has no safety label (an invalid verdict: unscored); the fifth fails to parse
 # (scored 0 without a judge); the sixth names no known data source (unscored).
 ROWS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("ambig_qa", answer("Do you mean the 2019 film or the 2004 novel?"), "multipleQAs###film|novel",
