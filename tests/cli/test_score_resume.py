@@ -413,3 +413,45 @@ def test_a_crashed_holder_does_not_keep_the_output_locked(tmp_path: Path) -> Non
     assert lock_path(out).exists()  # left behind by the crash, but no longer locked
     assert main(["score", str(source), "-o", str(out)]) == 0
     assert not lock_path(out).exists()
+
+def test_a_symlink_and_its_target_share_one_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "data" / "out.jsonl"
+    target.parent.mkdir()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)  # dangling until the first run writes the target
+    with output_lock(link) as path:
+        assert path == lock_path(target) == target.with_name("out.jsonl.lock")
+        with pytest.raises(OutputLocked), output_lock(target):
+            pass
+    with output_lock(target), pytest.raises(OutputLocked), output_lock(link):
+        pass
+    source = write_jsonl(tmp_path / "in.jsonl", [row(i, verdict=1) for i in range(1, 4)])
+    holder = _holder(target)  # a run writing the target; a second run is given the link
+    try:
+        assert main(["score", str(source), "-o", str(link)]) == 2
+        assert "is being written by another run" in capsys.readouterr().err
+    finally:
+        holder.communicate("", timeout=60)
+    assert main(["score", str(source), "-o", str(link)]) == 0
+    assert link.is_symlink() and [r["id"] for r in read_out(target)] == [1, 2, 3]
+
+
+def test_without_fcntl_there_is_no_lock_and_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    from gtalign.data import _lock
+
+    monkeypatch.setattr(_lock, "fcntl", None)  # as on Windows
+    monkeypatch.setattr(_lock, "_warned", False)
+    out = tmp_path / "out.jsonl"
+    with caplog.at_level("WARNING", logger="gtalign.data._lock"):
+        with output_lock(out), output_lock(out):  # nothing excludes the second
+            pass
+        source = write_jsonl(tmp_path / "in.jsonl", [row(1, verdict=1)])
+        assert main(["score", str(source), "-o", str(out)]) == 0
+    warnings = [record.getMessage() for record in caplog.records if record.name == "gtalign.data._lock"]
+    assert len(warnings) == 1 and "no file locking on this system (fcntl is missing" in warnings[0]
+    assert not lock_path(out).exists()
+    capsys.readouterr()
+    assert main(["score", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "holds OUT.lock" in help_text and "where file locking is missing (no fcntl, e.g. Windows) there is no lock, and a warning says so" in help_text
+

@@ -63,8 +63,10 @@ unknown data_source, a verdict the judge gave but that is unusable, no judge giv
 they are. Every row records the settings that produced it (gtalign_run: output schema, gtalign
 version, preset and its parameters, judge, --unscored-as-zero), and a resume with other settings
 is refused, naming the one that differs. --no-resume starts over and overwrites OUT. While a run
-writes OUT it holds OUT.lock, and a second run on the same OUT is refused. `-o -` writes the rows
-to standard output (never resumed); the summary always goes to stderr.
+writes OUT it holds OUT.lock (next to the file OUT resolves to, so a symbolic link and its target
+share it), and a second run on the same OUT is refused; where file locking is missing (no fcntl,
+e.g. Windows) there is no lock, and a warning says so. `-o -` writes the rows to standard output
+(never resumed); the summary always goes to stderr.
 
 Progress goes to stderr: a bar on a terminal, otherwise a line every 30 s; a warning is printed as
 soon as the judge fails on a row.

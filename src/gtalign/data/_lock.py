@@ -3,22 +3,33 @@
 The lock is ``fcntl.flock`` on a sibling ``NAME.lock`` file rather than on the output itself,
 because a resumed run may replace the output (``os.replace``) while it holds the lock. The kernel
 releases a flock when its holder dies, so a crash never leaves the output locked; the lock file
-is removed on release.
+is removed on release. The lock is taken on the file the output path resolves to (symbolic links
+followed), so two runs given two paths to one file (a link and its target) exclude each other.
+
+Where ``fcntl`` is missing (Windows) there is no lock: `output_lock` logs a warning, once a process,
+saying that nothing keeps a second run off the output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["OutputLocked", "lock_path", "output_lock"]
+__all__ = ["LOCKING", "OutputLocked", "lock_path", "output_lock"]
+
+_log = logging.getLogger(__name__)
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks, so no protection against a concurrent run
     fcntl = None  # type: ignore[assignment]
+
+LOCKING = fcntl is not None
+"""Whether `output_lock` can lock on this system (it needs ``fcntl``, which Windows lacks)."""
+_warned = False
 
 
 class OutputLocked(RuntimeError):
@@ -26,8 +37,9 @@ class OutputLocked(RuntimeError):
 
 
 def lock_path(output: str | os.PathLike[str]) -> Path:
-    """The lock file of ``output``: ``NAME.lock`` next to it."""
-    path = Path(output)
+    """The lock file of ``output``: ``NAME.lock`` next to the file ``output`` resolves to (a
+    symbolic link is followed, so a link and its target share one lock)."""
+    path = Path(output).resolve()
     return path.with_name(path.name + ".lock")
 
 
@@ -52,10 +64,18 @@ def _same_file(fd: int, path: Path) -> bool:
 def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold the exclusive lock of ``output`` for the block; yields the lock file's path.
 
-    Raises `OutputLocked` at once (it never waits) when another process holds it.
+    Raises `OutputLocked` at once (it never waits) when another process holds it. Without
+    ``fcntl`` (Windows) nothing is locked, and the first call logs a warning saying so.
     """
+    global _warned
     path = lock_path(output)
     if fcntl is None:
+        if not _warned:
+            _warned = True
+            _log.warning(
+                "no file locking on this system (fcntl is missing, e.g. on Windows): nothing keeps a second run "
+                "off %s; do not start two runs on the same output", output,
+            )
         yield path
         return
     path.parent.mkdir(parents=True, exist_ok=True)
