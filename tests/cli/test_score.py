@@ -103,7 +103,7 @@ def test_resume_refuses_an_output_of_another_preset_and_no_resume_overwrites(tmp
     assert main(["score", str(source), "-o", str(out), "--preset", "paper-user"]) == 0
     capsys.readouterr()
     assert main(["score", str(source), "-o", str(out)]) == 2
-    assert "scored with preset paper-user" in capsys.readouterr().err
+    assert "preset paper-user (this run: paper): resume with --preset paper-user" in capsys.readouterr().err
     assert main(["score", str(source), "-o", str(out), "--no-resume"]) == 0
     assert {r["preset"] for r in read_out(out)} == {"paper"} and len(read_out(out)) == 3
 

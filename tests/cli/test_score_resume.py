@@ -3,6 +3,7 @@ match the output's, and a lock keeps a second run off the same output."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -279,13 +280,14 @@ def test_every_row_records_its_settings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("first", "then", "message"),
     [
-        ([], ["--unscored-as-zero"], "was scored without --unscored-as-zero: resume without it"),
-        (["--unscored-as-zero"], [], "was scored with --unscored-as-zero: resume with it"),
-        ([], ["--judge", "rule"], "was judged by no judge, this run by rule"),
+        ([], ["--unscored-as-zero"], "--unscored-as-zero off (this run: on): resume without --unscored-as-zero"),
+        (["--unscored-as-zero"], [], "--unscored-as-zero on (this run: off): resume with --unscored-as-zero"),
+        ([], ["--judge", "rule"], "judge none (this run: rule): resume with the same --judge"),
         (["--judge", "http://127.0.0.1:9/v1", "--judge-model", "a"], ["--judge", "http://127.0.0.1:9/v1", "--judge-model", "b"],
-         "was judged by http://127.0.0.1:9/v1 model=a, this run by http://127.0.0.1:9/v1 model=b"),
-        ([], ["--preset", "paper-user"], "holds rows scored with preset paper, not paper-user: resume with --preset paper"),
-        (["--preset", "paper-ablation"], ["--preset", "paper-ablation", "--batch-size", "2"], "was scored with --batch-size 256"),
+         "judge http://127.0.0.1:9/v1 model=a (this run: http://127.0.0.1:9/v1 model=b)"),
+        ([], ["--preset", "paper-user"], "preset paper (this run: paper-user): resume with --preset paper,"),
+        (["--preset", "paper-ablation"], ["--preset", "paper-ablation", "--batch-size", "2"],
+         "--batch-size 256 (this run: 2; preset paper-ablation normalises per batch): resume with --batch-size 256,"),
     ],
 )
 def test_a_resume_with_other_settings_is_refused_naming_the_setting(
@@ -312,14 +314,14 @@ def test_a_resume_with_other_preset_parameters_or_version_is_refused(tmp_path: P
         assert main(["score", str(source), "-o", str(out), "--preset", "variant-test"]) == 0
         REGISTRY.register("preset", "variant-test", lambda **params: PaperPreset("variant-test", "linear", **params), replace=True)
         assert main(["score", str(source), "-o", str(out), "--preset", "variant-test"]) == 2
-        assert "other parameters of preset variant-test: combine='cobb_douglas' (now 'linear')" in capsys.readouterr().err
+        assert "parameters of preset variant-test: combine='cobb_douglas' (this run: 'linear')" in capsys.readouterr().err
     finally:
         REGISTRY.unregister("preset", "variant-test")
     assert main(["score", str(source), "-o", str(out), "--no-resume"]) == 0
     monkeypatch.setattr("gtalign.cli._output.__version__", "99.0")
     capsys.readouterr()
     assert main(["score", str(source), "-o", str(out)]) == 2
-    assert re.search(r"was scored by gtalign \S+, this is gtalign 99\.0: pass --no-resume", capsys.readouterr().err)
+    assert re.search(r"was scored with other settings: gtalign \S+ \(this is gtalign 99\.0\): pass --no-resume", capsys.readouterr().err)
 
 
 def test_an_output_without_settings_is_not_resumed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -414,6 +416,7 @@ def test_a_crashed_holder_does_not_keep_the_output_locked(tmp_path: Path) -> Non
     assert main(["score", str(source), "-o", str(out)]) == 0
     assert not lock_path(out).exists()
 
+
 def test_a_symlink_and_its_target_share_one_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "data" / "out.jsonl"
     target.parent.mkdir()
@@ -455,3 +458,57 @@ def test_without_fcntl_there_is_no_lock_and_one_warning(tmp_path: Path, monkeypa
     help_text = " ".join(capsys.readouterr().out.split())
     assert "holds OUT.lock" in help_text and "where file locking is missing (no fcntl, e.g. Windows) there is no lock, and a warning says so" in help_text
 
+
+# --- the settings record ------------------------------------------------------------------------
+
+
+def test_run_settings_keep_the_schema_1_record_and_read_it_back() -> None:
+    from gtalign.cli._output import RunSettings
+    from gtalign.reward import get_preset
+
+    settings = RunSettings.of(get_preset("paper"), judge="rule", unscored_as_zero=False, batch_size=8)
+    record = settings.to_json()
+    assert list(record) == ["schema", "version", "preset", "params", "judge", "unscored_as_zero"]  # as written before RunSettings
+    assert record["schema"] == OUTPUT_SCHEMA == 1 and record["params"] == {"combine": "cobb_douglas", "ablation": False, "normalize": "none"}
+    assert RunSettings.from_json(json.loads(json.dumps(record))) == settings
+    ablation = RunSettings.of(get_preset("paper-ablation"), judge=None, unscored_as_zero=True, batch_size=8)
+    assert list(ablation.to_json())[-1] == "batch_size" and RunSettings.from_json(ablation.to_json()) == ablation
+    assert settings.diff(settings) is None
+    assert settings.diff(dataclasses.replace(settings, judge="http://x/v1 model=m", unscored_as_zero=True)) == "judge rule (this run: http://x/v1 model=m)"
+    assert settings.diff(dataclasses.replace(settings, unscored_as_zero=True)) == "--unscored-as-zero off (this run: on)"
+    assert settings.differing(ablation) == "preset"
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (None, "has no `gtalign_run` settings"),
+        ([1], "has a malformed `gtalign_run`: an array, not an object"),
+        ({"schema": "1"}, "'schema' must be an integer, got a string"),
+        ({"schema": 2}, "has rows of output schema 2; this gtalign writes schema 1"),
+        ({"schema": 1, "version": "0.1"}, "has a malformed `gtalign_run`: no 'preset', 'params', 'judge', 'unscored_as_zero'"),
+        ({"schema": 1, "colour": "red"}, "unknown setting 'colour'"),
+        ({"schema": 1, "version": "0.1", "preset": "paper", "params": {}, "judge": None, "unscored_as_zero": "yes"},
+         "'unscored_as_zero' must be true or false, got a string"),
+        ({"schema": 1, "version": "0.1", "preset": "paper", "params": {}, "judge": None, "unscored_as_zero": False, "batch_size": 0},
+         "'batch_size' must be a positive integer, got a number"),
+    ],
+)
+def test_a_malformed_settings_record_is_a_clear_error(record: object, message: str) -> None:
+    from gtalign.cli._output import RunSettings, SettingsError
+
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        RunSettings.from_json(record)
+
+
+def test_a_resume_over_a_malformed_settings_record_names_the_row_and_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [row(i, verdict=1) for i in range(1, 4)])
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(source), "-o", str(out)]) == 0
+    rows = read_out(out)
+    rows[1][RUN_KEY]["unscored_as_zero"] = "no"
+    write_jsonl(out, rows)
+    assert main(["score", str(source), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "out.jsonl row 2 has a malformed `gtalign_run`: 'unscored_as_zero' must be true or false, got a string" in err
+    assert "--no-resume" in err

@@ -1,9 +1,9 @@
 """The output rows of ``gtalign score``, read back: the settings each row records, and which rows
 a resumed run judges again.
 
-Every output row carries the settings that produced it under `RUN_KEY` (the output schema, the
-gtalign version, the preset with its parameters, the judge, ``--unscored-as-zero``), so a resume
-with other settings is refused, naming the setting, instead of silently mixing rows.
+Every output row carries the settings that produced it under `RUN_KEY` (`RunSettings`: the output
+schema, the gtalign version, the preset with its parameters, the judge, ``--unscored-as-zero``), so
+a resume with other settings is refused, naming the setting, instead of silently mixing rows.
 """
 
 from __future__ import annotations
@@ -11,18 +11,26 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gtalign import __version__
 from gtalign.reward import RewardPreset
 
-__all__ = ["OUTPUT_SCHEMA", "RUN_KEY", "judge_failed", "run_settings", "settings_differ", "unjudged"]
+__all__ = ["OUTPUT_SCHEMA", "RUN_KEY", "RunSettings", "SettingsError", "judge_failed", "refusal", "unjudged"]
 
 RUN_KEY = "gtalign_run"
-"""The output row key holding the settings that produced the row (`run_settings`)."""
+"""The output row key holding the settings that produced the row (`RunSettings.to_json`)."""
 OUTPUT_SCHEMA = 1
 """Version of the output row format; a resume refuses rows of another version."""
+
+_AGAIN = "pass --no-resume to start over, or choose another --output"
+
+
+class SettingsError(ValueError):
+    """A row's `RUN_KEY` record that cannot be read as `RunSettings`; the message completes a
+    sentence whose subject is the row (``row 3 has no ...``)."""
 
 
 def _setting(value: Any) -> Any:
@@ -37,64 +45,160 @@ def _setting(value: Any) -> Any:
     return name if isinstance(name, str) else f"{type(value).__module__}:{type(value).__qualname__}"
 
 
-def run_settings(preset: RewardPreset, *, judge: str | None, unscored_as_zero: bool, batch_size: int) -> dict[str, Any]:
-    """What decides an output row besides its input: the output schema, the gtalign version, the
-    preset with its parameters, the judge (`JudgeOptions.identity`), ``--unscored-as-zero`` and, for
-    presets that normalise per batch, the batch size. A resume must match it exactly."""
-    if dataclasses.is_dataclass(preset):
-        skip = {"name", "unscored_as_zero"}
-        params = {f.name: _setting(getattr(preset, f.name)) for f in dataclasses.fields(preset) if f.compare and f.name not in skip}
-    else:
-        params = {"type": f"{type(preset).__module__}:{type(preset).__qualname__}"}
-    settings: dict[str, Any] = {
-        "schema": OUTPUT_SCHEMA,
-        "version": __version__,
-        "preset": preset.name,
-        "params": params,
-        "judge": judge,
-        "unscored_as_zero": unscored_as_zero,
-    }
-    if getattr(preset, "normalize", "none") != "none":
-        settings["batch_size"] = batch_size
-    return json.loads(json.dumps(settings))  # as a resumed run reads it back
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, Mapping) else type(value).__name__
 
 
-def settings_differ(output: Path, number: int, found: Any, wanted: Mapping[str, Any]) -> str:
-    """Why the settings ``found`` in row ``number`` of ``output`` refuse a resume with ``wanted``."""
-    again = "pass --no-resume to start over, or choose another --output"
-    if not isinstance(found, Mapping):
-        return (
-            f"{output} row {number} has no `{RUN_KEY}` settings (written by an older gtalign, or not by gtalign score), "
-            f"so it cannot be resumed safely: {again}"
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What decides an output row besides its input, recorded in every row under `RUN_KEY`; a
+    resume must match it exactly.
+
+    schema: the output row format (`OUTPUT_SCHEMA`).
+    version: the gtalign version.
+    preset, params: the preset's name and its parameters (as JSON).
+    judge: what decides the verdicts (`JudgeOptions.identity`; None: no judge).
+    unscored_as_zero: ``--unscored-as-zero``.
+    batch_size: ``--batch-size``, only for presets that normalise per batch (else None, and not
+        written).
+    """
+
+    schema: int
+    version: str
+    preset: str
+    params: Mapping[str, Any]
+    judge: str | None
+    unscored_as_zero: bool
+    batch_size: int | None = None
+
+    @classmethod
+    def of(cls, preset: RewardPreset, *, judge: str | None, unscored_as_zero: bool, batch_size: int) -> RunSettings:
+        """The settings of a run of ``preset``; parameters that are objects are recorded by name."""
+        if dataclasses.is_dataclass(preset):
+            skip = {"name", "unscored_as_zero"}
+            params = {f.name: _setting(getattr(preset, f.name)) for f in dataclasses.fields(preset) if f.compare and f.name not in skip}
+        else:
+            params = {"type": f"{type(preset).__module__}:{type(preset).__qualname__}"}
+        normalises = getattr(preset, "normalize", "none") != "none"
+        return cls(
+            OUTPUT_SCHEMA, __version__, preset.name, json.loads(json.dumps(params)), judge, unscored_as_zero,
+            batch_size if normalises else None,
         )
-    for key in ("schema", "version", "preset", "params", "judge", "unscored_as_zero", "batch_size"):
-        old, new = found.get(key), wanted.get(key)
-        if old == new:
-            continue
-        if key == "schema":
-            return f"{output} has rows of output schema {old}; this gtalign writes schema {new}: {again}"
-        if key == "version":
-            return f"{output} was scored by gtalign {old}, this is gtalign {new}: {again}"
-        if key == "preset":
-            return f"{output} holds rows scored with preset {old}, not {new}: resume with --preset {old}, or {again}"
-        if key == "params":
-            before, now = old or {}, new or {}
-            diff = ", ".join(f"{name}={before.get(name)!r} (now {now.get(name)!r})" for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name))
-            return f"{output} was scored with other parameters of preset {wanted.get('preset')}: {diff}: {again}"
-        if key == "judge":
-            return (
-                f"{output} was judged by {old or 'no judge'}, this run by {new or 'no judge'}: "
-                f"resume with the same --judge (and --judge-model), or {again}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The record written in every row (schema 1: these keys in this order; ``batch_size`` only
+        when set)."""
+        out: dict[str, Any] = {
+            "schema": self.schema,
+            "version": self.version,
+            "preset": self.preset,
+            "params": json.loads(json.dumps(self.params)),
+            "judge": self.judge,
+            "unscored_as_zero": self.unscored_as_zero,
+        }
+        if self.batch_size is not None:
+            out["batch_size"] = self.batch_size
+        return out
+
+    @classmethod
+    def from_json(cls, value: Any) -> RunSettings:
+        """The settings a row recorded; `SettingsError` says what is wrong with a malformed record
+        (missing, not an object, another schema, a key missing, unknown or of the wrong type)."""
+        if value is None:
+            raise SettingsError(f"has no `{RUN_KEY}` settings (written by an older gtalign, or not by gtalign score)")
+        if not isinstance(value, Mapping):
+            raise SettingsError(f"has a malformed `{RUN_KEY}`: {_json_type(value)}, not an object")
+        schema = value.get("schema")
+        if not isinstance(schema, int) or isinstance(schema, bool):
+            raise SettingsError(f"has a malformed `{RUN_KEY}`: 'schema' must be an integer, got {_json_type(schema)}")
+        if schema != OUTPUT_SCHEMA:
+            raise SettingsError(f"has rows of output schema {schema}; this gtalign writes schema {OUTPUT_SCHEMA}")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(str(key) for key in value if key not in fields)
+        if unknown:
+            raise SettingsError(f"has a malformed `{RUN_KEY}`: unknown setting {', '.join(map(repr, unknown))}")
+        missing = [name for name in fields if name != "batch_size" and name not in value]
+        if missing:
+            raise SettingsError(f"has a malformed `{RUN_KEY}`: no {', '.join(map(repr, missing))}")
+        checks: tuple[tuple[str, str, Any], ...] = (
+            ("version", "a string", lambda v: isinstance(v, str)),
+            ("preset", "a string", lambda v: isinstance(v, str)),
+            ("params", "an object", lambda v: isinstance(v, Mapping)),
+            ("judge", "a string or null", lambda v: v is None or isinstance(v, str)),
+            ("unscored_as_zero", "true or false", lambda v: isinstance(v, bool)),
+            ("batch_size", "a positive integer", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)),
+        )
+        for name, wanted, ok in checks:
+            if not ok(value.get(name)):
+                raise SettingsError(f"has a malformed `{RUN_KEY}`: {name!r} must be {wanted}, got {_json_type(value.get(name))}")
+        return cls(
+            schema, value["version"], value["preset"], dict(value["params"]), value["judge"], value["unscored_as_zero"],
+            value.get("batch_size"),
+        )
+
+    def differing(self, other: RunSettings) -> str | None:
+        """The name of the first setting in which ``other`` differs from these (None: the same)."""
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) != getattr(other, f.name):
+                return f.name
+        return None
+
+    def diff(self, other: RunSettings) -> str | None:
+        """How ``other`` (this run's settings) differs from these (an output's), naming the first
+        setting that differs; None when they are the same."""
+        name = self.differing(other)
+        if name is None:
+            return None
+        if name == "schema":
+            return f"output schema {self.schema} (this gtalign writes schema {other.schema})"
+        if name == "version":
+            return f"gtalign {self.version} (this is gtalign {other.version})"
+        if name == "preset":
+            return f"preset {self.preset} (this run: {other.preset})"
+        if name == "params":
+            before, now = self.params, other.params
+            changed = ", ".join(
+                f"{key}={before.get(key)!r} (this run: {now.get(key)!r})" for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
             )
-        if key == "unscored_as_zero":
-            was = "with" if old else "without"
-            return f"{output} was scored {was} --unscored-as-zero: resume {was} it, or {again}"
-        return (
-            f"{output} was scored with --batch-size {old} (preset {wanted.get('preset')} normalises per batch): "
-            f"resume with --batch-size {old}, or {again}"
-        )
-    unknown = sorted(set(found) ^ set(wanted))
-    return f"{output} row {number} has other settings ({', '.join(map(str, unknown)) or 'unknown'}): {again}"
+            return f"parameters of preset {self.preset}: {changed}"
+        if name == "judge":
+            return f"judge {self.judge or 'none'} (this run: {other.judge or 'none'})"
+        if name == "unscored_as_zero":
+            return f"--unscored-as-zero {_on(self.unscored_as_zero)} (this run: {_on(other.unscored_as_zero)})"
+        return f"--batch-size {self.batch_size} (this run: {other.batch_size}; preset {self.preset} normalises per batch)"
+
+
+def refusal(output: Path, number: int, found: Any, wanted: RunSettings) -> str:
+    """Why the settings ``found`` in row ``number`` of ``output`` refuse a resume with ``wanted``,
+    and what to pass instead."""
+    try:
+        recorded = RunSettings.from_json(found)
+    except SettingsError as exc:
+        return f"{output} row {number} {exc}, so it cannot be resumed safely: {_AGAIN}"
+    name = recorded.differing(wanted)
+    if name is None:
+        return f"{output} row {number} has settings that do not match this run's: {_AGAIN}"
+    advice = {
+        "preset": f"resume with --preset {recorded.preset}, or ",
+        "judge": "resume with the same --judge (and --judge-model), or ",
+        "unscored_as_zero": f"resume {'with' if recorded.unscored_as_zero else 'without'} --unscored-as-zero, or ",
+        "batch_size": f"resume with --batch-size {recorded.batch_size}, or ",
+    }.get(name, "")
+    return f"{output} was scored with other settings: {recorded.diff(wanted)}: {advice}{_AGAIN}"
 
 
 def judge_failed(out: Mapping[str, Any]) -> bool:

@@ -35,7 +35,7 @@ from gtalign._registry import RegistryError
 from gtalign._sync import run_sync
 from gtalign.cli._judges import JudgeOptions, JudgeSetupError, build_judge, close_judge, describe_judge
 from gtalign.cli._main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError
-from gtalign.cli._output import RUN_KEY, judge_failed, run_settings, settings_differ, unjudged
+from gtalign.cli._output import RUN_KEY, RunSettings, judge_failed, refusal, unjudged
 from gtalign.cli._progress import ScoreProgress
 from gtalign.data import (
     JsonlWriter,
@@ -363,15 +363,16 @@ class _Existing:
     first_retry: int = 0
 
 
-def _read_existing(output: Path, settings: Mapping[str, Any]) -> _Existing:
+def _read_existing(output: Path, settings: RunSettings) -> _Existing:
     """Cut a torn last line, check that every row was written with ``settings`` (`UsageError`
     saying which setting differs), and tally the rows."""
     found = _Existing(cut=truncate_torn_tail(output))
+    wanted = settings.to_json()
     for row in read_jsonl(output):
         if not row.ok or row.fields is None:
             raise UsageError(f"{output} {row.where} is not an output row ({row.error}): pass --no-resume to start over, or choose another --output")
-        if row.fields.get(RUN_KEY) != settings:
-            raise UsageError(settings_differ(output, row.number, row.fields.get(RUN_KEY), settings))
+        if row.fields.get(RUN_KEY) != wanted:
+            raise UsageError(refusal(output, row.number, row.fields.get(RUN_KEY), settings))
         found.tally.add(row.fields)
         if judge_failed(row.fields):
             found.retry += 1
@@ -528,7 +529,7 @@ def score_file(
             if output.is_dir():
                 raise UsageError(f"--output {output} is a directory; give a file path")
         preset = _make_preset(options)
-        settings = run_settings(
+        settings = RunSettings.of(
             preset, judge=options.judge.identity, unscored_as_zero=options.unscored_as_zero, batch_size=options.batch_size
         )
         try:
@@ -548,7 +549,7 @@ def _run(
     source: RowSource,
     output: Path,
     preset: RewardPreset,
-    settings: Mapping[str, Any],
+    settings: RunSettings,
     judge: Any,
     console: Console,
     clock: Callable[[], float],
@@ -571,7 +572,7 @@ def _run(
     if notes and source.is_hub:
         console.print(f"{source.location}: no such local file or folder; reading it from the dataset hub", markup=False, soft_wrap=True)
     scorer = RewardScorer(preset, judge)
-    template = _template(scorer, settings)
+    template = _template(scorer, settings.to_json())
     total = _safe_count(source) if notes else None
     todo = None if total is None else max(0, total - resumed) + existing.retry
     progress = ScoreProgress(console, enabled=notes, total=todo, clock=clock, every=every)
