@@ -125,8 +125,9 @@ def test_unscored_rows_exit_1_unless_scored_as_zero(tmp_path: Path, capsys: pyte
     assert "1 scored, 1 unscored, 0 errors" in err and "--unscored-as-zero" in err
     second = read_out(out)[1]
     assert second["status"] == "unscored" and second["score"] is None and "no judge" in second["reason"]
-    assert main(["score", str(source), "-o", str(out), "--no-resume", "--unscored-as-zero"]) == 0
+    assert main(["score", str(source), "-o", str(out), "--no-resume", "--unscored-as-zero"]) == 0  # asked for: no judge, verdict 0
     assert read_out(out)[1]["score"] > 0
+    assert "1 rows have no judge_verdict and no judge was given: scored as verdict 0, as --unscored-as-zero asks" in capsys.readouterr().err
 
 
 def test_parquet_input(tmp_path: Path) -> None:
@@ -398,7 +399,8 @@ def test_a_hanging_judge_is_bounded_by_judge_timeout(tmp_path: Path, capsys: pyt
         assert main(argv) == 1
     (result,) = read_out(out)
     assert result["status"] == "unscored" and result["judge_status"] == "failed"
-    assert "run the same command again to re-judge them" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "run the same command again to re-judge them (--judge-timeout and --judge-retries give a slow judge more time)" in err
 
 
 class ClockedJudge(CountingJudge):

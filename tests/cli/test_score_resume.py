@@ -88,8 +88,8 @@ def test_rerun_rejudges_exactly_the_rows_the_judge_failed_on(tmp_path: Path, cap
         script.asked.clear()
         assert main(argv) == 0
         err = capsys.readouterr().err
-        assert "re-judging 3 rows the judge failed on (from row 3)" in err
-        assert "8 rows in" in err and "(0 new, 8 resumed, 3 re-judged): 8 scored, 0 unscored" in err
+        assert "scoring again 3 rows of an earlier run (from row 3): 3 the judge failed on" in err
+        assert "8 rows in" in err and "(0 new, 8 resumed, 3 scored again): 8 scored, 0 unscored" in err
         assert sorted(script.asked) == [3, 4, 7]
         second = out.read_text(encoding="utf-8").splitlines()
         assert [json.loads(line)["id"] for line in second] == list(range(1, 9))
@@ -120,7 +120,7 @@ def test_a_judge_that_refused_connections_is_asked_again_once_it_is_up(tmp_path:
     with FakeOpenAI(script, port=port):
         assert main(argv) == 0
     assert sorted(script.asked) == [1, 2, 3, 4]
-    assert "(0 new, 4 resumed, 4 re-judged): 4 scored" in capsys.readouterr().err
+    assert "(0 new, 4 resumed, 4 scored again): 4 scored" in capsys.readouterr().err
 
 
 def test_rows_unscored_for_other_reasons_are_not_judged_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,7 +148,10 @@ def test_rows_unscored_for_other_reasons_are_not_judged_again(tmp_path: Path, ca
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert server.requests == requests and out.read_bytes() == before
-        assert "re-judg" not in err and "3 unscored rows have no usable verdict or task" in err
+        assert "scoring again" not in err
+        assert "1 rows are unscored: the judge answered without a usable verdict" in err
+        assert "1 rows carry a judge_verdict that cannot be used" in err
+        assert "1 unscored rows have a data_source no task is registered for" in err
 
 
 def test_without_a_judge_the_hint_says_to_start_over_with_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -158,7 +161,7 @@ def test_without_a_judge_the_hint_says_to_start_over_with_one(tmp_path: Path, ca
     assert main(["score", str(source), "-o", str(out)]) == 1  # nothing to judge again without a judge
     err = capsys.readouterr().err
     assert "1 rows have no judge_verdict and no judge was given: rerun with --judge JUDGE" in err and "--no-resume" in err
-    assert "re-judg" not in err
+    assert "re-judg" not in err and "scoring again" not in err
     assert main(["score", str(source), "-o", str(out), "--judge", "rule", "--no-resume"]) == 0
 
 
@@ -253,7 +256,7 @@ def test_a_run_killed_while_rejudging_leaves_the_output_whole(tmp_path: Path) ->
     assert out.read_bytes() == before  # killed mid-rewrite: the output is as it was
     up = subprocess.run(argv, env={**env, "FLAKY_MODE": "up"}, capture_output=True, text=True, timeout=120)
     assert up.returncode == 0, up.stderr
-    assert "(0 new, 6 resumed, 6 re-judged)" in up.stderr
+    assert "(0 new, 6 resumed, 6 scored again)" in up.stderr
     assert [r["id"] for r in read_out(out)] == list(range(1, 7)) and not temporary.exists()
 
 

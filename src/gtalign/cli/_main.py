@@ -57,21 +57,27 @@ Resuming: output is appended and flushed batch by batch. If OUT already exists, 
 lines are kept (a torn last line is cut), that many input rows are skipped, and scoring continues
 after them, so an interrupted run is finished by running the same command again without judging
 finished rows twice (a URL judge's verdict cache also saves calls for rows judged before the
-interruption). Rows the judge failed on (judge_status "failed": unreachable, timed out, errored
-after retries) are judged again by a resumed run, in place; rows unscored for another reason (an
-unknown data_source, a verdict the judge gave but that is unusable, no judge given) are kept as
-they are. Every row records the settings that produced it (gtalign_run: output schema, gtalign
-version, preset and its parameters, judge, --unscored-as-zero), and a resume with other settings
-is refused, naming the one that differs. --no-resume starts over and overwrites OUT. While a run
-writes OUT it holds OUT.lock (next to the file OUT resolves to, so a symbolic link and its target
-share it), and a second run on the same OUT is refused; where file locking is missing (no fcntl,
-e.g. Windows) there is no lock, and a warning says so. `-o -` writes the rows to standard output
-(never resumed); the summary always goes to stderr.
+interruption). A resumed run first scores again, in place, the rows a rerun can change: rows the
+judge failed on (judge_status "failed" with no judge_verdict in the input: unreachable, timed out,
+errored after retries), whether unscored or scored as verdict 0 by --unscored-as-zero; error rows
+(a row that could not be read or mapped is read again, and errors again if it is still broken);
+and rows whose scoring raised (reason or error "scoring failed: ..."). Rows without a score for
+another reason (an unknown data_source, a verdict the judge gave but that is unusable, a
+judge_verdict in the input that cannot be used, no judge given) are kept as they are: the same
+command would give them the same result. Every row records the settings that produced it
+(gtalign_run: output schema, gtalign version, preset and its parameters, judge,
+--unscored-as-zero), and a resume with other settings is refused, naming the one that differs.
+--no-resume starts over and overwrites OUT. While a run writes OUT it holds OUT.lock (next to the
+file OUT resolves to, so a symbolic link and its target share it), and a second run on the same
+OUT is refused; where file locking is missing (no fcntl, e.g. Windows) there is no lock, and a
+warning says so. `-o -` writes the rows to standard output (never resumed); the summary always
+goes to stderr.
 
 Progress goes to stderr: a bar on a terminal, otherwise a line every 30 s; a warning is printed as
-soon as the judge fails on a row.
+soon as the judge fails on a row (also with --unscored-as-zero).
 
-Exit codes: 0 every row scored; 1 some row errored or is unscored (see the summary on stderr);
+Exit codes: 0 every row scored; 1 some row errored, is unscored, or was scored as verdict 0 by
+--unscored-as-zero because the judge failed on it (see the summary on stderr, which says how many);
 2 usage error; 130 interrupted (run the same command again to resume).
 """
 
@@ -133,7 +139,8 @@ def _add_score(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument(
         "--unscored-as-zero", action="store_true",
-        help="score a missing or failed judge verdict as 0, as the research code did (default: the row is unscored)",
+        help="score a missing or failed judge verdict as 0, as the research code did (default: the row is unscored). "
+        "A judge failure scored 0 still warns, counts in the summary, exits 1 and is judged again by a rerun: its 0 is not a verdict",
     )
     parser.add_argument("--no-resume", action="store_true", help="start over: overwrite OUT instead of resuming after its rows")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes; the summary only when something failed")

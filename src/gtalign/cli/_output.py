@@ -1,9 +1,13 @@
-"""The output rows of ``gtalign score``, read back: the settings each row records, and which rows
-a resumed run judges again.
+"""The output rows of ``gtalign score``, read back: the settings each row records, why a row has
+no score from a usable verdict, and which rows a rerun scores again.
 
 Every output row carries the settings that produced it under `RUN_KEY` (`RunSettings`: the output
-schema, the gtalign version, the preset with its parameters, the judge, ``--unscored-as-zero``), so
-a resume with other settings is refused, naming the setting, instead of silently mixing rows.
+schema, the gtalign version, the preset with its parameters, the judge, ``--unscored-as-zero``),
+so a resume with other settings is refused, naming the setting, instead of silently mixing rows.
+
+`row_cause` is the one place that reads an output row's status, ``judge_status``, ``reason`` and
+``error`` to say why it has no score from a usable verdict; the counts, the progress warning, the
+summary's hints and the choice of rows to score again all go through it.
 """
 
 from __future__ import annotations
@@ -13,17 +17,52 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gtalign import __version__
 from gtalign.reward import RewardPreset
 
-__all__ = ["OUTPUT_SCHEMA", "RUN_KEY", "RunSettings", "SettingsError", "judge_failed", "refusal", "unjudged"]
+__all__ = [
+    "OUTPUT_SCHEMA",
+    "RERUN",
+    "RUN_KEY",
+    "SCORING_FAILED",
+    "Cause",
+    "RunSettings",
+    "SettingsError",
+    "judge_failed",
+    "refusal",
+    "row_cause",
+    "to_rerun",
+]
 
 RUN_KEY = "gtalign_run"
 """The output row key holding the settings that produced the row (`RunSettings.to_json`)."""
 OUTPUT_SCHEMA = 1
 """Version of the output row format; a resume refuses rows of another version."""
+SCORING_FAILED = "scoring failed:"
+"""How the reason (unscored rows) or the error (error rows) of a row whose scoring raised begins
+(after ``row N: `` in an error)."""
+
+Cause = Literal["judge failed", "no judge", "input verdict", "unusable verdict", "unknown data_source", "scoring failed", "bad row", "other"]
+"""Why an output row has no score from a usable verdict (`row_cause`):
+
+- ``judge failed``: a judge was given and failed on the row (unreachable, timed out, errored after
+  retries): unscored, or scored as verdict 0 with ``--unscored-as-zero``;
+- ``no judge``: the row needed a verdict and no judge was given (unscored, or verdict 0);
+- ``input verdict``: the row's own ``judge_verdict`` cannot be used (outside the task's scale, or
+  not ok);
+- ``unusable verdict``: the judge answered, but unusably (unparsable, invalid, refused, outside the
+  scale);
+- ``unknown data_source``: no task is registered for the row's data_source;
+- ``scoring failed``: the preset raised on the row (unscored, or an error row);
+- ``bad row``: an error row that could not be read, mapped onto a sample or written back;
+- ``other``: unscored for a reason not listed here (a preset of one's own)."""
+
+RERUN: frozenset[Cause] = frozenset({"judge failed", "scoring failed", "bad row"})
+"""The causes a rerun of the same command scores again, in place: a failed judge may be back, and a
+row that errored may succeed now; a row that errors again costs nothing. The other causes give the
+same result however often the same command runs."""
 
 _AGAIN = "pass --no-resume to start over, or choose another --output"
 
@@ -201,20 +240,44 @@ def refusal(output: Path, number: int, found: Any, wanted: RunSettings) -> str:
     return f"{output} was scored with other settings: {recorded.diff(wanted)}: {advice}{_AGAIN}"
 
 
-def judge_failed(out: Mapping[str, Any]) -> bool:
-    """An output row left unscored because its judge failed (could not be reached, timed out,
-    errored after retries): the rows a resumed run judges again. Not: a verdict the judge gave but
-    that is unusable (unparsable, invalid, refused), a ``judge_verdict`` given in the input, a row
-    that had no judge at all, an unknown data_source."""
-    if out.get("status") != "unscored" or out.get("judge_status") != "failed" or out.get("judge_verdict") is not None:
-        return False
+def _judge_given(out: Mapping[str, Any]) -> bool:
     run = out.get(RUN_KEY)
     return isinstance(run, Mapping) and run.get("judge") is not None
 
 
-def unjudged(out: Mapping[str, Any]) -> bool:
-    """An output row left unscored because it needed a verdict and no judge was given."""
-    if out.get("status") != "unscored" or out.get("judge_status") != "failed" or out.get("judge_verdict") is not None:
-        return False
-    run = out.get(RUN_KEY)
-    return isinstance(run, Mapping) and run.get("judge") is None
+def row_cause(out: Mapping[str, Any]) -> Cause | None:
+    """Why output row ``out`` has no score from a usable verdict (`Cause`), whatever its status
+    (with ``--unscored-as-zero`` a row without a usable verdict is scored as verdict 0); None for a
+    row scored from a verdict (or scored without needing one)."""
+    status = out.get("status")
+    if status == "error":
+        error = out.get("error")
+        return "scoring failed" if isinstance(error, str) and f": {SCORING_FAILED} " in error else "bad row"
+    reason = out.get("reason")
+    reason = reason if isinstance(reason, str) else ""
+    unscored = status == "unscored"
+    if unscored and reason.startswith(SCORING_FAILED):
+        return "scoring failed"
+    if unscored and reason.startswith("unknown data_source:"):
+        return "unknown data_source"
+    judge_status = out.get("judge_status")
+    if judge_status is None or (judge_status == "ok" and not unscored):
+        return "other" if unscored else None
+    if out.get("judge_verdict") is not None:  # the verdict came with the input row: no judge was asked
+        return "input verdict"
+    if judge_status == "failed":
+        return "judge failed" if _judge_given(out) else "no judge"
+    return "unusable verdict"
+
+
+def judge_failed(out: Mapping[str, Any]) -> bool:
+    """Whether the judge failed on output row ``out`` (could not be reached, timed out, errored
+    after retries), whether the row was left unscored or, with ``--unscored-as-zero``, scored as
+    verdict 0: a verdict the judge never gave. Not: a verdict the judge gave that is unusable, a
+    ``judge_verdict`` given in the input, a row that had no judge at all."""
+    return row_cause(out) == "judge failed"
+
+
+def to_rerun(out: Mapping[str, Any]) -> bool:
+    """Whether a rerun of the same command scores output row ``out`` again (its cause is in `RERUN`)."""
+    return row_cause(out) in RERUN

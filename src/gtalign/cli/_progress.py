@@ -1,8 +1,9 @@
 """Progress of ``gtalign score`` on stderr, on a terminal or not.
 
 A rich bar on a terminal; elsewhere (a log file, CI, ``2>log``) a plain line every ``every``
-seconds, also while a batch is still with the judge, so a slow run is never silent. And one warning as soon as the judge fails on a row,
-since a judge that is down can cost minutes before the summary says so.
+seconds, also while a batch is still with the judge, so a slow run is never silent. And one warning
+as soon as the judge fails on a row (`judge_failed`: also a row scored as verdict 0 with
+``--unscored-as-zero``), since a judge that is down can cost minutes before the summary says so.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ class ScoreProgress:
         self.done += len(scored)
         if failed and not self.failures and self.enabled:
             number, out = failed[0]
+            left = "scored as verdict 0 (--unscored-as-zero), which is not a verdict" if out.get("status") == "scored" else "left unscored"
             self.console.print(
                 f"gtalign score: warning: the judge failed on {len(failed)} of the last {len(scored)} rows; "
-                f"first, row {number}: {out.get('reason')}. These rows are left unscored; "
+                f"first, row {number}: {out.get('reason')}. These rows are {left}; "
                 "run the same command again to re-judge them",
                 markup=False, soft_wrap=True,
             )

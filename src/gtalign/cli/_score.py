@@ -6,9 +6,11 @@ and flushed before the next is read. Output row ``k`` is always input row ``k``,
 makes resuming exact: the number of complete lines in the output is the number of input rows done.
 
 Every output row records the settings that produced it (`gtalign.cli._output`), so a resume with
-other settings is refused instead of mixing rows. A resumed run first re-judges the rows a failing judge
-left unscored: it rewrites the output into a temporary file and moves it over the output, so a
-crash part-way leaves the old output whole. A lock file keeps a second run off the same output.
+other settings is refused instead of mixing rows. A resumed run first scores again the rows of the
+output that a rerun can change (`gtalign.cli._output.RERUN`: the judge failed on them, unscored or
+scored as verdict 0; their scoring raised; they could not be read): it rewrites the output into a
+temporary file and moves it over the output, so a crash part-way leaves the old output whole. A
+lock file keeps a second run off the same output.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from gtalign._registry import RegistryError
 from gtalign._sync import run_sync
 from gtalign.cli._judges import JudgeOptions, JudgeSetupError, build_judge, close_judge, describe_judge
 from gtalign.cli._main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError
-from gtalign.cli._output import RUN_KEY, RunSettings, judge_failed, refusal, unjudged
+from gtalign.cli._output import RERUN, RUN_KEY, SCORING_FAILED, Cause, RunSettings, refusal, row_cause, to_rerun
 from gtalign.cli._progress import ScoreProgress
 from gtalign.data import (
     JsonlWriter,
@@ -56,7 +58,7 @@ __all__ = ["EXAMPLE_OUTPUT", "ScoreOptions", "ScoreSummary", "default_output", "
 EXAMPLE_OUTPUT = "gtalign-example.scored.jsonl"
 STDOUT = "-"
 _IN_FLIGHT = 2
-_MAX_CHUNK = 4096  # items per batch when a rewrite carries many kept rows between re-judged ones
+_MAX_CHUNK = 4096  # items per batch when a rewrite carries many kept rows between rows scored again
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +88,10 @@ class ScoreSummary:
     """What a run left in its output file, resumed rows included (so the exit code describes the
     whole file, not just the part written by the last run).
 
-    judge_failures: unscored rows whose judge failed (a rerun of the same command re-judges them).
-    unjudged: unscored rows that needed a verdict when no judge was given.
-    rejudged: rows of an earlier run judged again by this one.
+    causes: how many rows have no score from a usable verdict, by cause (`Cause`), whatever their
+        status: with ``--unscored-as-zero`` a judge failure is scored as verdict 0 and counted here.
+    rerun: rows of an earlier run this run scored again (`RERUN`).
+    unscored_as_zero, url_judge: how the run was configured (for the wording of the hints).
     """
 
     output: Path
@@ -100,13 +103,30 @@ class ScoreSummary:
     mean_by_source: tuple[tuple[str, float, int], ...] = ()
     interrupted: bool = False
     judge: str = ""
-    judge_failures: int = 0
-    unjudged: int = 0
-    rejudged: int = 0
+    causes: tuple[tuple[Cause, int], ...] = ()
+    rerun: int = 0
+    unscored_as_zero: bool = False
+    url_judge: bool = False
+
+    def count(self, cause: Cause) -> int:
+        """Rows with no score from a usable verdict for ``cause``."""
+        return dict(self.causes).get(cause, 0)
+
+    @property
+    def judge_failures(self) -> int:
+        """Rows the judge failed on (a rerun of the same command judges them again), unscored or
+        scored as verdict 0."""
+        return self.count("judge failed")
+
+    @property
+    def unjudged(self) -> int:
+        """Rows that needed a verdict when no judge was given."""
+        return self.count("no judge")
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and self.errors == 0 and self.unscored == 0
+        """Every row scored, and none as verdict 0 for a judge that failed: never a silent 0."""
+        return not self.interrupted and self.errors == 0 and self.unscored == 0 and self.judge_failures == 0
 
     @property
     def exit_code(self) -> int:
@@ -118,42 +138,73 @@ class ScoreSummary:
         """The one-line summary printed on stderr."""
         means = ", ".join(f"{source} {mean:.4f} (n={n})" for source, mean, n in self.mean_by_source) or "none"
         where = "standard output" if str(self.output) == STDOUT else str(self.output)
-        again = f", {self.rejudged} re-judged" if self.rejudged else ""
+        again = f", {self.rerun} scored again" if self.rerun else ""
         return (
             f"gtalign score: {self.rows} rows in {where} ({self.rows - self.resumed} new, {self.resumed} resumed{again}): "
             f"{self.scored} scored, {self.unscored} unscored, {self.errors} errors; mean score by data_source: {means}"
         )
 
     def hints(self) -> list[str]:
+        """What to do about the rows without a score from a usable verdict, one line per cause."""
+        zero = self.unscored_as_zero
         out = []
-        if self.judge_failures:
+        if n := self.count("judge failed"):
+            slow = " (--judge-timeout and --judge-retries give a slow judge more time)" if self.url_judge else ""
+            if zero:
+                out.append(
+                    f"{n} rows were scored as verdict 0 because the judge failed on them (--unscored-as-zero; see their `reason`): "
+                    f"that 0 is not a verdict; run the same command again to re-judge them{slow}"
+                )
+            else:
+                out.append(f"{n} unscored rows are judge failures (see their `reason`): run the same command again to re-judge them{slow}")
+        if n := self.count("no judge"):
+            if zero:
+                out.append(f"{n} rows have no judge_verdict and no judge was given: scored as verdict 0, as --unscored-as-zero asks")
+            else:
+                out.append(
+                    f"{n} rows have no judge_verdict and no judge was given: rerun with --judge JUDGE "
+                    "(or --unscored-as-zero to score them 0) and --no-resume"
+                )
+        if n := self.count("unusable verdict"):
+            what = "were scored as verdict 0 (--unscored-as-zero)" if zero else "are unscored"
             out.append(
-                f"{self.judge_failures} unscored rows are judge failures (see their `reason`): run the same command again "
-                "to re-judge them (--judge-timeout and --judge-retries give a slow judge more time)"
+                f"{n} rows {what}: the judge answered without a usable verdict (unparsable, invalid, refused or off the "
+                "task's scale; see their `reason`); a rerun keeps them as they are"
             )
-        if self.unjudged:
+        if n := self.count("input verdict"):
             out.append(
-                f"{self.unjudged} rows have no judge_verdict and no judge was given: rerun with --judge JUDGE "
-                "(or --unscored-as-zero to score them 0) and --no-resume"
+                f"{n} rows carry a judge_verdict that cannot be used (off the task's scale, or not ok; see their `reason`): "
+                "fix it in the input, then rerun with --no-resume"
             )
-        other = self.unscored - self.judge_failures - self.unjudged
-        if other:
-            out.append(f"{other} unscored rows have no usable verdict or task (see their `reason`); a resumed run keeps them as they are")
-        if self.errors:
-            out.append("error rows could not be read or mapped onto a sample (see their `error`)")
+        if n := self.count("unknown data_source"):
+            out.append(
+                f"{n} unscored rows have a data_source no task is registered for (their `reason` lists the known ones): "
+                "fix the input, then rerun with --no-resume"
+            )
+        if n := self.count("scoring failed"):
+            out.append(
+                f"{n} rows failed in the preset (their `reason` or `error` says {SCORING_FAILED!r}: a value it cannot handle, "
+                "or a bug): a rerun of the same command scores them again"
+            )
+        if n := self.count("bad row"):
+            out.append(
+                f"{n} error rows could not be read, mapped onto a sample or written back (see their `error`): "
+                "fix those input rows; a rerun of the same command reads them again"
+            )
+        if n := self.count("other"):
+            out.append(f"{n} unscored rows have no usable verdict (see their `reason`); a rerun keeps them as they are")
         return out
 
 
 @dataclass
-class _Tally:
+class _Counts:
     """Running counts over output rows (a private accumulator; `ScoreSummary` is the result)."""
 
     rows: int = 0
     scored: int = 0
     unscored: int = 0
     errors: int = 0
-    judge_failures: int = 0
-    unjudged: int = 0
+    causes: dict[Cause, int] = field(default_factory=dict)
     sums: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, out: Mapping[str, Any]) -> None:
@@ -167,16 +218,17 @@ class _Tally:
             acc[1] += 1
         elif status == "unscored":
             self.unscored += 1
-            self.judge_failures += judge_failed(out)
-            self.unjudged += unjudged(out)
         else:
             self.errors += 1
+        cause = row_cause(out)
+        if cause is not None:
+            self.causes[cause] = self.causes.get(cause, 0) + 1
 
-    def summary(self, output: Path, resumed: int, *, interrupted: bool = False, judge: str = "", rejudged: int = 0) -> ScoreSummary:
+    def summary(self, output: Path, resumed: int, options: ScoreOptions, *, interrupted: bool = False, judge: str = "", rerun: int = 0) -> ScoreSummary:
         means = tuple((source, total / n, int(n)) for source, (total, n) in sorted(self.sums.items()))
         return ScoreSummary(
             output, self.rows, self.scored, self.unscored, self.errors, resumed, means, interrupted, judge,
-            self.judge_failures, self.unjudged, rejudged,
+            tuple(sorted(self.causes.items())), rerun, options.unscored_as_zero, options.judge.is_url,
         )
 
 
@@ -278,7 +330,7 @@ async def _score_batch(scorer: RewardScorer, items: Sequence[Row | _Out], templa
         row = items[index]
         assert isinstance(row, Row)
         if isinstance(result, BaseException):
-            out = _error_row(row, f"{row.where}: scoring failed: {type(result).__name__}: {result}", preset, template)
+            out = _error_row(row, f"{row.where}: {SCORING_FAILED} {type(result).__name__}: {result}", preset, template)
         else:
             out = dict(row.fields or {})
             out.update(result.to_log())
@@ -314,14 +366,14 @@ class _Sink:
     """Where scored batches go, in order: the writer, the counts and the progress."""
 
     writer: JsonlWriter
-    tally: _Tally
+    counts: _Counts
     progress: ScoreProgress
     scored: int = 0  # rows this run scored (not carried over)
 
     def __call__(self, outs: list[_Out]) -> None:
         self.writer.write_lines([out.line for out in outs])
         for out in outs:
-            self.tally.add(out.fields)
+            self.counts.add(out.fields)
         fresh = [(out.number, out.fields) for out in outs if out.number is not None]
         self.scored += len(fresh)
         self.progress.advance(fresh)
@@ -355,17 +407,27 @@ async def _score_stream(items: Iterable[Row | _Out], scorer: RewardScorer, templ
 @dataclass
 class _Existing:
     """What a resumed run found in its output: the counts, the bytes of a torn last line it cut,
-    and the judge failures to re-judge (how many, and the first one's row number)."""
+    and the rows to score again (`RERUN`: how many of each cause, and the first one's row number)."""
 
-    tally: _Tally = field(default_factory=_Tally)
+    counts: _Counts = field(default_factory=_Counts)
     cut: int = 0
-    retry: int = 0
+    retry: dict[Cause, int] = field(default_factory=dict)
     first_retry: int = 0
+
+    @property
+    def retries(self) -> int:
+        return sum(self.retry.values())
+
+    def note(self) -> str:
+        """What a resumed run says before it scores rows again."""
+        words: dict[Cause, str] = {"judge failed": "the judge failed on", "scoring failed": "whose scoring failed", "bad row": "that could not be read"}
+        parts = ", ".join(f"{self.retry[cause]} {words[cause]}" for cause in ("judge failed", "scoring failed", "bad row") if self.retry.get(cause))
+        return f"scoring again {self.retries} rows of an earlier run (from row {self.first_retry}): {parts}"
 
 
 def _read_existing(output: Path, settings: RunSettings) -> _Existing:
     """Cut a torn last line, check that every row was written with ``settings`` (`UsageError`
-    saying which setting differs), and tally the rows."""
+    saying which setting differs), and count the rows."""
     found = _Existing(cut=truncate_torn_tail(output))
     wanted = settings.to_json()
     for row in read_jsonl(output):
@@ -373,9 +435,10 @@ def _read_existing(output: Path, settings: RunSettings) -> _Existing:
             raise UsageError(f"{output} {row.where} is not an output row ({row.error}): pass --no-resume to start over, or choose another --output")
         if row.fields.get(RUN_KEY) != wanted:
             raise UsageError(refusal(output, row.number, row.fields.get(RUN_KEY), settings))
-        found.tally.add(row.fields)
-        if judge_failed(row.fields):
-            found.retry += 1
+        found.counts.add(row.fields)
+        cause = row_cause(row.fields)
+        if cause in RERUN:
+            found.retry[cause] = found.retry.get(cause, 0) + 1
             found.first_retry = found.first_retry or row.number
     return found
 
@@ -385,8 +448,12 @@ def _canonical(value: Any) -> str:
 
 
 def _check_same_input(output: Path, number: int, row: Row, out: Mapping[str, Any], written: frozenset[str]) -> None:
-    """Refuse to re-judge output row ``number`` from an input row that is not the one it was
-    scored from (the input was edited since): every input key the scorer does not write must match."""
+    """Refuse to score output row ``number`` again from an input row that is not the one it was
+    scored from (the input was edited since): every input key the scorer does not write must match.
+    A row written without the input's fields (one that could not be read, or written back) has
+    nothing to compare: it is read again as the input has it now."""
+    if all(key in written for key in out):
+        return
     if not row.ok or row.fields is None:
         raise UsageError(f"{output} row {number} was scored from input {row.where}, which now cannot be read ({row.error}): pass --no-resume to start over")
     for key, value in row.fields.items():
@@ -408,7 +475,7 @@ def _output_lines(output: Path) -> Iterator[tuple[int, str]]:
 
 
 def _rejudge_items(output: Path, source: RowSource, first: int, written: frozenset[str]) -> Iterator[Row | _Out]:
-    """The rows of ``output`` in order: judge failures as their input rows (to be scored again),
+    """The rows of ``output`` in order: the rows to score again (`to_rerun`) as their input rows,
     every other row carried over as it is. Input rows are read from row ``first`` on."""
     rows = source.rows(skip=first - 1)
     try:
@@ -420,7 +487,7 @@ def _rejudge_items(output: Path, source: RowSource, first: int, written: frozens
             row = next(rows, None)
             if row is None:
                 raise UsageError(f"{output} has more rows than the input ({number - 1}): it is not the output of this input; pass --no-resume to start over")
-            if judge_failed(fields):
+            if to_rerun(fields):
                 _check_same_input(output, number, row, fields, written)
                 yield row
             else:
@@ -432,17 +499,18 @@ def _rejudge_items(output: Path, source: RowSource, first: int, written: frozens
 
 
 def _rejudge(output: Path, source: RowSource, existing: _Existing, scorer: RewardScorer, template: Mapping[str, Any],
-             batch_size: int, progress: ScoreProgress, tally: _Tally) -> tuple[int, bool]:
-    """Rewrite ``output`` with its judge failures judged again, through a temporary file moved
-    over it at the end; returns the rows re-judged and whether Ctrl-C interrupted. Ctrl-C keeps
-    what was re-judged (the rest is copied as it was); any other failure leaves ``output`` untouched."""
+             batch_size: int, progress: ScoreProgress, counts: _Counts) -> tuple[int, bool]:
+    """Rewrite ``output`` with the rows to score again (`RERUN`) scored again, through a temporary
+    file moved over it at the end; returns the rows scored again and whether Ctrl-C interrupted.
+    Ctrl-C keeps what was scored again (the rest is copied as it was); any other failure leaves
+    ``output`` untouched."""
     output = output.resolve()  # a symlinked output: rewrite the file it points to, keep the link
     temporary = _rewrite_path(output)
     items = _rejudge_items(output, source, existing.first_retry, frozenset(template) | {"error"})
     interrupted = False
     try:
         with JsonlWriter(temporary, append=False) as writer:
-            sink = _Sink(writer, tally, progress)
+            sink = _Sink(writer, counts, progress)
             try:
                 run_sync(_score_stream(items, scorer, template, sink, batch_size))
             except (KeyboardInterrupt, asyncio.CancelledError):
@@ -461,7 +529,7 @@ def _rejudge(output: Path, source: RowSource, existing: _Existing, scorer: Rewar
 
 
 def _rewrite_path(output: Path) -> Path:
-    """The temporary file a re-judging run writes before moving it over ``output``."""
+    """The temporary file a run scoring rows again writes before moving it over ``output``."""
     return output.with_name(f".{output.name}.rejudge.tmp")
 
 
@@ -558,35 +626,35 @@ def _run(
     notes = not options.quiet
     to_stdout = str(output) == STDOUT
     existing = _Existing()
-    if not to_stdout:  # what a run killed while re-judging left behind (this run holds the lock)
+    if not to_stdout:  # what a run killed while rewriting left behind (this run holds the lock)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(_rewrite_path(output.resolve()))
     if options.resume and not to_stdout and output.exists():
         existing = _read_existing(output, settings)
-        if notes and (existing.tally.rows or existing.cut):
+        if notes and (existing.counts.rows or existing.cut):
             torn = f" (cut a torn last line of {existing.cut} bytes)" if existing.cut else ""
-            console.print(f"resuming: {existing.tally.rows} rows already in {output}{torn}; skipping them in the input", markup=False, soft_wrap=True)
-    resumed = existing.tally.rows
-    if notes and existing.retry:
-        console.print(f"re-judging {existing.retry} rows the judge failed on (from row {existing.first_retry})", markup=False, soft_wrap=True)
+            console.print(f"resuming: {existing.counts.rows} rows already in {output}{torn}; skipping them in the input", markup=False, soft_wrap=True)
+    resumed = existing.counts.rows
+    if notes and existing.retries:
+        console.print(existing.note(), markup=False, soft_wrap=True)
     if notes and source.is_hub:
         console.print(f"{source.location}: no such local file or folder; reading it from the dataset hub", markup=False, soft_wrap=True)
     scorer = RewardScorer(preset, judge)
     template = _template(scorer, settings.to_json())
     total = _safe_count(source) if notes else None
-    todo = None if total is None else max(0, total - resumed) + existing.retry
+    todo = None if total is None else max(0, total - resumed) + existing.retries
     progress = ScoreProgress(console, enabled=notes, total=todo, clock=clock, every=every)
-    tally = existing.tally
-    rejudged = 0
+    counts = existing.counts
+    rerun = 0
     with progress:
-        if existing.retry:
-            tally = _Tally()
+        if existing.retries:
+            counts = _Counts()
             try:
-                rejudged, interrupted = _rejudge(output, source, existing, scorer, template, options.batch_size, progress, tally)
+                rerun, interrupted = _rejudge(output, source, existing, scorer, template, options.batch_size, progress, counts)
             except SourceError as exc:
-                raise CommandFailed(f"{exc} (while re-judging; {output} is unchanged)") from None
+                raise CommandFailed(f"{exc} (while scoring rows again; {output} is unchanged)") from None
             if interrupted:
-                return tally.summary(output, resumed, interrupted=True, judge=describe_judge(judge), rejudged=rejudged)
+                return counts.summary(output, resumed, options, interrupted=True, judge=describe_judge(judge), rerun=rerun)
         reader = source.rows(skip=resumed)
         try:  # open the source before the output, so a source that cannot be read leaves no file behind
             head = list(itertools.islice(reader, 1))
@@ -599,15 +667,15 @@ def _run(
         with writer:
             try:
                 try:
-                    run_sync(_score_stream(itertools.chain(head, reader), scorer, template, _Sink(writer, tally, progress), options.batch_size))
+                    run_sync(_score_stream(itertools.chain(head, reader), scorer, template, _Sink(writer, counts, progress), options.batch_size))
                 finally:
                     close = getattr(reader, "close", None)
                     if close is not None:
                         close()
             except (KeyboardInterrupt, asyncio.CancelledError):
-                return tally.summary(output, resumed, interrupted=True, judge=describe_judge(judge), rejudged=rejudged)
+                return counts.summary(output, resumed, options, interrupted=True, judge=describe_judge(judge), rerun=rerun)
             except SourceError as exc:
-                raise CommandFailed(f"{exc} (after {writer.written} new rows; {output} holds {tally.rows}, rerun to resume)") from None
+                raise CommandFailed(f"{exc} (after {writer.written} new rows; {output} holds {counts.rows}, rerun to resume)") from None
         new_rows = writer.written
     if resumed and not new_rows:
         count = _safe_count(source)
@@ -616,7 +684,7 @@ def _run(
                 f"{output} has {resumed} rows but the input only {count}: it is not the output of this input; "
                 "pass --no-resume to start over, or choose another --output"
             )
-    return tally.summary(output, resumed, judge=describe_judge(judge), rejudged=rejudged)
+    return counts.summary(output, resumed, options, judge=describe_judge(judge), rerun=rerun)
 
 
 def _safe_count(source: RowSource) -> int | None:
