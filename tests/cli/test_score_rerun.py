@@ -1,10 +1,16 @@
 """What a rerun of ``gtalign score`` scores again, and what the summary says about rows without a
 score from a usable verdict: judge failures (also when ``--unscored-as-zero`` scored them as
-verdict 0), error rows and rows whose scoring raised."""
+verdict 0), error rows and rows whose scoring raised; Ctrl-C while rewriting (in-process and a real
+SIGINT) keeps every row once, in order."""
 
 from __future__ import annotations
 
 import json
+import os
+import select
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +21,7 @@ import pytest
 from gtalign._registry import REGISTRY
 from gtalign.cli import main
 from gtalign.cli._output import RUN_KEY, judge_failed, row_cause, to_rerun
+from gtalign.data import JsonlWriter
 from gtalign.reward._paper import PaperPreset
 from tests.cli._helpers import PAYOFF, CountingJudge, answer, completion, read_out, row, write_jsonl
 
@@ -201,3 +208,138 @@ def test_error_rows_and_rows_whose_scoring_raised_are_scored_again(tmp_path: Pat
     assert main(argv) == 1
     assert [r["status"] for r in read_out(out)] == ["scored", "scored", "error", "scored", "scored"]
     assert [r.get("id") for r in read_out(out)] == [1, 2, 3, 4, 5]
+
+
+# --- A6: Ctrl-C between a batch's write and its count ---------------------------------------------
+
+
+def _down_then(tmp_path: Path, judge_named: Callable[[str, object], None], rows: int) -> tuple[list[str], Path, bytes]:
+    source = write_jsonl(tmp_path / "in.jsonl", [row(i) for i in range(1, rows + 1)])
+    out = tmp_path / "out.jsonl"
+    argv = ["score", str(source), "-o", str(out), "--judge", "flaky-test", "--batch-size", "1"]
+    judge_named("flaky-test", CountingJudge(fail=frozenset(answer(i) for i in range(1, rows + 1))))
+    assert main(argv) == 1
+    judge_named("flaky-test", CountingJudge())
+    return argv, out, out.read_bytes()
+
+
+def _interrupt_writes(monkeypatch: pytest.MonkeyPatch, *calls: int) -> None:
+    """`JsonlWriter.write_lines` raises KeyboardInterrupt on the given calls, right after the rows
+    were written and flushed and before they were counted (as Ctrl-C can)."""
+    real = JsonlWriter.write_lines
+    seen: list[int] = []
+
+    def write_then_interrupt(self: JsonlWriter, lines: Any) -> int:
+        written = real(self, lines)
+        seen.append(written)
+        if len(seen) in calls:
+            self.written -= written  # flushed, not yet counted
+            raise KeyboardInterrupt
+        return written
+
+    monkeypatch.setattr(JsonlWriter, "write_lines", write_then_interrupt)
+
+
+def test_ctrl_c_right_after_a_flush_while_rewriting_duplicates_no_row(
+    tmp_path: Path, judge_named: Callable[[str, object], None], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, out, before = _down_then(tmp_path, judge_named, 6)
+    capsys.readouterr()
+    _interrupt_writes(monkeypatch, 2)  # the second re-judged row reaches the file, then Ctrl-C
+    assert main(argv) == 130
+    assert "holds 6 complete rows" in capsys.readouterr().err
+    after = out.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["id"] for line in after] == [1, 2, 3, 4, 5, 6]
+    assert [json.loads(line)["status"] for line in after] == ["scored", "scored"] + ["unscored"] * 4
+    assert after[2:] == before.decode("utf-8").splitlines()[2:]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    monkeypatch.undo()
+    again = CountingJudge()
+    judge_named("flaky-test", again)
+    assert main(argv) == 0
+    assert again.responses == [answer(i) for i in (3, 4, 5, 6)]
+
+
+def test_a_second_ctrl_c_while_keeping_the_rows_leaves_the_output_as_it_was(
+    tmp_path: Path, judge_named: Callable[[str, object], None], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, out, before = _down_then(tmp_path, judge_named, 6)
+    capsys.readouterr()
+    _interrupt_writes(monkeypatch, 2, 3)  # Ctrl-C, then again while the rest is copied
+    assert main(argv) == 130
+    assert "left as it was" in capsys.readouterr().err
+    assert out.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
+
+
+# --- B3: a real SIGINT while rewriting ----------------------------------------------------------------
+
+BLOCKING_JUDGE = """
+import asyncio
+import os
+from gtalign.reward import Verdict
+
+
+class Blocking:
+    name = "blocking"
+
+    async def judge(self, requests):
+        mode = os.environ["BLOCKING_MODE"]
+        if mode == "down":
+            return [Verdict.failure("failed", "connection refused") for _ in requests]
+        if mode == "block" and any("boxed{5}" in request.response for request in requests):
+            os.write(int(os.environ["BLOCKING_FD"]), b"blocked\\n")  # tell the test, then wait for Ctrl-C
+            await asyncio.Event().wait()
+        return [Verdict(1.0) for _ in requests]
+"""
+
+
+def test_a_real_sigint_while_rewriting_keeps_every_row_in_order(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("gtalign")
+    if not script.exists():
+        pytest.skip("the gtalign console script is not installed next to this interpreter")
+    (tmp_path / "blocking_judge_for_test.py").write_text(BLOCKING_JUDGE, encoding="utf-8")
+    source = write_jsonl(tmp_path / "in.jsonl", [row(i) for i in range(1, 7)])
+    out = tmp_path / "out.jsonl"
+    argv = [str(script), "score", str(source), "-o", str(out), "--judge", "blocking_judge_for_test:Blocking", "--batch-size", "1"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    down = subprocess.run(argv, env={**env, "BLOCKING_MODE": "down"}, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 1, down.stderr
+    before = out.read_text(encoding="utf-8").splitlines()
+
+    ready, signalled = os.pipe()
+    try:
+        # A terminal's Ctrl-C: the child gets SIGINT's default disposition even when this test runs in a
+        # background job, whose children inherit SIGINT ignored (Python then installs no handler at all).
+        process = subprocess.Popen(
+            argv, env={**env, "BLOCKING_MODE": "block", "BLOCKING_FD": str(signalled)}, pass_fds=(signalled,),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        os.close(signalled)
+        signalled = -1
+        try:
+            readable, _, _ = select.select([ready], [], [], 120)  # a hang guard, not a timing assertion
+            assert readable and os.read(ready, 64) == b"blocked\n", "the judge never reached row 5"
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=60)
+    finally:
+        os.close(ready)
+        if signalled >= 0:
+            os.close(signalled)
+    assert process.returncode == 130, err
+    assert "interrupted; " in err and "holds 6 complete rows" in err
+    after = out.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["id"] for line in after] == [1, 2, 3, 4, 5, 6]
+    statuses = [json.loads(line)["status"] for line in after]
+    assert statuses[:3] == ["scored"] * 3  # judged again before row 5 was asked about
+    assert after[4:] == before[4:]  # rows 5 and 6 as they were
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    up = subprocess.run(argv, env={**env, "BLOCKING_MODE": "up"}, capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    assert f"(0 new, 6 resumed, {statuses.count('unscored')} scored again)" in up.stderr
+    assert [r["status"] for r in read_out(out)] == ["scored"] * 6

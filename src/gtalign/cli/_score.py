@@ -369,14 +369,31 @@ class _Sink:
     counts: _Counts
     progress: ScoreProgress
     scored: int = 0  # rows this run scored (not carried over)
+    counted: int = 0  # rows written and counted
+    _writing: list[_Out] = field(default_factory=list)  # the batch being written
 
     def __call__(self, outs: list[_Out]) -> None:
+        self._writing = outs
         self.writer.write_lines([out.line for out in outs])
+        self._count(outs)
+        self._writing = []
+
+    def _count(self, outs: Sequence[_Out]) -> None:
         for out in outs:
             self.counts.add(out.fields)
+        self.counted += len(outs)
         fresh = [(out.number, out.fields) for out in outs if out.number is not None]
         self.scored += len(fresh)
         self.progress.advance(fresh)
+
+    def settle(self, lines: int) -> None:
+        """After an interruption, with ``lines`` complete rows in the file this sink wrote from its
+        start: count the rows of the batch being written that reached the file (Ctrl-C can land
+        after a write's flush and before its rows were counted)."""
+        reached = lines - self.counted
+        if reached > 0:
+            self._count(self._writing[:reached])
+        self._writing = []
 
     async def wait(self, future: asyncio.Future[list[_Out]]) -> list[_Out]:
         """The batch ``future`` brings; while it is not done, a progress line whenever one is due,
@@ -499,11 +516,14 @@ def _rejudge_items(output: Path, source: RowSource, first: int, written: frozens
 
 
 def _rejudge(output: Path, source: RowSource, existing: _Existing, scorer: RewardScorer, template: Mapping[str, Any],
-             batch_size: int, progress: ScoreProgress, counts: _Counts) -> tuple[int, bool]:
+             batch_size: int, progress: ScoreProgress, counts: _Counts, console: Console) -> tuple[int, bool]:
     """Rewrite ``output`` with the rows to score again (`RERUN`) scored again, through a temporary
     file moved over it at the end; returns the rows scored again and whether Ctrl-C interrupted.
-    Ctrl-C keeps what was scored again (the rest is copied as it was); any other failure leaves
-    ``output`` untouched."""
+
+    Ctrl-C keeps what was scored again and copies the rest as it was, from the first row not
+    complete in the temporary file (counted in the file: Ctrl-C may land between a write and its
+    count). A second Ctrl-C while copying abandons the rewrite; so does any other failure: then
+    ``output`` is left as it was."""
     output = output.resolve()  # a symlinked output: rewrite the file it points to, keep the link
     temporary = _rewrite_path(output)
     items = _rejudge_items(output, source, existing.first_retry, frozenset(template) | {"error"})
@@ -513,12 +533,22 @@ def _rejudge(output: Path, source: RowSource, existing: _Existing, scorer: Rewar
             sink = _Sink(writer, counts, progress)
             try:
                 run_sync(_score_stream(items, scorer, template, sink, batch_size))
+                writer.sync()
             except (KeyboardInterrupt, asyncio.CancelledError):
                 interrupted = True
-                rest = itertools.islice(_output_lines(output), writer.written, None)
-                for chunk in _batched(rest, _MAX_CHUNK):
-                    sink([_Out(json.loads(line), line) for _, line in chunk])
-            writer.sync()
+        if interrupted:
+            try:
+                truncate_torn_tail(temporary)
+                done = _count_lines(temporary)
+                sink.settle(done)
+                with JsonlWriter(temporary) as rest:
+                    sink.writer = rest
+                    for chunk in _batched(itertools.islice(_output_lines(output), done, None), _MAX_CHUNK):
+                        sink([_Out(json.loads(line), line) for _, line in chunk])
+                    rest.sync()
+            except KeyboardInterrupt:
+                console.print(f"interrupted again while keeping the rows scored again: {output} is left as it was", markup=False, soft_wrap=True)
+                raise
         shutil.copymode(output, temporary)
         os.replace(temporary, output)
     finally:
@@ -526,6 +556,15 @@ def _rejudge(output: Path, source: RowSource, existing: _Existing, scorer: Rewar
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
     return sink.scored, interrupted
+
+
+def _count_lines(path: Path, chunk: int = 1 << 20) -> int:
+    """The newlines in ``path`` (rows of a file `JsonlWriter` wrote: no blank lines)."""
+    lines = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            lines += block.count(b"\n")
+    return lines
 
 
 def _rewrite_path(output: Path) -> Path:
@@ -650,7 +689,7 @@ def _run(
         if existing.retries:
             counts = _Counts()
             try:
-                rerun, interrupted = _rejudge(output, source, existing, scorer, template, options.batch_size, progress, counts)
+                rerun, interrupted = _rejudge(output, source, existing, scorer, template, options.batch_size, progress, counts, console)
             except SourceError as exc:
                 raise CommandFailed(f"{exc} (while scoring rows again; {output} is unchanged)") from None
             if interrupted:
