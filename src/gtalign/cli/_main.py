@@ -60,8 +60,8 @@ finished rows twice (a URL judge's verdict cache also saves calls for rows judge
 interruption). A resumed run first scores again, in place, the rows a rerun can change: rows the
 judge failed on (judge_status "failed" with no judge_verdict in the input: unreachable, timed out,
 errored after retries), whether unscored or scored as verdict 0 by --unscored-as-zero; error rows
-(a row that could not be read or mapped is read again, and errors again if it is still broken);
-and rows whose scoring raised (reason or error "scoring failed: ..."). Rows without a score for
+(read again from the input: a row still broken there errors again); and rows whose scoring raised
+(reason or error "scoring failed: ...", which a fixed preset may score). Rows without a score for
 another reason (an unknown data_source, a verdict the judge gave but that is unusable, a
 judge_verdict in the input that cannot be used, no judge given) are kept as they are: the same
 command would give them the same result. Every row records the settings that produced it
