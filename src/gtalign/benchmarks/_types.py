@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from gtalign.reward._types import Sample, Verdict
+
 __all__ = ["BenchmarkRow", "Domain", "PromptMode"]
 
 Domain = Literal["in-domain", "out-of-domain", "custom"]
@@ -43,3 +45,8 @@ class BenchmarkRow:
             if message.get("role") == "user":
                 return message.get("content", "")
         return ""
+
+    def to_sample(self, completion: str, verdict: Verdict | None = None) -> Sample:
+        """The reward's input for one answer to this row (``verdict``: a judge verdict already
+        known, so no judge is asked)."""
+        return Sample(self.data_source, completion, self.ground_truth, self.extra_info, verdict)
