@@ -82,8 +82,8 @@ def research_hypervolume(points: np.ndarray, reference: tuple[float, float]) -> 
 
     SPEC says only that the released code "counts only one box". We read it as the sweep over the
     frontier by increasing u that overwrites its accumulator instead of adding to it, so only the
-    last box is left: width (largest u - the previous frontier u, or the reference's u), height
-    (that point's l - the reference's l). This reproduces the 0.0 SPEC's example states for the
+    last box is left: width (largest u - the previous frontier u, or the reference's u if larger),
+    height (that point's l - the reference's l). This reproduces the 0.0 SPEC's example states for the
     frontier (1, 0), (0.5, 0.5), (0, 1) with reference (0, 0), where the true area is 0.25. Kept
     only so reports can show the difference; never use it as a result.
 
@@ -96,5 +96,5 @@ def research_hypervolume(points: np.ndarray, reference: tuple[float, float]) -> 
     ref_u, ref_l = float(reference[0]), float(reference[1])
     ascending = front[::-1]
     last_u, last_l = ascending[-1]
-    previous_u = ascending[-2, 0] if len(ascending) > 1 else ref_u
+    previous_u = max(ascending[-2, 0], ref_u) if len(ascending) > 1 else ref_u
     return float(max(last_u - previous_u, 0.0) * max(last_l - ref_l, 0.0))

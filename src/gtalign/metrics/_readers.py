@@ -111,10 +111,14 @@ def read_verl_dump(path: str | Path) -> tuple[list[SampleRecord], list[LogProble
                 continue
             try:
                 row = json.loads(raw)
+            except (ValueError, RecursionError) as exc:
+                problems.append(LogProblem(index + 1, f"not JSON: {exc}"))
+                continue
+            try:
                 if not isinstance(row, Mapping):
                     raise ValueError(f"a JSON {type(row).__name__}, not an object")
                 records.append(_record(index, row))
-            except (ValueError, TypeError, RecursionError) as exc:
+            except (ValueError, TypeError) as exc:
                 problems.append(LogProblem(index + 1, str(exc)))
     return records, problems
 
@@ -129,14 +133,17 @@ def records_from_verl_dump(path: str | Path) -> list[SampleRecord]:
     return records
 
 
-def _is_run_log(path: Path) -> bool:
+def _is_run_log(path: Path, lines: int = 20) -> bool:
+    """A run log has a header or sample line among its first lines (one of them may be corrupt)."""
     with path.open("rb") as handle:
-        first = handle.readline()
-    try:
-        data = json.loads(first)
-    except ValueError:
-        return False
-    return isinstance(data, Mapping) and data.get("kind") in ("header", "sample")
+        for _, raw in zip(range(lines), handle, strict=False):
+            try:
+                data = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(data, Mapping) and data.get("kind") in ("header", "sample"):
+                return True
+    return False
 
 
 def load_run(path: str | Path) -> LoadedRun:

@@ -337,7 +337,10 @@ def _mix(records: Iterable[SampleRecord], of: Literal["chosen", "response"]) -> 
         if record.status not in ("scored", "unscored"):
             continue
         act = _act(record.parse.action if of == "chosen" else record.parse.response_act)
-        counts.setdefault(record.label or UNLABELLED, Counter())[act] += 1
+        label = record.label or UNLABELLED
+        if label not in counts:
+            counts[label] = Counter()
+        counts[label][act] += 1
     ordered = {}
     for label in sorted(counts):
         row = counts[label]
