@@ -45,3 +45,13 @@ def test_unknown_kind():
 def test_bad_dotted_path():
     with pytest.raises(RegistryError, match="cannot import"):
         REGISTRY.get("preset", "no_such_module:thing")
+
+
+def test_every_builtin_benchmark_is_in_the_registry() -> None:
+    from gtalign._registry import REGISTRY
+    from gtalign.benchmarks import list_benchmarks
+
+    names = {"math-hard", "medium", "wildguard", "ambig_qa", "minerva", "abg-coqa", "advbench", "sample"}
+    assert names <= set(REGISTRY.names("benchmark"))
+    assert {spec.name for spec in list_benchmarks()} >= names
+    assert all(REGISTRY.get("benchmark", name).name == name for name in names)

@@ -48,7 +48,16 @@ _BUILTINS: dict[Kind, dict[str, str]] = {
         "ambig_qa": "gtalign.reward._tasks:AMBIGUITY",
         "abg-coqa": "gtalign.reward._tasks:AMBIGUITY",
     },
-    "benchmark": {},
+    "benchmark": {
+        "math-hard": "gtalign.benchmarks._specs:MATH_HARD",
+        "medium": "gtalign.benchmarks._specs:MEDIUM",
+        "wildguard": "gtalign.benchmarks._specs:WILDGUARD",
+        "ambig_qa": "gtalign.benchmarks._specs:AMBIG_QA",
+        "minerva": "gtalign.benchmarks._specs:MINERVA",
+        "abg-coqa": "gtalign.benchmarks._specs:ABG_COQA",
+        "advbench": "gtalign.benchmarks._specs:ADVBENCH",
+        "sample": "gtalign.benchmarks._specs:SAMPLE",
+    },
     "pricing": {
         "llm_price_shift": "gtalign.game._pricing:llm_price_shift",
         "user_price_shift": "gtalign.game._pricing:user_price_shift",
