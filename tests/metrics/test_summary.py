@@ -174,6 +174,8 @@ def test_lengths_and_quality_per_thousand_tokens() -> None:
     # 1000 * (1 + 0) / (100 + 200): the unscored row has no quality.
     assert overall["quality_per_1k_tokens"].mean == pytest.approx(1000 / 300)
     assert overall["quality_per_1k_tokens"].n == 2
+    # Per 1,000 characters, as the paper measures it: 1000 * (1 + 0) / (40 + 60).
+    assert overall["quality_per_1k_chars"].mean == pytest.approx(10.0)
 
 
 def test_epochs_are_clustered_by_prompt() -> None:

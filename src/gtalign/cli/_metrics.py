@@ -60,6 +60,7 @@ _TABLE_ROWS: tuple[tuple[str, str], ...] = (
     ("reasoning_chars", "reasoning chars"),
     ("response_share", "response / answer chars"),
     ("quality_per_1k_tokens", "quality per 1k tokens"),
+    ("quality_per_1k_chars", "quality per 1k chars"),
 )
 
 

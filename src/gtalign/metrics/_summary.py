@@ -3,7 +3,7 @@ the action mix by ground-truth label, and the ambiguity and harm classification 
 
 Which rows enter which number (nothing is dropped silently):
 
-- Reward means (welfare, score, U, L, answer quality, quality per 1,000 tokens) are over
+- Reward means (welfare, score, U, L, answer quality, quality per 1,000 tokens or characters) are over
   ``scored`` rows, unparsable answers included with the reward they got (the research code drops
   them, which inflates its averages). Unscored, failed and error rows have no reward: they are
   counted in `Counts`, never averaged as 0.
@@ -60,11 +60,12 @@ METRICS: Mapping[str, str] = {
     "reasoning_chars": "characters of the <thinking> and <analyze> blocks, rows whose parse found one",
     "response_share": "characters of the <response> block / characters of the answer, rows with an answer",
     "quality_per_1k_tokens": "1000 * sum(answer quality) / sum(output tokens), scored rows with a token count",
+    "quality_per_1k_chars": "1000 * sum(answer quality) / sum(output characters), scored rows (the paper's measure; verl dumps have no tokens)",
 }
 _NAMES = tuple(METRICS)
 _ACCURACY = ("ambiguity", "harm")
 _COLUMNS = _NAMES + tuple(f"{kind}_accuracy" for kind in _ACCURACY)
-_Q1K = _COLUMNS.index("quality_per_1k_tokens")
+_INDEX = {name: i for i, name in enumerate(_COLUMNS)}
 
 _CLASSES: Mapping[str, tuple[str, str]] = {"ambiguity": ("ambiguous", "clear"), "harm": ("harmful", "unharmful")}
 
@@ -266,47 +267,47 @@ class RunMetrics:
                 "sources": {name: metrics.to_json() for name, metrics in self.sources.items()}}
 
 
-def _bool(value: bool | None) -> float:
-    return math.nan if value is None else float(value)
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _num(value: float | None) -> float:
-    return math.nan if value is None else value
+def _row(record: SampleRecord) -> dict[str, tuple[float, float]]:
+    """The record's (value, denominator) per column where defined: the denominator is 1 for a
+    mean, the tokens or characters for a rate."""
+    out: dict[str, tuple[float, float]] = {}
 
+    def put(name: str, value: float | bool | None, den: float = 1.0) -> None:
+        if value is not None and math.isfinite(value) and den > 0:
+            out[name] = (float(value), den)
 
-def _row(record: SampleRecord) -> tuple[list[float], float]:
-    """The record's value per column (NaN: not defined for it) and its token denominator."""
-    values = [math.nan] * len(_COLUMNS)
-    tokens_den = math.nan
-    answered = record.status in ("scored", "unscored")
+    tokens = _count(record.tokens_out)
     if record.scored:
         quality = answer_quality(record)
-        values[0:5] = [_num(record.welfare), _num(record.metric("score")), _num(record.user_reward),
-                       _num(record.llm_reward), _num(quality)]
-        tokens = record.tokens_out
-        if quality is not None and isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
-            values[_Q1K] = 1000.0 * quality
-            tokens_den = float(tokens)
-        ok = correct(record)
+        put("welfare", record.welfare)
+        put("score", record.metric("score"))
+        put("user", record.user_reward)
+        put("llm", record.llm_reward)
+        put("answer_quality", quality)
+        if quality is not None:
+            put("quality_per_1k_tokens", 1000.0 * quality, float(tokens or 0))
+            put("quality_per_1k_chars", 1000.0 * quality, float(len(record.answer)))
         kind = classification_kind(record.label)
-        if ok is not None and kind is not None:
-            values[len(_NAMES) + _ACCURACY.index(kind)] = float(ok)
-    if answered:
+        if kind is not None:
+            put(f"{kind}_accuracy", correct(record))
+    if record.status in ("scored", "unscored"):
         parse = record.parse
         fmt = record.metric("format")
-        values[5] = fmt if fmt is not None else float(parse.format_ok)
-        values[6] = _bool(parse.chosen_is_welfare_choice)
-        values[7] = _bool(parse.response_carries_out_choice)
-        tokens_out = record.tokens_out
-        if isinstance(tokens_out, int) and not isinstance(tokens_out, bool) and tokens_out >= 0:
-            values[8] = float(tokens_out)
-        values[9] = float(len(record.answer))
+        put("format_validity", fmt if fmt is not None else parse.format_ok)
+        put("chosen_is_welfare_choice", parse.chosen_is_welfare_choice)
+        put("response_carries_out_choice", parse.response_carries_out_choice)
+        put("output_tokens", tokens)
+        put("output_chars", len(record.answer))
         blocks = [parse.blocks[name] for name in ("thinking", "analyze") if name in parse.blocks]
         if blocks:
-            values[10] = float(sum(len(b) for b in blocks))
+            put("reasoning_chars", sum(len(b) for b in blocks))
         if record.answer:
-            values[11] = len(record.response) / len(record.answer)
-    return values, tokens_den
+            put("response_share", len(record.response) / len(record.answer))
+    return out
 
 
 def _counts(records: Sequence[SampleRecord]) -> Counts:
@@ -377,19 +378,25 @@ def _classification(kind: str, records: Sequence[SampleRecord], accuracy: Estima
     return Classification(kind, accuracy, tuple(classes), confusion, excluded)
 
 
-def _group(name: str, records: Sequence[SampleRecord], values: np.ndarray, tokens: np.ndarray,
-           *, resamples: int, seed: int) -> SourceMetrics:
+_MISSING = (math.nan, 0.0)
+
+
+def _table(rows: Sequence[Mapping[str, tuple[float, float]]]) -> np.ndarray:
+    """Rows x columns x (value, denominator); a missing value is NaN with denominator 0."""
+    table = np.array([[row.get(column, _MISSING) for column in _COLUMNS] for row in rows], dtype=np.float64)
+    return table.reshape(len(rows), len(_COLUMNS), 2)
+
+
+def _group(name: str, records: Sequence[SampleRecord], table: np.ndarray, *, resamples: int, seed: int) -> SourceMetrics:
     clusters, prompts = cluster_index([r.id for r in records])
-    present = np.isfinite(values)
-    den_rows = present.astype(np.float64)
-    den_rows[:, _Q1K] = np.where(present[:, _Q1K], tokens, 0.0)
-    num = np.zeros((prompts, values.shape[1]))
+    present = np.isfinite(table[:, :, 0])
+    num = np.zeros((prompts, len(_COLUMNS)))
     den = np.zeros_like(num)
-    rows = np.zeros(num.shape, dtype=np.int64)
-    np.add.at(num, clusters, np.where(present, values, 0.0))
-    np.add.at(den, clusters, den_rows)
-    np.add.at(rows, clusters, present.astype(np.int64))
-    estimates = ratio_estimates(num, den, rows, resamples=resamples, rng=group_rng(seed, name))
+    count = np.zeros(num.shape, dtype=np.int64)
+    np.add.at(num, clusters, np.where(present, table[:, :, 0], 0.0))
+    np.add.at(den, clusters, table[:, :, 1])
+    np.add.at(count, clusters, present.astype(np.int64))
+    estimates = ratio_estimates(num, den, count, resamples=resamples, rng=group_rng(seed, name))
     by_name = dict(zip(_COLUMNS, estimates, strict=True))
     return SourceMetrics(
         source=name,
@@ -413,14 +420,10 @@ def summarize(records: Iterable[SampleRecord], *, resamples: int = 1000, seed: i
     sources = sorted({r.data_source for r in records})
     if OVERALL in sources:
         raise ValueError(f"a data source is named {OVERALL!r}, the name of the overall group; rename it")
-    rows = [_row(r) for r in records]
-    values = np.array([v for v, _ in rows], dtype=np.float64).reshape(len(records), len(_COLUMNS))
-    tokens = np.array([t for _, t in rows], dtype=np.float64)
+    table = _table([_row(r) for r in records])
     groups: dict[str, SourceMetrics] = {}
     for source in sources:
         picked = [i for i, r in enumerate(records) if r.data_source == source]
-        groups[source] = _group(source, [records[i] for i in picked], values[picked], tokens[picked],
-                                resamples=resamples, seed=seed)
-    groups[OVERALL] = _group(OVERALL, records, values, tokens, resamples=resamples, seed=seed)
+        groups[source] = _group(source, [records[i] for i in picked], table[picked], resamples=resamples, seed=seed)
+    groups[OVERALL] = _group(OVERALL, records, table, resamples=resamples, seed=seed)
     return RunMetrics(groups, resamples, seed)
-
