@@ -12,8 +12,15 @@ allocations) and its timings are its own:
 - ``--variants``: the backend's knobs (dtype, threads, attention kernel) at batch 1 and 8;
 - ``--contention``: 1 and 2 threads with and without one other busy process (a Python busy loop
   this script starts and stops), for both engines: what a shared machine does to each.
+- ``--same-threads 1,2`` (instead of everything above): both engines at the same thread count and
+  the same batch, in rounds that alternate the engines so both see the same machine. Batch 1 for
+  both: the same ``--prompts`` prompts decoded one at a time (llama-cpp-python's ``Llama``, which
+  `LlamaCppBackend` uses, decodes one sequence at a time, so batch 1 is the only batch both engines
+  have); the embedded engine at batch 16 with the same threads for context. Models load from the
+  user cache (converted there once if needed). Every round is reported, with the load average.
 
     python benchmarks/bench_embedded.py [--max-tokens 96] [--repeat 2] [--variants] [--contention] [--out FILE]
+    python benchmarks/bench_embedded.py --same-threads 1,2 [--rounds 3] [--prompts 4] [--max-tokens 96] [--out FILE]
 
 Prompts ask for long answers, so rows rarely end early; the tables give the tokens actually
 generated. The load average at the start and end of each phase is printed: on a shared 2-core
@@ -30,6 +37,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,6 +146,157 @@ def phase_llamacpp(args: argparse.Namespace) -> dict[str, Any]:
             "version": llama_cpp.__version__}
 
 
+def phase_serve(args: argparse.Namespace) -> None:
+    """One engine at ``args.threads``, loaded once, timing what the parent asks on stdin (JSON lines):
+    ``{"op": "one", "prompt": i}`` decodes prompt ``i`` alone (batch 1), ``{"op": "batch16"}`` decodes
+    16 distinct prompts in one batch (embedded only); each answer is one JSON line on stdout."""
+    from gtalign.backends._base import SamplingParams
+
+    params = SamplingParams(max_tokens=args.max_tokens)
+    if args.engine == "llamacpp":
+        import llama_cpp
+
+        from gtalign.backends._llamacpp import LlamaCppBackend
+
+        llama = LlamaCppBackend(threads=args.threads)
+        llama.load()
+        name = f"llama.cpp {llama_cpp.__version__}"
+
+        def decode(items: list[list[dict[str, str]]], p: SamplingParams) -> list[Any]:
+            assert len(items) == 1, "llama-cpp-python's Llama decodes one sequence at a time"
+            return [llama.generate_sync(items[0], "", p)]
+    else:
+        from gtalign.backends._embedded import EmbeddedBackend
+
+        embedded = EmbeddedBackend(cache_dir=args.cache, threads=args.threads, max_batch=16)
+        name = f"embedded ({embedded.load().dtype})"
+
+        def decode(items: list[list[dict[str, str]]], p: SamplingParams) -> list[Any]:
+            results = embedded.generate_batch([(messages, "") for messages in items], p)
+            assert {r.extra["batch_size"] for r in results} == {len(items)}, "the rows were not decoded as one batch"
+            return results
+
+    decode([_messages(0)], SamplingParams(max_tokens=8))
+    print(json.dumps({"engine": name}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "quit":
+            break
+        items = [_messages(request["prompt"])] if request["op"] == "one" else [_messages(i) for i in range(16)]
+        started = time.perf_counter()
+        results = decode(items, params)
+        wall = time.perf_counter() - started
+        print(json.dumps({"tokens": sum(r.tokens_out or 0 for r in results), "wall": wall}), flush=True)
+
+
+class _Engine:
+    """A `phase_serve` subprocess and the requests sent to it."""
+
+    def __init__(self, engine: str, threads: int, cache: Path, max_tokens: int) -> None:
+        command = [sys.executable, __file__, "--phase", "serve", "--engine", engine, "--threads", str(threads),
+                   "--cache", str(cache), "--max-tokens", str(max_tokens)]
+        self.engine = engine
+        self.errors = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, text=True)
+        self.name = self._read()["engine"]
+
+    def _read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            code = self.process.wait()
+            self.errors.seek(0)
+            raise SystemExit(f"the {self.engine} engine process ended early (exit {code}):\n{self.errors.read()[-3000:]}")
+        return json.loads(line)
+
+    def ask(self, **request: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            self.process.stdin.close()
+        self.process.wait()
+        self.errors.close()
+
+
+def _rate(runs: list[dict[str, Any]]) -> float:
+    return sum(r["tokens"] for r in runs) / sum(r["wall"] for r in runs)
+
+
+def same_threads_report(args: argparse.Namespace, say: Any) -> None:
+    """Both engines at each thread count, each loaded once in its own process; the parent alternates
+    them prompt by prompt (the order swapped every prompt), so the two figures of a pair are taken
+    seconds apart under the same load, and reports each round and the ratios."""
+    from gtalign.backends._model_store import cache_dir, resolve_model
+
+    cache = cache_dir()
+    resolve_model(None, cache=cache)
+    counts = [int(t) for t in args.same_threads.split(",")]
+    rounds: list[dict[str, Any]] = []
+    names: tuple[str, str] = ("", "")
+    for threads in counts:
+        if args.wait_idle:
+            _wait_idle()
+        engines = {"embedded": _Engine("embedded", threads, cache, args.max_tokens),
+                   "llamacpp": _Engine("llamacpp", threads, cache, args.max_tokens)}
+        names = (engines["embedded"].name, engines["llamacpp"].name)
+        try:
+            for number in range(1, args.rounds + 1):
+                before = _load()
+                runs: dict[str, list[dict[str, Any]]] = {"embedded": [], "llamacpp": []}
+                pairs = []
+                for i in range(args.prompts):
+                    order = ("embedded", "llamacpp") if (i + number) % 2 else ("llamacpp", "embedded")
+                    got = {engine: engines[engine].ask(op="one", prompt=i) for engine in order}
+                    for engine, run in got.items():
+                        runs[engine].append(run)
+                    pairs.append(_rate([got["llamacpp"]]) / _rate([got["embedded"]]))
+                batch16 = engines["embedded"].ask(op="batch16")
+                llama_again = engines["llamacpp"].ask(op="one", prompt=0)
+                row = {"threads": threads, "round": number, "load": (before, _load()), "pairs": pairs,
+                       "e1": _rate(runs["embedded"]), "l1": _rate(runs["llamacpp"]), "e16": _rate([batch16]),
+                       "l1_next": _rate([llama_again]), "tokens": (sum(r["tokens"] for r in runs["embedded"]),
+                                                                   sum(r["tokens"] for r in runs["llamacpp"]))}
+                rounds.append(row)
+                print(f"{threads} threads, round {number}: embedded b1 {row['e1']:.1f}, b16 {row['e16']:.1f}, "
+                      f"llama.cpp b1 {row['l1']:.1f} tok/s; load {before} -> {row['load'][1]}", file=sys.stderr, flush=True)
+        finally:
+            for engine in engines.values():
+                engine.close()
+    say(f"### Same threads, same batch ({names[0]} vs {names[1]})")
+    say()
+    say(f"Greedy, max_tokens {args.max_tokens}; tok/s = generated tokens / wall time, prompt processing included. "
+        "Each engine runs in its own process, loaded once per thread count; the script alternates them prompt by "
+        f"prompt, so both figures of a pair see the same load. Batch 1: the same {args.prompts} prompts, decoded one "
+        "at a time by each engine. llama-cpp-python's `Llama` (what `LlamaCppBackend` runs) decodes one sequence at "
+        "a time, so batch 1 is the only batch both engines have here; the embedded engine's batch of 16 distinct "
+        "prompts is there for context, compared with a llama.cpp batch-1 call made right after it. Load average "
+        "(1 min) at the start / end of each round.")
+    say()
+    say("| threads | round | load avg | embedded b1 tok/s | llama.cpp b1 tok/s | llama.cpp / embedded at b1 "
+        "(per prompt pair) | embedded b16 tok/s | embedded b16 / llama.cpp b1 |")
+    say("|---:|---:|---|---:|---:|---|---:|---:|")
+    for row in rounds:
+        pairs = ", ".join(f"{p:.2f}" for p in row["pairs"])
+        say(f"| {row['threads']} | {row['round']} | {row['load'][0]} / {row['load'][1]} | {row['e1']:.1f} | "
+            f"{row['l1']:.1f} | {row['l1'] / row['e1']:.2f} ({pairs}) | {row['e16']:.1f} | {row['e16'] / row['l1_next']:.2f} |")
+    say()
+    for threads in counts:
+        mine = [r for r in rounds if r["threads"] == threads]
+        b1 = sorted(p for r in mine for p in r["pairs"])
+        b16 = [r["e16"] / r["l1_next"] for r in mine]
+        say(f"{threads} thread(s): llama.cpp / embedded at batch 1, per prompt pair: median {statistics.median(b1):.2f}, "
+            f"range {b1[0]:.2f}-{b1[-1]:.2f} ({len(b1)} pairs); embedded batch 16 / llama.cpp batch 1: "
+            f"{min(b16):.2f}-{max(b16):.2f}.")
+    tokens = sorted({t for r in rounds for t in r["tokens"]})
+    say(f"Batch-1 tokens per engine and round: {tokens} (of {args.prompts} x {args.max_tokens}).")
+
+
 def _cpu_idle(seconds: float = 3.0) -> float | None:
     """The share of CPU time spent idle over ``seconds`` (Linux ``/proc/stat``; None elsewhere)."""
     def sample() -> tuple[int, int]:
@@ -189,6 +348,10 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="also compare dtype, threads and attention kernels")
     parser.add_argument("--contention", action="store_true", help="also measure threads 1/2 beside one busy process")
     parser.add_argument("--no-llamacpp", action="store_true")
+    parser.add_argument("--same-threads", metavar="THREADS",
+                        help="only the same-threads, same-batch comparison of both engines, at these thread counts (e.g. 1,2)")
+    parser.add_argument("--rounds", type=int, default=3, help="--same-threads: rounds, each running both engines")
+    parser.add_argument("--prompts", type=int, default=4, help="--same-threads: prompts decoded one at a time at batch 1")
     parser.add_argument("--out", type=Path, help="write the Markdown report here too")
     parser.add_argument("--wait-idle", action="store_true", help="before each phase, wait until the CPUs are >= 90%% idle")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
@@ -198,8 +361,12 @@ def main() -> None:
     parser.add_argument("--attn", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--concurrent", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--prefill", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=("embedded", "llamacpp"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.phase == "serve":
+        phase_serve(args)
+        return
     if args.phase:
         phases = {"convert": lambda: phase_convert(args.cache), "embedded": lambda: phase_embedded(args.cache, args),
                   "llamacpp": lambda: phase_llamacpp(args)}
@@ -214,6 +381,17 @@ def main() -> None:
         lines.append(line)
 
     command = "python benchmarks/bench_embedded.py " + " ".join(sys.argv[1:])
+    if args.same_threads:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise SystemExit("--same-threads compares with llama.cpp: pip install llama-cpp-python")
+        say(f"Command: `{command}`")
+        say()
+        say(f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}.")
+        say()
+        same_threads_report(args, say)
+        if args.out:
+            args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return
     with tempfile.TemporaryDirectory(prefix="gtalign-bench-") as tmp:
         cache = Path(tmp)
         convert = run("convert", cache, [])
