@@ -1,0 +1,193 @@
+"""``gtalign eval``: run a model over benchmarks into a resumable run log, with progress and a summary.
+
+Only argparse and the --on-ignored vocabulary are imported at module level; the runner, the
+backend (torch for the embedded model), the judge and rich are imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from gtalign.cli._args import non_negative_float, positive_int
+from gtalign.steering import _modes
+
+if TYPE_CHECKING:
+    from gtalign.eval import EvalConfig
+
+__all__ = ["config_from_args", "configure", "run"]
+
+_DESCRIPTION = """\
+Run a model over benchmarks and score every answer with a welfare-reward preset and a judge,
+into RUN_DIR/run.jsonl: a header (gtalign version, the full config and its hash, the backend and
+judge) and one record per prompt and epoch (the prompt, the raw answer, its four blocks and payoff
+matrix, the chosen and the welfare-best key, what the response does, the steering record, every
+reward component, the judge's reply, tokens and seconds). `gtalign report RUN_DIR` turns it into
+tables and plots.
+
+Without --steer the model answers in one pass (the paper's setting for a trained model); with
+--steer it answers through the pricing-policy steering of `gtalign chat`. --epochs K samples K
+answers per prompt, epoch e with seed S+e (temperature 0.7 unless --temperature is given), so
+results carry a spread and a rerun repeats them.
+
+Resuming: records are appended (flushed and synced to disk) as rows finish, in finishing order. Run
+the same command again on the same --out and it continues: finished rows are never generated or
+judged again; rows whose model call failed, or whose judge failed, run again (their new record
+replaces the old one); a line torn by a kill is cut and its row runs again. A command whose
+settings differ from the run's is refused, naming the first setting that differs (--concurrency
+and --name may change); --new starts a new run in RUN_DIR-2, RUN_DIR-3, ... instead (it says
+which). While a run writes RUN_DIR it holds RUN_DIR/run.jsonl.lock; a second run is refused.
+
+Progress goes to stderr: a bar with rate and ETA on a terminal, otherwise a line every 30 s; at
+the end a summary per data source: samples, scored, failures by kind (generation failed, judge
+failed, unscored, errors, unparsable answers: these are scored, never dropped), mean welfare.
+
+Examples:
+  gtalign eval --benchmark sample --backend embedded --preset paper --judge rule --out runs/base
+  gtalign eval --benchmark sample --backend embedded --preset paper --judge rule --steer \\
+      --pricing api-pay-per-token --out runs/steered
+  gtalign eval --benchmark math-hard,ambig_qa --limit 50 --seed 1 --backend http://127.0.0.1:8000/v1 \\
+      --model qwen --preset robust --judge http://127.0.0.1:8001/v1 --judge-model judge --epochs 3 --out runs/qwen
+
+Exit codes: 0 every sample scored; 1 some sample failed (generation, judge, unscored or error: see
+the summary; rerun to retry the failed ones); 2 usage error (also a refused resume); 130
+interrupted (run the same command again to resume).
+"""
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...], got {text!r}")
+    return names
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _param(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Add the ``eval`` subcommand to ``commands`` and return its parser."""
+    parser = commands.add_parser(
+        "eval",
+        help="run a model over benchmarks into a resumable run log (welfare, U, L, every reward component)",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = parser.add_argument_group("benchmarks")
+    data.add_argument("--benchmark", required=True, type=_names, metavar="NAME[,NAME]",
+                      help="benchmark names (sample, math-hard, medium, ambig_qa, wildguard, minerva, abg-coqa, advbench) "
+                      "or data files, comma-separated")
+    data.add_argument("--data", metavar="PATH", help="where the paper's data lives (default: ../shared/data/gtalign when present)")
+    data.add_argument("--limit", type=positive_int, metavar="N", help="at most N prompts per benchmark")
+    data.add_argument("--seed", type=_int, metavar="S", help="seed of the --limit sample and of generation (epoch e uses S+e; default 0)")
+    data.add_argument("--source", type=_names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
+    data.add_argument("--prompt", choices=("stored", "builder"), default="stored",
+                      help="each row's prompt as stored (it carries the paper's instruction) or rebuilt by gtalign's "
+                      "prompt builder (default: %(default)s)")
+    data.add_argument("--split", metavar="NAME", help="dataset split, for benchmarks read from a hub id or a folder with several")
+    model = parser.add_argument_group("model")
+    model.add_argument("--backend", required=True, metavar="embedded|URL|module:attr",
+                       help="'embedded' (SmolLM2-135M-Instruct on the CPU, offline), 'embedded:PATH', the http(s):// "
+                       "base URL of an OpenAI-compatible server, or module:attr of a ChatBackend (or its factory)")
+    model.add_argument("--model", metavar="NAME", help="model name at the --backend URL; with the embedded backend, a local model")
+    model.add_argument("--max-tokens", type=positive_int, default=512, metavar="N",
+                       help="token budget of one answer (steered: all its stages together) (default: %(default)s)")
+    model.add_argument("--temperature", type=non_negative_float, metavar="T",
+                       help="sampling temperature (default: 0, greedy, for one epoch; 0.7 with --epochs above 1)")
+    model.add_argument("--epochs", type=positive_int, default=1, metavar="K", help="answers per prompt (default: %(default)s)")
+    model.add_argument("--concurrency", type=positive_int, metavar="N",
+                       help="prompts in flight at once (default: the embedded backend's batch size, 8 otherwise)")
+    scoring = parser.add_argument_group("scoring")
+    scoring.add_argument("--preset", required=True, metavar="NAME", help="reward preset: paper, robust, ... or module:attr")
+    scoring.add_argument("--preset-param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                         help="a preset parameter, e.g. unscored_as_zero=true (repeatable; VALUE is read as YAML)")
+    scoring.add_argument("--judge", required=True, metavar="rule|URL",
+                         help="'rule' (deterministic, offline), the http(s):// URL of an OpenAI-compatible judge server, "
+                         "a registered judge or module:attr")
+    scoring.add_argument("--judge-model", metavar="NAME", help="model name served at the --judge URL")
+    steering = parser.add_argument_group("steering")
+    steering.add_argument("--steer", action="store_true", help="answer through pricing-policy steering (see gtalign chat --help)")
+    steering.add_argument("--pricing", default="none", metavar="NAME|FILE", help="pricing policy with --steer (default: none)")
+    steering.add_argument("--pricing-param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                          help="override a policy key, e.g. s=2 (repeatable; VALUE is read as YAML)")
+    steering.add_argument("--rule", default="sum", metavar="RULE",
+                          help="welfare rule: the steering decision, and the welfare-best key each answer's own matrix "
+                          "is checked against (default: sum, the prompt's LLM + user rule)")
+    steering.add_argument("--on-ignored", default=_modes.DEFAULT_ON_IGNORED, choices=_modes.IGNORED_PROTOCOL, metavar="MODE",
+                          help="with --steer, when the model ignores the four-block protocol (%(choices)s) (default: %(default)s)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder; an existing run there is resumed")
+    output.add_argument("--new", action="store_true", help="if RUN_DIR holds a run, start a new one in RUN_DIR-2, RUN_DIR-3, ...")
+    output.add_argument("--name", metavar="NAME", help="the run's label in reports (default: the folder's name)")
+    output.add_argument("-q", "--quiet", action="store_true", help="no progress or notes; the summary only")
+    return parser
+
+
+def _yaml_params(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    import yaml
+
+    params: dict[str, Any] = {}
+    for key, value in pairs:
+        try:
+            params[key] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            params[key] = value
+    return params
+
+
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """The `EvalConfig` the command line describes (a `UsageError` names a setting that cannot be used)."""
+    from gtalign.cli._main import UsageError
+    from gtalign.eval import EvalConfig, EvalSetupError
+
+    if not args.steer:
+        given = [flag for flag, set_ in (("--pricing", args.pricing != "none"), ("--pricing-param", bool(args.pricing_param)),
+                                         ("--on-ignored", args.on_ignored != _modes.DEFAULT_ON_IGNORED)) if set_]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --steer")
+    if args.judge_model is not None and not args.judge.startswith(("http://", "https://")):
+        raise UsageError(f"--judge-model only applies with --judge URL, not --judge {args.judge}")
+    try:
+        return EvalConfig(
+            benchmarks=tuple(args.benchmark), data=args.data, limit=args.limit, seed=args.seed,
+            sources=None if args.source is None else tuple(args.source), prompt=args.prompt, split=args.split,
+            backend=args.backend, model=args.model, preset=args.preset, preset_params=_yaml_params(args.preset_param),
+            judge=args.judge, judge_model=args.judge_model, steer=args.steer, pricing=args.pricing,
+            pricing_params=_yaml_params(args.pricing_param), rule=args.rule, on_ignored=args.on_ignored,
+            epochs=args.epochs, temperature=args.temperature, max_tokens=args.max_tokens,
+            concurrency=args.concurrency, name=args.name,
+        )
+    except EvalSetupError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``gtalign eval`` for parsed ``args``; returns the exit code."""
+    from rich.console import Console
+
+    from gtalign.cli._main import UsageError
+    from gtalign.eval import EvalProgress, EvalSetupError, ResumeRefused, run_eval
+
+    config = config_from_args(args)
+    console = Console(file=sys.stderr, highlight=False)
+    progress = EvalProgress(console, enabled=not args.quiet)
+    try:
+        summary = run_eval(config, args.out, new=args.new, progress=progress)
+    except (EvalSetupError, ResumeRefused) as exc:
+        raise UsageError(str(exc)) from None
+    if not args.quiet or not summary.ok:
+        for line in summary.lines():
+            console.print(line, markup=False, soft_wrap=True, highlight=False)
+    return summary.exit_code
