@@ -1,7 +1,9 @@
 """Reward adapters for RL engines (verl, TRL, OpenRLHF), without forking the engines.
 
 Each engine module is imported on its own (``gtalign.integrations.trl`` and so on), so that
-importing one never imports another engine or torch. What they share, configuration from
+importing one never imports another engine or torch. ``gtalign.integrations.inspect`` holds the
+benchmarks and the welfare scorer as inspect_ai tasks (``inspect eval gtalign/gtalign_sample``;
+extra ``gtalign[inspect]``), not re-exported here since inspect_ai is optional. What they share, configuration from
 ``GTALIGN_*`` variables and the conversion of engine rows, is re-exported here.
 """
 
