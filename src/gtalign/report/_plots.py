@@ -102,9 +102,9 @@ def pareto_plot(path: Path, names: Sequence[str], records: Sequence[Sequence[Sam
             front = frontier(pts)
             su, sl = _staircase(front)
             ax.plot(su, sl, color=colour(i), linewidth=2.2, zorder=3)
-            ax.scatter(front[:, 0], front[:, 1], s=46, facecolor="white", edgecolor=colour(i), linewidth=1.8,
+            ax.scatter(front[:, 0], front[:, 1], s=60, facecolor="none", edgecolor=colour(i), linewidth=2.0,
                        marker=_MARKERS[i % len(_MARKERS)], zorder=4)
-            handles.append(Line2D([], [], color=colour(i), marker=_MARKERS[i % len(_MARKERS)], markerfacecolor="white",
+            handles.append(Line2D([], [], color=colour(i), marker=_MARKERS[i % len(_MARKERS)], markerfacecolor="none",
                                   linewidth=2.2, label=f"{name}: {len(pts)} points, frontier of {len(front)}"))
         refs: dict[tuple[float, float], list[str]] = {}
         for comp in comparisons:
@@ -112,7 +112,7 @@ def pareto_plot(path: Path, names: Sequence[str], records: Sequence[Sequence[Sam
             if overall and overall["n"]:
                 refs.setdefault(tuple(overall["reference"]), []).append(f"{comp['b']} vs {comp['a']}")
         for ref, labels in refs.items():
-            ax.scatter([ref[0]], [ref[1]], marker="X", s=110, color="#222222", zorder=5)
+            ax.scatter([ref[0]], [ref[1]], marker="X", s=90, color="#222222", zorder=3.5)  # under hollow frontier markers
             ax.annotate(f"HV reference ({'; '.join(labels)})", ref, xytext=(8, 8), textcoords="offset points",
                         fontsize=9.5, color="#222222", zorder=6,
                         bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
@@ -242,7 +242,7 @@ def actions_plot(path: Path, names: Sequence[str], metrics: Mapping[str, Mapping
                    title="action (DA direct answer, CQ clarifying question, AQ answer + follow-up)",
                    loc="lower center", bbox_to_anchor=(0.5, -0.02), ncol=len(acts), frameon=False)
         fig.suptitle("Action mix by ground-truth label, per run", fontweight="bold", fontsize=12.5)
-        fig.tight_layout(rect=(0, 0.12 if height < 4 else 0.08, 1, 1))
+        fig.tight_layout(rect=(0, 0.17 if height < 4 else 0.08, 1, 1))
         _save(fig, path)
     return Plot("actions", path, "Action mix by label",
                 "For each ground-truth label (ambiguous / clear, harmful / unharmful, unlabelled) and run: the share "
@@ -285,6 +285,7 @@ def lengths_plot(path: Path, names: Sequence[str], records: Sequence[Sequence[Sa
             left.set_title("All tasks", fontsize=11.5)
             left.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)
             width = 0.8 / max(1, len(names))
+            boxed = []
             for i, (name, run) in enumerate(zip(names, records, strict=True)):
                 data, pos = [], []
                 for j, task in enumerate(tasks):
@@ -293,6 +294,7 @@ def lengths_plot(path: Path, names: Sequence[str], records: Sequence[Sequence[Sa
                         data.append(lengths)
                         pos.append(j + (i - (len(names) - 1) / 2) * width)
                 if data:
+                    boxed.append(i)
                     right.boxplot(data, positions=pos, widths=width * 0.85, patch_artist=True, manage_ticks=False,
                                   boxprops={"facecolor": colour(i), "alpha": 0.45, "edgecolor": colour(i)},
                                   medianprops={"color": "#111111", "linewidth": 1.6},
@@ -305,7 +307,7 @@ def lengths_plot(path: Path, names: Sequence[str], records: Sequence[Sequence[Sa
             right.set_ylabel(f"output length ({unit})")
             right.set_title("Per task (box: quartiles, line: median)", fontsize=11.5)
             right.grid(axis="x", visible=False)
-            right.legend(handles=[Patch(facecolor=colour(i), alpha=0.6, label=n) for i, n in enumerate(names)],
+            right.legend(handles=[Patch(facecolor=colour(i), alpha=0.6, label=names[i]) for i in boxed],
                          frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="run")
         fig.suptitle(f"Output length in {unit}, answered rows", fontweight="bold", fontsize=12.5)
         fig.tight_layout()
