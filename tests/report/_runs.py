@@ -1,7 +1,7 @@
 """Two small synthetic runs on the same prompts, written as real run logs: a plain run under the
 ``paper`` preset and a steered one under ``robust``. Between them they hold every status, every
-label, a steered record with a matrix pricing changed, a corrupt line and a truncated last line,
-and a sample whose text tries to close the viewer's ``<script>``."""
+label, steered records whose matrix pricing changed and one whose matrix never parsed, a corrupt
+line and a truncated last line, and a sample whose text tries to close the viewer's ``<script>``."""
 
 from __future__ import annotations
 
@@ -95,10 +95,22 @@ def _record(run: str, source: str, label: str, index: str, epoch: int, rng: rand
             unsteered=unsteered, chosen_key=key, chosen_by="rule", question_type="DQ",
             fallbacks=(FallbackEvent("payoff", "retry", "payoff JSON did not parse; seed 1"),) if index == "1" else (),
         ).to_record()
+    if steered and (source, index, epoch) == ("wildguard", "3", 1):
+        steering, parse = _unreadable(response, policy), AnswerParse(blocks={"response": response}, action="AQ")
     tokens = rng.randint(40, 400) + (60 if steered else 0)
     return SampleRecord(**base, status=status, answer=answer, parse=parse, reward=reward,  # type: ignore[arg-type]
                         steering=steering, judge_raw=judge_raw, tokens_in=30, tokens_out=tokens,
                         seconds={"generate": round(tokens / 50, 3), "judge": 0.01})
+
+
+def _unreadable(response: str, policy: Any) -> dict[str, Any]:
+    """A steered answer whose payoff matrix never parsed: the declared default key was used."""
+    return SteeringResult(
+        status="fallback", reason="", response=response, text=f"<response>{response}</response>", policy=policy,
+        rule=sum_rule(), chosen_key="DQ_AQ", chosen_by="fallback",
+        fallbacks=(FallbackEvent("payoff", "retry", "no <payoff> block; seed 1"),
+                   FallbackEvent("payoff", "default_action", "no usable payoff matrix after 2 attempts; using DQ_AQ")),
+    ).to_record()
 
 
 def _records(run: str, *, steered: bool, seed: int, epochs: int) -> list[SampleRecord]:

@@ -118,6 +118,17 @@ def test_filter_open_a_sample_and_nothing_leaves_the_page(page: Any, report: tup
     assert page.eval_on_selector_all("table.payoff td.chosen", "cells => cells.map(c => c.dataset.key)") == [
         base.parse.chosen_key]
 
+    # A steered answer whose matrix never parsed still shows how its action was chosen.
+    page.click("#f-clear")
+    page.select_option("#f-run", "1")
+    page.fill("#f-q", "wildguard/3")
+    page.wait_for_function("document.getElementById('shown').textContent === '2 of 60 samples'")
+    page.click("#list li >> nth=1")
+    assert page.inner_text("#detail h2").split() == ["wildguard/3", "#1"]
+    assert page.locator("table.payoff").count() == 0
+    detail = page.inner_text("#detail")
+    assert "No payoff matrix could be read" in detail and "payoff/default_action" in detail
+
     # A sample whose prompt tries to close the data script is shown as text, and ran nothing.
     page.click("#f-clear")
     page.fill("#f-q", "pwned")
