@@ -187,3 +187,13 @@ def test_setup_errors_name_the_setting(tmp_path: Path) -> None:
     with pytest.raises(EvalSetupError, match="yield no rows"):
         run_eval(CONFIG, tmp_path / "a", rows=[], backend=scripted())
     assert not (tmp_path / "a" / "run.jsonl").exists()
+
+
+def test_the_summary_counts_a_format_failure_as_zero_welfare_under_every_preset(tmp_path: Path, judge: RuleJudge) -> None:
+    from gtalign.testing import ScriptedBackend
+
+    for preset in ("paper", "robust"):
+        summary = run_eval(EvalConfig(("fake",), backend="scripted", preset=preset), tmp_path / preset, rows=rows(2),
+                           backend=ScriptedBackend(lambda messages, prefill: "Paris."), judge=judge)
+        source = summary.sources[0]
+        assert (source.scored, source.welfare_n, source.mean_welfare) == (2, 2, 0.0), preset

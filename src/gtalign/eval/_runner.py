@@ -174,10 +174,8 @@ class _Scorer:
         self.scorer: RewardScorer = RewardScorer(preset, self.recorder)
 
     async def records(self, answers: Sequence[_Answer]) -> list[SampleRecord]:
-        from gtalign.reward import Sample
-
         scored = [answer for answer in answers if not answer.failure and not answer.error]
-        samples = [Sample(a.item.row.data_source, a.text, a.item.row.ground_truth, a.item.row.extra_info) for a in scored]
+        samples = [answer.item.row.to_sample(answer.text) for answer in scored]
         if self.recorder is not None:
             self.recorder.replies.clear()
         start = time.perf_counter()

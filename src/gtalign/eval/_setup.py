@@ -49,10 +49,13 @@ def load_rows(config: EvalConfig) -> tuple[list[BenchmarkRow], list[str]]:
         except (ValueError, LookupError, OSError) as exc:
             raise EvalSetupError(f"benchmark {name!r}: {exc}") from None
         rows.extend(benchmark.rows)
-        skipped = getattr(benchmark, "skipped", ())
-        count = skipped if isinstance(skipped, int) else len(skipped)
-        if count:
-            notes.append(f"benchmark {getattr(benchmark, 'name', name)}: {count} rows of the data were skipped by the loader")
+        label = getattr(benchmark, "name", name)
+        skipped = tuple(getattr(benchmark, "skipped", ()))
+        if skipped:
+            first = skipped[0]
+            notes.append(f"benchmark {label}: {len(skipped)} rows cannot be used and are left out "
+                         f"(first: row {getattr(first, 'index', '?')}: {getattr(first, 'reason', first)})")
+        notes.extend(f"benchmark {label}: {warning}" for warning in getattr(benchmark, "warnings", ()))
     return rows, notes
 
 

@@ -4,6 +4,7 @@ earlier run included), so the exit code says whether the run as a whole is compl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,18 @@ class SourceSummary:
         return "; ".join(parts)
 
 
+def _welfare(record: SampleRecord) -> float | None:
+    """``sqrt(U*L)``: the reward's ``utility``, or from U and L when a preset left it out (the
+    robust preset's format failures score U = L = 0 with no utility; dropping them would inflate
+    the mean, as the research code's dropped rows did)."""
+    if record.welfare is not None:
+        return record.welfare
+    user, llm = record.user_reward, record.llm_reward
+    if user is None or llm is None:
+        return None
+    return math.sqrt(max(user, 0.0) * max(llm, 0.0))
+
+
 def summarize_sources(records: Iterable[SampleRecord]) -> tuple[SourceSummary, ...]:
     """Per-source counts of ``records``, sources in name order."""
     counts: dict[str, dict[str, float]] = {}
@@ -72,7 +85,7 @@ def summarize_sources(records: Iterable[SampleRecord]) -> tuple[SourceSummary, .
         source["samples"] += 1
         if record.scored:
             source["scored"] += 1
-            welfare = record.welfare
+            welfare = _welfare(record)
             if welfare is not None:
                 source["sum"] += welfare
                 source["n"] += 1
