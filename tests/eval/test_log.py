@@ -88,3 +88,11 @@ def test_which_records_resume_keeps(status: str, judge_status: str | None, final
 def test_config_hash_ignores_key_order() -> None:
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_a_record_with_the_default_parse_round_trips(tmp_path: Path) -> None:
+    """A failed row has no answer to parse: its default AnswerParse must still be written."""
+    failed = SampleRecord(id="x/0", epoch=0, benchmark="x", data_source="math-hard", status="generation_failed",
+                          error="server said 500")
+    assert AnswerParse().to_json()["blocks"] == {}
+    assert read_run_log(write(tmp_path / "run.jsonl", HEADER, failed)).records == (failed,)

@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -125,10 +125,12 @@ class AnswerParse:
         return self.action == self.response_act
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["blocks"], out["problems"] = dict(self.blocks), list(self.problems)
-        out["matrix"] = None if self.matrix is None else {k: dict(v) for k, v in self.matrix.items()}
-        return out
+        return {
+            "format_ok": self.format_ok, "well_formed": self.well_formed, "blocks": dict(self.blocks),
+            "matrix": None if self.matrix is None else {k: dict(v) for k, v in self.matrix.items()},
+            "chosen_key": self.chosen_key, "welfare_key": self.welfare_key, "question_type": self.question_type,
+            "action": self.action, "response_act": self.response_act, "problems": list(self.problems),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AnswerParse:
