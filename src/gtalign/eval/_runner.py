@@ -26,7 +26,7 @@ from gtalign._sync import run_sync
 from gtalign.data import OutputLocked, output_lock
 from gtalign.eval._answer import answer_parse
 from gtalign.eval._config import EvalConfig, EvalSetupError
-from gtalign.eval._log import AnswerParse, RunHeader, SampleRecord, write_records
+from gtalign.eval._log import RunHeader, SampleRecord, write_records
 from gtalign.eval._progress import EvalProgress
 from gtalign.eval._resume import LOG_NAME, ResumeRefused, ResumeState, choose_run_dir, read_resume_state
 from gtalign.eval._setup import (
@@ -227,17 +227,11 @@ class _Scorer:
                        judge_raw=raw, seconds=seconds)
 
 
-def _no_parse() -> AnswerParse:
-    """The parse of a row without an answer. Its blocks are a plain dict: `AnswerParse.to_json`
-    deep-copies its fields, and the default (a read-only mapping proxy) cannot be copied."""
-    return AnswerParse(blocks={})
-
-
 def _base_record(answer: _Answer) -> SampleRecord:
     row = answer.item.row
     return SampleRecord(
         id=row.id, epoch=answer.item.epoch, benchmark=row.benchmark, data_source=row.data_source, status="error",
-        label=row.label, prompt=tuple(dict(m) for m in row.messages), ground_truth=row.ground_truth, parse=_no_parse(),
+        label=row.label, prompt=tuple(dict(m) for m in row.messages), ground_truth=row.ground_truth,
         steering=answer.steering, tokens_in=answer.tokens_in, tokens_out=answer.tokens_out,
         seconds={"generate": round(answer.seconds, 6)},
     )
@@ -258,7 +252,7 @@ def _encode(record: SampleRecord) -> str:
     except (TypeError, ValueError, RecursionError) as exc:
         buffer = io.StringIO()
         bare = SampleRecord(id=record.id, epoch=record.epoch, benchmark=record.benchmark, data_source=record.data_source,
-                            status="error", label=record.label, ground_truth=record.ground_truth, parse=_no_parse(),
+                            status="error", label=record.label, ground_truth=record.ground_truth,
                             error=f"the record cannot be written as JSON: {type(exc).__name__}: {exc}")
         write_records([bare], buffer)
     return buffer.getvalue()
