@@ -199,3 +199,15 @@ def test_a_dataset_folder_is_read_with_datasets(tmp_path: Path) -> None:
     benchmark = load_benchmark("wildguard", data=folder)
     assert (benchmark.source.kind, len(benchmark)) == ("dataset", 3)
     assert benchmark.label_counts() == {"unharmful": 2, "harmful": 1}
+
+
+def test_a_limit_that_stops_reading_early_does_not_claim_a_source_is_missing() -> None:
+    """The first two wildguard/ambig_qa rows of `sample` are both wildguard: reading stops there, so
+    ambig_qa was not seen, but it is not missing either."""
+    from gtalign.benchmarks import load_benchmark
+
+    first = load_benchmark("sample", limit=2, sources=["ambig_qa", "wildguard"])
+    assert len(first.rows) == 2
+    assert not any("matches no row" in note for note in first.warnings)
+    whole = load_benchmark("sample", sources=["ambig_qa", "nope"])
+    assert any("'nope' matches no row" in note for note in whole.warnings)

@@ -334,13 +334,15 @@ def _rows(count: int) -> str:
     return f"{count} row" if count == 1 else f"{count} rows"
 
 
-def _warnings(spec: BenchmarkSpec, reader: _Reader, sources: frozenset[str] | None) -> tuple[str, ...]:
+def _warnings(spec: BenchmarkSpec, reader: _Reader, sources: frozenset[str] | None, complete: bool) -> tuple[str, ...]:
+    """Notes on what was left out; ``complete`` is False when a limit stopped reading early (so a
+    source not seen yet may well be further on)."""
     notes = []
     outside = {name: n for name, n in reader.excluded.items() if spec.data_sources and name not in spec.data_sources}
     if outside:
         listed = ", ".join(f"{name} ({n})" for name, n in sorted(outside.items()))
         notes.append(f"{_rows(sum(outside.values()))} of other data sources left out (this benchmark is {', '.join(spec.data_sources)}): {listed}")
-    if sources is not None:
+    if sources is not None and complete:
         for name in sorted(sources - reader.seen):
             found = ", ".join(sorted(reader.seen)) or "none"
             notes.append(f"source {name!r} matches no row (data sources read: {found})")
@@ -388,6 +390,7 @@ def load_benchmark(
     reader = _Reader(spec, prompt, chosen)
     kept: list[BenchmarkRow] = []
     skipped: list[SkippedRow] = []
+    complete = True
     try:
         for row in _read(source):
             result = reader.read(row)
@@ -396,10 +399,11 @@ def load_benchmark(
             elif result is not None:
                 kept.append(result)
                 if limit is not None and seed is None and len(kept) >= limit:
+                    complete = False
                     break
     except SourceError as exc:
         raise BenchmarkError(f"benchmark {spec.name!r}: {exc}") from exc
     if limit is not None and seed is not None and len(kept) > limit:
         picked = sorted(random.Random(seed).sample(range(len(kept)), limit))
         kept = [kept[i] for i in picked]
-    return Benchmark(spec.name, spec, source, tuple(kept), tuple(skipped), prompt, _warnings(spec, reader, chosen))
+    return Benchmark(spec.name, spec, source, tuple(kept), tuple(skipped), prompt, _warnings(spec, reader, chosen, complete))
