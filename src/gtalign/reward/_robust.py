@@ -76,7 +76,9 @@ class RobustPreset:
         parsed = parse_answer(sample.completion)
         response = parsed.response
         if not response:
-            return Prepared(sample, None, None, zero_result(self.name, sample, "no <response> block to judge"))
+            # U = L = 0, so the welfare sqrt(U*L) and the gap |U - L| are 0 too: metrics average them.
+            zero = zero_result(self.name, sample, "no <response> block to judge", utility=0.0, reward_gap=0.0)
+            return Prepared(sample, None, None, zero)
         request = None
         if sample.verdict is None:
             request = spec.request(response, sample.ground_truth, sample.extra_info, sample.data_source)
