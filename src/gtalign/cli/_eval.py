@@ -31,6 +31,9 @@ Without --steer the model answers in one pass (the paper's setting for a trained
 answers per prompt, epoch e with seed S+e (temperature 0.7 unless --temperature is given), so
 results carry a spread and a rerun repeats them.
 
+--answers-from RUN_DIR scores RUN_DIR's answers (joined on id and epoch) with this --preset and --judge,
+never calling the model; the answer settings (--benchmark ... --steer) are RUN_DIR's.
+
 Resuming: records are appended (flushed and synced to disk) as rows finish, in finishing order. Run
 the same command again on the same --out and it continues: finished rows are never generated or
 judged again; rows whose model call failed, or whose judge failed, run again (their new record
@@ -47,6 +50,7 @@ Examples:
   gtalign eval --benchmark sample --backend embedded --preset paper --judge rule --out runs/base
   gtalign eval --benchmark sample --backend embedded --preset paper --judge rule --steer \\
       --pricing api-pay-per-token --out runs/steered
+  gtalign eval --answers-from runs/base --preset robust --judge rule --out runs/base-robust
   gtalign eval --benchmark math-hard,ambig_qa --limit 50 --seed 1 --backend http://127.0.0.1:8000/v1 \\
       --model qwen --preset robust --judge http://127.0.0.1:8001/v1 --judge-model judge --epochs 3 --out runs/qwen
 
@@ -86,27 +90,30 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = parser.add_argument_group("benchmarks")
-    data.add_argument("--benchmark", required=True, type=_names, metavar="NAME[,NAME]",
+    data.add_argument("--benchmark", type=_names, metavar="NAME[,NAME]",
                       help="benchmark names (sample, math-hard, medium, ambig_qa, wildguard, minerva, abg-coqa, advbench) "
                       "or data files, comma-separated")
     data.add_argument("--data", metavar="PATH", help="where the paper's data lives (default: ../shared/data/gtalign when present)")
     data.add_argument("--limit", type=positive_int, metavar="N", help="at most N prompts per benchmark")
     data.add_argument("--seed", type=_int, metavar="S", help="seed of the --limit sample and of generation (epoch e uses S+e; default 0)")
     data.add_argument("--source", type=_names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
-    data.add_argument("--prompt", choices=("stored", "builder"), default="stored",
+    data.add_argument("--prompt", choices=("stored", "builder"),
                       help="each row's prompt as stored (it carries the paper's instruction) or rebuilt by gtalign's "
-                      "prompt builder (default: %(default)s)")
+                      "prompt builder (default: stored)")
     data.add_argument("--split", metavar="NAME", help="dataset split, for benchmarks read from a hub id or a folder with several")
     model = parser.add_argument_group("model")
-    model.add_argument("--backend", required=True, metavar="embedded|URL|module:attr",
+    model.add_argument("--backend", metavar="embedded|URL|module:attr",
                        help="'embedded' (SmolLM2-135M-Instruct on the CPU, offline), 'embedded:PATH', the http(s):// "
                        "base URL of an OpenAI-compatible server, or module:attr of a ChatBackend (or its factory)")
     model.add_argument("--model", metavar="NAME", help="model name at the --backend URL; with the embedded backend, a local model")
-    model.add_argument("--max-tokens", type=positive_int, default=512, metavar="N",
-                       help="token budget of one answer (steered: all its stages together) (default: %(default)s)")
+    model.add_argument("--max-tokens", type=positive_int, metavar="N",
+                       help="token budget of one answer (steered: all its stages together) (default: 512)")
     model.add_argument("--temperature", type=non_negative_float, metavar="T",
                        help="sampling temperature (default: 0, greedy, for one epoch; 0.7 with --epochs above 1)")
-    model.add_argument("--epochs", type=positive_int, default=1, metavar="K", help="answers per prompt (default: %(default)s)")
+    model.add_argument("--epochs", type=positive_int, metavar="K", help="answers per prompt (default: 1)")
+    model.add_argument("--answers-from", metavar="RUN_DIR",
+                       help="score the answers of the run in RUN_DIR instead of generating (the model is not called); "
+                       "its settings are taken, so give only --preset, --judge and --out")
     model.add_argument("--concurrency", type=positive_int, metavar="N",
                        help="prompts in flight at once (default: the embedded backend's batch size, 8 otherwise)")
     scoring = parser.add_argument_group("scoring")
@@ -118,15 +125,17 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                          "a registered judge or module:attr")
     scoring.add_argument("--judge-model", metavar="NAME", help="model name served at the --judge URL")
     steering = parser.add_argument_group("steering")
-    steering.add_argument("--steer", action="store_true", help="answer through pricing-policy steering (see gtalign chat --help)")
-    steering.add_argument("--pricing", default="none", metavar="NAME|FILE", help="pricing policy with --steer (default: none)")
+    steering.add_argument("--steer", action="store_true", default=None,
+                          help="answer through pricing-policy steering (see gtalign chat --help)")
+    steering.add_argument("--pricing", metavar="NAME|FILE", help="pricing policy with --steer (default: none)")
     steering.add_argument("--pricing-param", action="append", type=_param, default=[], metavar="KEY=VALUE",
                           help="override a policy key, e.g. s=2 (repeatable; VALUE is read as YAML)")
-    steering.add_argument("--rule", default="sum", metavar="RULE",
+    steering.add_argument("--rule", metavar="RULE",
                           help="welfare rule: the steering decision, and the welfare-best key each answer's own matrix "
                           "is checked against (default: sum, the prompt's LLM + user rule)")
-    steering.add_argument("--on-ignored", default=_modes.DEFAULT_ON_IGNORED, choices=_modes.IGNORED_PROTOCOL, metavar="MODE",
-                          help="with --steer, when the model ignores the four-block protocol (%(choices)s) (default: %(default)s)")
+    steering.add_argument("--on-ignored", choices=_modes.IGNORED_PROTOCOL, metavar="MODE",
+                          help="with --steer, when the model ignores the four-block protocol (%(choices)s) "
+                          f"(default: {_modes.DEFAULT_ON_IGNORED})")
     output = parser.add_argument_group("output")
     output.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder; an existing run there is resumed")
     output.add_argument("--new", action="store_true", help="if RUN_DIR holds a run, start a new one in RUN_DIR-2, RUN_DIR-3, ...")
@@ -147,28 +156,57 @@ def _yaml_params(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return params
 
 
+_ANSWER_FLAGS = {
+    "benchmarks": "--benchmark", "data": "--data", "limit": "--limit", "seed": "--seed", "sources": "--source",
+    "prompt": "--prompt", "split": "--split", "backend": "--backend", "model": "--model", "max_tokens": "--max-tokens",
+    "temperature": "--temperature", "epochs": "--epochs", "steer": "--steer", "pricing": "--pricing",
+    "pricing_params": "--pricing-param", "rule": "--rule", "on_ignored": "--on-ignored",
+}
+"""The flag of each answer setting (`gtalign.eval.ANSWER_SETTINGS`): those a --answers-from run takes from its source."""
+
+
+def _answer_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The answer settings given on the command line (flags left out are absent: EvalConfig's
+    defaults apply, or with --answers-from the source run's values)."""
+    values = {
+        "benchmarks": None if args.benchmark is None else tuple(args.benchmark), "data": args.data, "limit": args.limit,
+        "seed": args.seed, "sources": None if args.source is None else tuple(args.source), "prompt": args.prompt,
+        "split": args.split, "backend": args.backend, "model": args.model, "max_tokens": args.max_tokens,
+        "temperature": args.temperature, "epochs": args.epochs, "steer": args.steer, "pricing": args.pricing,
+        "pricing_params": _yaml_params(args.pricing_param) if args.pricing_param else None, "rule": args.rule,
+        "on_ignored": args.on_ignored,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    """The `EvalConfig` the command line describes (a `UsageError` names a setting that cannot be used)."""
+    """The `EvalConfig` the command line describes (a `UsageError` names a setting that cannot be
+    used). With --answers-from it reads that run's header: its answer settings are the run's."""
     from gtalign.cli._main import UsageError
     from gtalign.eval import EvalConfig, EvalSetupError
 
-    if not args.steer:
-        given = [flag for flag, set_ in (("--pricing", args.pricing != "none"), ("--pricing-param", bool(args.pricing_param)),
-                                         ("--on-ignored", args.on_ignored != _modes.DEFAULT_ON_IGNORED)) if set_]
-        if given:
-            raise UsageError(f"{', '.join(given)} only apply with --steer")
     if args.judge_model is not None and not args.judge.startswith(("http://", "https://")):
         raise UsageError(f"--judge-model only applies with --judge URL, not --judge {args.judge}")
+    given = _answer_settings(args)
+    scoring = {"preset": args.preset, "preset_params": _yaml_params(args.preset_param), "judge": args.judge,
+               "judge_model": args.judge_model, "concurrency": args.concurrency, "name": args.name}
     try:
-        return EvalConfig(
-            benchmarks=tuple(args.benchmark), data=args.data, limit=args.limit, seed=args.seed,
-            sources=None if args.source is None else tuple(args.source), prompt=args.prompt, split=args.split,
-            backend=args.backend, model=args.model, preset=args.preset, preset_params=_yaml_params(args.preset_param),
-            judge=args.judge, judge_model=args.judge_model, steer=args.steer, pricing=args.pricing,
-            pricing_params=_yaml_params(args.pricing_param), rule=args.rule, on_ignored=args.on_ignored,
-            epochs=args.epochs, temperature=args.temperature, max_tokens=args.max_tokens,
-            concurrency=args.concurrency, name=args.name,
-        )
+        if args.answers_from is not None:
+            from gtalign.eval._answers import read_answer_source, resolve_answers_from
+
+            source = read_answer_source(args.answers_from)
+            return resolve_answers_from(EvalConfig(answers_from=args.answers_from, **scoring), source, given, _ANSWER_FLAGS)
+        missing = [flag for flag, key in (("--benchmark", "benchmarks"), ("--backend", "backend")) if key not in given]
+        if missing:
+            raise UsageError(f"the following arguments are required: {', '.join(missing)} (or --answers-from RUN_DIR)")
+        if not given.get("steer"):
+            steering_only = [flag for flag, set_ in (("--pricing", given.get("pricing", "none") != "none"),
+                                                     ("--pricing-param", "pricing_params" in given),
+                                                     ("--on-ignored", given.get("on_ignored", _modes.DEFAULT_ON_IGNORED)
+                                                      != _modes.DEFAULT_ON_IGNORED)) if set_]
+            if steering_only:
+                raise UsageError(f"{', '.join(steering_only)} only apply with --steer")
+        return EvalConfig(**given, **scoring)
     except EvalSetupError as exc:
         raise UsageError(str(exc)) from None
 

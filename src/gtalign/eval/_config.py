@@ -6,6 +6,10 @@ how it decodes, how it is scored); it is what `config_hash` hashes. Settings tha
 record are left out: ``concurrency`` (how many rows are in flight) and ``name`` (the run's label
 in reports, stored in the header beside the hashed settings by `EvalConfig.header_json`), and the
 output folder, which is not part of the config at all.
+
+A run that scores another run's answers (``answers_from``) takes every setting that made those
+answers (`ANSWER_SETTINGS`) from that run's header (`take_answer_settings`) and hashes the source's
+``config_hash`` (``answers_hash``), so a resume notices a changed source.
 """
 
 from __future__ import annotations
@@ -13,22 +17,25 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
 from gtalign.eval._log import config_hash
 from gtalign.steering._modes import DEFAULT_ON_IGNORED, IGNORED_PROTOCOL
 
-__all__ = ["CONFIG_LABELS", "EvalConfig", "EvalSetupError", "SAMPLED_TEMPERATURE"]
+__all__ = ["ANSWER_SETTINGS", "CONFIG_LABELS", "EvalConfig", "EvalSetupError", "SAMPLED_TEMPERATURE", "take_answer_settings"]
 
 PromptMode = Literal["stored", "builder"]
 _PROMPTS: tuple[str, ...] = ("stored", "builder")
 SAMPLED_TEMPERATURE = 0.7
 """The temperature of a run with several epochs when none is given: K greedy answers would be K
 copies of one answer, which gives no spread."""
-CONFIG_LABELS = ("name",)
+CONFIG_LABELS = ("name", "answers_from")
 """Keys of the header's config that label the run without changing a record (not hashed)."""
+ANSWER_SETTINGS = ("benchmarks", "data", "limit", "seed", "sources", "prompt", "split", "backend", "model", "max_tokens",
+                   "temperature", "epochs", "steer", "pricing", "pricing_params", "rule", "on_ignored")
+"""The settings that determine a run's answers: a run with ``answers_from`` takes them from its source."""
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -84,6 +91,10 @@ class EvalConfig:
         `SAMPLED_TEMPERATURE` for several (`effective_temperature`).
     concurrency: rows in flight at once (None: the embedded backend's batch size, else 8). Not hashed.
     name: the run's label in reports (default: the output folder's name). Not hashed.
+    answers_from: another run's folder whose answers this run scores instead of generating, joined
+        on ``(id, epoch)``; `ANSWER_SETTINGS` are then that run's (``benchmarks`` may be left empty
+        until `take_answer_settings` fills them). The folder is a label, not hashed.
+    answers_hash: the source run's ``config_hash`` (set by `take_answer_settings`); hashed.
 
     >>> EvalConfig(("sample",), epochs=3).effective_temperature
     0.7
@@ -91,7 +102,7 @@ class EvalConfig:
     "preset: 'robust' vs 'paper'"
     """
 
-    benchmarks: tuple[str, ...]
+    benchmarks: tuple[str, ...] = ()
     backend: str = "embedded"
     model: str | None = None
     preset: str = "paper"
@@ -114,10 +125,17 @@ class EvalConfig:
     max_tokens: int = 512
     concurrency: int | None = None
     name: str | None = None
+    answers_from: str | None = None
+    answers_hash: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "benchmarks", _names("benchmarks", self.benchmarks, empty_ok=False))
+        if self.answers_from is not None:
+            if not isinstance(self.answers_from, str) or not self.answers_from.strip():
+                raise EvalSetupError(f"answers_from must be a run folder, got {self.answers_from!r}")
+        elif self.answers_hash is not None:
+            raise EvalSetupError("answers_hash only applies with answers_from (--answers-from RUN_DIR)")
+        set_(self, "benchmarks", _names("benchmarks", self.benchmarks, empty_ok=self.answers_from is not None))
         set_(self, "sources", _names("sources", self.sources, empty_ok=False))
         set_(self, "preset_params", _frozen_params("preset_params", self.preset_params))
         set_(self, "pricing_params", _frozen_params("pricing_params", self.pricing_params))
@@ -194,11 +212,14 @@ class EvalConfig:
             "epochs": self.epochs,
             "temperature": self.effective_temperature,
             "max_tokens": self.max_tokens,
+            # Only when set: the hash of every ordinary run stays what it was.
+            **({"answers_hash": self.answers_hash} if self.answers_from is not None else {}),
         }
 
     def header_json(self) -> dict[str, Any]:
-        """What the run header's ``config`` holds: `to_json` and the run's label (`CONFIG_LABELS`)."""
-        return {**self.to_json(), "name": self.name}
+        """What the run header's ``config`` holds: `to_json` and the run's labels (`CONFIG_LABELS`)."""
+        labels = {"answers_from": self.answers_from} if self.answers_from is not None else {}
+        return {**self.to_json(), "name": self.name, **labels}
 
     @property
     def hash(self) -> str:
@@ -234,3 +255,60 @@ class EvalConfig:
             if json.dumps(mine[key], sort_keys=True) != json.dumps(theirs[key], sort_keys=True):
                 return f"{key}: {mine[key]!r} vs {theirs[key]!r}"
         return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def take_answer_settings(
+    config: EvalConfig,
+    source: Mapping[str, Any],
+    source_hash: str,
+    given: Mapping[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
+) -> EvalConfig:
+    """``config`` (which has ``answers_from``) with the `ANSWER_SETTINGS` of its source run, whose
+    header recorded ``source`` (its config) and ``source_hash``. ``given``: the answer settings the
+    caller set on purpose (default: those of ``config`` that differ from `EvalConfig`'s defaults);
+    each must equal the source's, else `EvalSetupError` names it (as ``flags`` spells it).
+
+    >>> source = EvalConfig(("sample",), backend="http://h/v1", max_tokens=64)
+    >>> run = take_answer_settings(EvalConfig(answers_from="runs/a", preset="robust"), source.header_json(), source.hash)
+    >>> (run.backend, run.max_tokens, run.preset, run.answers_hash == source.hash)
+    ('http://h/v1', 64, 'robust', True)
+    >>> take_answer_settings(EvalConfig(answers_from="runs/a", max_tokens=128), source.header_json(), source.hash)
+    Traceback (most recent call last):
+    ...
+    gtalign.eval._config.EvalSetupError: max_tokens is 128 here but 64 in runs/a, whose answers are scored: leave it out to take that run's
+    """
+    if config.answers_from is None:
+        raise EvalSetupError("take_answer_settings needs a config with answers_from")
+    recorded = {key: value for key, value in source.items() if key not in (*CONFIG_LABELS, "answers_hash")}
+    try:
+        theirs = EvalConfig.from_json(recorded)
+    except (EvalSetupError, TypeError) as exc:
+        raise EvalSetupError(f"answers_from {config.answers_from}: its header's config cannot be read: {exc}") from None
+    if given is None:
+        defaults = EvalConfig(answers_from=config.answers_from)
+        given = {key: getattr(config, key) for key in ANSWER_SETTINGS
+                 if _plain(getattr(config, key)) != _plain(getattr(defaults, key))}
+    if config.answers_hash is not None:
+        given = {**given, "answers_hash": config.answers_hash}
+    values = {key: getattr(theirs, key) for key in ANSWER_SETTINGS}
+    values["answers_hash"] = source_hash
+    for key, mine in given.items():
+        if key not in values:
+            raise EvalSetupError(f"{key} is not an answer setting; these are {', '.join(ANSWER_SETTINGS)}")
+        if key == "answers_hash" and mine != source_hash:
+            raise EvalSetupError(f"{config.answers_from}, whose answers are scored, holds another run now (config hash "
+                                 f"{source_hash}, not {mine}): its answers changed")
+        if _plain(mine) != _plain(values[key]):
+            name = (flags or {}).get(key, key)
+            raise EvalSetupError(f"{name} is {_plain(mine)!r} here but {_plain(values[key])!r} in {config.answers_from}, whose "
+                                 "answers are scored: leave it out to take that run's")
+    return replace(config, **values)

@@ -20,7 +20,7 @@ from gtalign.data import truncate_torn_tail
 from gtalign.eval._config import EvalConfig
 from gtalign.eval._log import RunHeader, SampleRecord, read_run_log
 
-__all__ = ["LOG_NAME", "ResumeRefused", "ResumeState", "choose_run_dir", "read_resume_state"]
+__all__ = ["LOG_NAME", "ResumeRefused", "ResumeState", "choose_run_dir", "read_resume_state", "row_differs"]
 
 LOG_NAME = "run.jsonl"
 _TORN_ID = re.compile(rb'"id": "((?:[^"\\]|\\.)*)", "epoch": (\d+)')
@@ -76,7 +76,8 @@ def _torn_row(path: Path) -> str:
     return f"the torn record of {found.group(1).decode('utf-8', 'replace')} epoch {int(found.group(2))}"
 
 
-def _same(record: SampleRecord, row: BenchmarkRow) -> str | None:
+def row_differs(record: SampleRecord, row: BenchmarkRow) -> str | None:
+    """What of ``record`` (its prompt, ground truth or data source) differs from ``row``, or None."""
     if tuple(dict(m) for m in record.prompt) != tuple({str(k): str(v) for k, v in m.items()} for m in row.messages):
         return "its prompt"
     if record.ground_truth != row.ground_truth:
@@ -125,7 +126,7 @@ def read_resume_state(log: Path, config: EvalConfig, rows: Sequence[BenchmarkRow
             raise ResumeRefused(
                 f"{log} holds {record.id} epoch {record.epoch}, which the benchmarks no longer yield: the data changed "
                 "since the run began; pass --new to start a new run on the data as it is")
-        changed = _same(record, row)
+        changed = row_differs(record, row)
         if changed is not None:
             raise ResumeRefused(
                 f"{log}: {changed} of {record.id} differs from the benchmark's row now: the data changed since the run "

@@ -6,6 +6,10 @@ are ready, up to `JUDGE_BATCH`) while the next rows generate, and each batch is 
 and fsynced before the next. Records go in finishing order; ``(id, epoch)`` joins them. A lock
 (`gtalign.data.output_lock`) keeps a second run off the folder, and a rerun resumes
 (`gtalign.eval._resume`): nothing final is generated or judged twice.
+
+With ``answers_from`` nothing is generated: each row's answer (with its steering record, tokens and
+generate seconds) is taken from another run's record of the same ``(id, epoch)``
+(`gtalign.eval._answers`) and scored with this run's preset and judge.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from gtalign import __version__
 from gtalign._sync import run_sync
 from gtalign.data import OutputLocked, output_lock
 from gtalign.eval._answer import answer_parse
+from gtalign.eval._answers import AnswerSource, check_source_rows, read_answer_source, resolve_answers_from, source_answer
 from gtalign.eval._config import EvalConfig, EvalSetupError
 from gtalign.eval._log import RunHeader, SampleRecord, write_records
 from gtalign.eval._progress import EvalProgress
@@ -119,9 +124,7 @@ class _Generator:
         if problem:
             return _Answer(item, error=problem)
         if item.previous is not None:
-            previous = item.previous
-            return _Answer(item, previous.answer, previous.steering, previous.tokens_in, previous.tokens_out,
-                           previous.seconds.get("generate", 0.0))
+            return _recorded(item, item.previous)
         start = time.perf_counter()
         if self.config.steer:
             return self._steered(item, await self._engines[item.epoch].run(item.row.messages), time.perf_counter() - start)
@@ -145,6 +148,30 @@ class _Generator:
                            failure=f"steering failed: {result.reason}")
         # Otherwise the model wrote something (possibly without a response): score what it wrote.
         return _Answer(item, result.text, record, tokens_in, result.tokens_out, seconds)
+
+
+def _recorded(item: _Item, record: SampleRecord) -> _Answer:
+    """The answer ``record`` holds, as if it had just been generated."""
+    return _Answer(item, record.answer, record.steering, record.tokens_in, record.tokens_out, record.seconds.get("generate", 0.0))
+
+
+class _SourceAnswers:
+    """Answers from another run (``answers_from``): the source's record of each ``(id, epoch)``, or a
+    generation failure saying why it has none. The model is never called."""
+
+    def __init__(self, source: AnswerSource) -> None:
+        self.source = source
+
+    async def answer(self, item: _Item) -> _Answer:
+        problem = _row_problem(item.row)
+        if problem:
+            return _Answer(item, error=problem)
+        if item.previous is not None:
+            return _recorded(item, item.previous)
+        found = source_answer(self.source, (item.row.id, item.epoch))
+        if isinstance(found, str):
+            return _Answer(item, failure=found)
+        return _recorded(item, found)
 
 
 class _RecordingJudge:
@@ -280,7 +307,7 @@ class _Run:
 
     config: EvalConfig
     log: _LogFile
-    generator: _Generator
+    generator: _Generator | _SourceAnswers
     scorer: _Scorer
     progress: EvalProgress | None
     concurrency: int
@@ -315,6 +342,7 @@ class _Run:
                 task = asyncio.create_task(one(item))
                 running.add(task)
                 task.add_done_callback(running.discard)
+                task.add_done_callback(_seen)
 
         feeder = asyncio.create_task(feed())
         ticker = asyncio.create_task(self._tick()) if self.progress is not None else None
@@ -338,6 +366,14 @@ class _Run:
         while True:
             await asyncio.sleep(self.progress.poll)
             self.progress.tick()
+
+
+def _seen(task: asyncio.Task[None]) -> None:
+    """Mark a row's finished task as seen. Only Ctrl-C (`KeyboardInterrupt` raised inside the row)
+    ends one with an exception; the loop re-raises it, and without this its garbage collection
+    would also log "Task exception was never retrieved"."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _now() -> str:
@@ -372,7 +408,9 @@ def run_eval(
     run (a different config, or changed benchmark data, raises `ResumeRefused` naming the
     difference). ``new``: when ``out_dir`` holds a run, write to ``OUT-2``, ``OUT-3``, ... instead.
     ``rows``, ``backend`` and ``judge`` replace what the config names (rows of a benchmark built in
-    code, a backend or judge object already made); objects passed in are not closed. ``clock``
+    code, a backend or judge object already made); objects passed in are not closed. With
+    ``config.answers_from`` the answers are that run's (its answer settings are taken, and those
+    set in ``config`` must agree) and no backend is built or called. ``clock``
     times the run for the summary. Ctrl-C ends the run with ``interrupted`` set; what was written
     stays, and the same call resumes it. Raises `EvalSetupError` for a setting that cannot be used.
     """
@@ -381,6 +419,12 @@ def run_eval(
     notes: list[str] = [moved] if moved else []
     if progress is not None and moved:
         progress.note(moved)
+    source = None
+    if config.answers_from is not None:
+        source = read_answer_source(config.answers_from)
+        if Path(config.answers_from).resolve() in (run_dir.resolve(), (run_dir / LOG_NAME).resolve()):
+            raise EvalSetupError(f"answers_from {config.answers_from} is the run's own folder: give another --out")
+        config = resolve_answers_from(config, source)
     check_rule(config)
     preset = build_eval_preset(config)
     loaded_notes: list[str] = []
@@ -388,6 +432,8 @@ def run_eval(
         rows, loaded_notes = load_rows(config)
     rows = list(rows)
     check_rows(rows)
+    if source is not None:
+        loaded_notes.extend(check_source_rows(source, rows, config.epochs))
     log_path = run_dir / LOG_NAME
     try:
         with output_lock(log_path):
@@ -402,7 +448,7 @@ def run_eval(
             interrupted = False
             ran = 0
             if todo:
-                ran, interrupted = _execute(config, log_path, state, todo, records, progress, backend, judge, preset)
+                ran, interrupted = _execute(config, log_path, state, todo, records, progress, backend, judge, preset, source)
     except OutputLocked as exc:
         raise ResumeRefused(f"{exc}: wait for it to finish, or pass another --out") from None
     planned = {(row.id, epoch) for epoch in range(config.epochs) for row in rows}
@@ -412,21 +458,28 @@ def run_eval(
 
 
 def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[_Item], records: dict[tuple[str, int], SampleRecord],
-             progress: EvalProgress | None, backend: Any, judge: Any, preset: Any) -> tuple[int, bool]:
-    """Build what the config names (unless given), write the header of a new log, run the pipeline."""
-    own_backend = backend is None
+             progress: EvalProgress | None, backend: Any, judge: Any, preset: Any, source: AnswerSource | None) -> tuple[int, bool]:
+    """Build what the config names (unless given), write the header of a new log, run the pipeline.
+    With a ``source`` of answers no backend is built, and one passed in is not called."""
+    own_backend = backend is None and source is None
     own_judge = judge is None
     if own_backend:
         backend = build_eval_backend(config.backend, config.model)
+    generator: _Generator | _SourceAnswers
     try:
         if own_judge:
             judge = build_eval_judge(config)
-        generator = _Generator(backend, config)
+        generator = _SourceAnswers(source) if source is not None else _Generator(backend, config)
         scorer = _Scorer(config, preset, judge)
     except BaseException:
         run_sync(_close(backend if own_backend else None, judge if own_judge else None))
         raise
-    concurrency = config.concurrency or default_concurrency(backend)
+    if source is not None:
+        described = source.backend
+        concurrency = config.concurrency or JUDGE_BATCH  # nothing to wait for: fill the judge's batches
+    else:
+        described = describe_backend(backend)
+        concurrency = config.concurrency or default_concurrency(backend)
     load = getattr(backend, "aload", None) if own_backend else None
     if load is not None:  # the embedded model: load it now, so a model that does not load fails before any row
         if progress is not None:
@@ -442,11 +495,11 @@ def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[
     try:
         if state.header is None:
             header = RunHeader(config=config.header_json(), config_hash=config.hash, gtalign=__version__, created=_now(),
-                               backend=describe_backend(backend), judge=_describe_judge(config, judge))
+                               backend=described, judge=_describe_judge(config, judge))
             log.write([_line(header)])
         if progress is not None:
             progress.note(f"gtalign eval: {len(todo)} samples to run ({len(state.kept)} kept) with "
-                          f"{describe_backend(backend)}, {concurrency} in flight; log: {log_path}")
+                          f"{described}, {concurrency} in flight; log: {log_path}")
             progress.start(len(todo))
         try:
             run_sync(_main(run, todo, backend if own_backend else None, judge if own_judge else None))
