@@ -17,16 +17,21 @@ DOTTED = BenchmarkSpec("dotted", "custom", "mine/test.jsonl", ("math-hard",), "n
 
 @pytest.fixture
 def registered() -> Iterator[Callable[[str, object], None]]:
-    """``register(name, target)`` into the global registry, removed again after the test."""
-    names: list[str] = []
+    """``register(name, target)`` into the global registry; after the test each name is back to
+    what it was (a built-in it replaced is restored, not removed)."""
+    saved: dict[str, object | None] = {}
 
     def register(name: str, target: object) -> None:
+        if name not in saved:
+            saved[name] = REGISTRY.get("benchmark", name) if ("benchmark", name) in REGISTRY else None
         REGISTRY.register("benchmark", name, target, replace=True)
-        names.append(name)
 
     yield register
-    for name in names:
-        REGISTRY.unregister("benchmark", name)
+    for name, before in saved.items():
+        if before is None:
+            REGISTRY.unregister("benchmark", name)
+        else:
+            REGISTRY.register("benchmark", name, before, replace=True)
 
 
 def test_builtins_cover_the_papers_seven_test_sets_and_sample() -> None:
