@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gtalign.cli._args import non_negative_float, positive_int
+from gtalign.cli._args import integer, key_value, non_negative_float, positive_int, yaml_params
 from gtalign.steering import _modes
 
 if TYPE_CHECKING:
@@ -55,24 +55,6 @@ record says why); 2 usage error.
 """
 
 
-
-
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _param(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value
-
-
 def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Add the ``chat`` subcommand to ``commands`` and return its parser."""
     parser = commands.add_parser(
@@ -96,7 +78,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     steering = parser.add_argument_group("steering")
     steering.add_argument("--pricing", default="none", metavar="NAME|FILE",
                           help="pricing policy: a registered name or a YAML/JSON policy file (default: none)")
-    steering.add_argument("--pricing-param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+    steering.add_argument("--pricing-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                           help="override a policy key, e.g. s=2 or billing=subscription (repeatable; VALUE is read as YAML)")
     steering.add_argument("--rule", default="sum", metavar="RULE",
                           help="welfare rule for the decision (sum, product, cobb_douglas, nash, egalitarian, linear or "
@@ -121,7 +103,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                           help="token budget of the whole answer, both stages together (default: 512)")
     decoding.add_argument("--temperature", type=non_negative_float, default=0.0, metavar="T",
                           help="sampling temperature; 0 is greedy (default: 0)")
-    decoding.add_argument("--seed", type=_int, metavar="S", help="sampling seed (a retry uses S+1)")
+    decoding.add_argument("--seed", type=integer, metavar="S", help="sampling seed (a retry uses S+1)")
     parser.add_argument("--json", action="store_true", help="print the game record as one JSON object")
     return parser
 
@@ -147,14 +129,7 @@ class ChatOptions:
 
 
 def options_from_args(args: argparse.Namespace) -> ChatOptions:
-    import yaml
-
-    params: dict[str, Any] = {}
-    for key, value in args.pricing_param:
-        try:
-            params[key] = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            params[key] = value
+    params = yaml_params(args.pricing_param)
     return ChatOptions(
         question=args.question, conversation=args.conversation, as_is=args.as_is, pricing=args.pricing,
         pricing_params=params, rule=args.rule, on_ignored=args.on_ignored, backend=args.backend, model=args.model, server_kind=args.server_kind,

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from gtalign.cli._args import non_negative_float, positive_int
+from gtalign.cli._args import integer, key_value, non_negative_float, positive_int, yaml_params
 from gtalign.steering import _modes
 
 if TYPE_CHECKING:
@@ -67,20 +67,6 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _param(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value
-
-
 def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Add the ``eval`` subcommand to ``commands`` and return its parser."""
     parser = commands.add_parser(
@@ -95,7 +81,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                       "or data files, comma-separated")
     data.add_argument("--data", metavar="PATH", help="where the paper's data lives (default: ../shared/data/gtalign when present)")
     data.add_argument("--limit", type=positive_int, metavar="N", help="at most N prompts per benchmark")
-    data.add_argument("--seed", type=_int, metavar="S", help="seed of the --limit sample and of generation (epoch e uses S+e; default 0)")
+    data.add_argument("--seed", type=integer, metavar="S", help="seed of the --limit sample and of generation (epoch e uses S+e; default 0)")
     data.add_argument("--source", type=_names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
     data.add_argument("--prompt", choices=("stored", "builder"),
                       help="each row's prompt as stored (it carries the paper's instruction) or rebuilt by gtalign's "
@@ -118,7 +104,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                        help="prompts in flight at once (default: the embedded backend's batch size, 8 otherwise)")
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--preset", required=True, metavar="NAME", help="reward preset: paper, robust, ... or module:attr")
-    scoring.add_argument("--preset-param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+    scoring.add_argument("--preset-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                          help="a preset parameter, e.g. unscored_as_zero=true (repeatable; VALUE is read as YAML)")
     scoring.add_argument("--judge", required=True, metavar="rule|URL",
                          help="'rule' (deterministic, offline), the http(s):// URL of an OpenAI-compatible judge server, "
@@ -128,7 +114,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     steering.add_argument("--steer", action="store_true", default=None,
                           help="answer through pricing-policy steering (see gtalign chat --help)")
     steering.add_argument("--pricing", metavar="NAME|FILE", help="pricing policy with --steer (default: none)")
-    steering.add_argument("--pricing-param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+    steering.add_argument("--pricing-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                           help="override a policy key, e.g. s=2 (repeatable; VALUE is read as YAML)")
     steering.add_argument("--rule", metavar="RULE",
                           help="welfare rule: the steering decision, and the welfare-best key each answer's own matrix "
@@ -142,18 +128,6 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     output.add_argument("--name", metavar="NAME", help="the run's label in reports (default: the folder's name)")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress or notes; the summary only")
     return parser
-
-
-def _yaml_params(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    import yaml
-
-    params: dict[str, Any] = {}
-    for key, value in pairs:
-        try:
-            params[key] = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            params[key] = value
-    return params
 
 
 _ANSWER_FLAGS = {
@@ -173,7 +147,7 @@ def _answer_settings(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed, "sources": None if args.source is None else tuple(args.source), "prompt": args.prompt,
         "split": args.split, "backend": args.backend, "model": args.model, "max_tokens": args.max_tokens,
         "temperature": args.temperature, "epochs": args.epochs, "steer": args.steer, "pricing": args.pricing,
-        "pricing_params": _yaml_params(args.pricing_param) if args.pricing_param else None, "rule": args.rule,
+        "pricing_params": yaml_params(args.pricing_param) if args.pricing_param else None, "rule": args.rule,
         "on_ignored": args.on_ignored,
     }
     return {key: value for key, value in values.items() if value is not None}
@@ -188,7 +162,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     if args.judge_model is not None and not args.judge.startswith(("http://", "https://")):
         raise UsageError(f"--judge-model only applies with --judge URL, not --judge {args.judge}")
     given = _answer_settings(args)
-    scoring = {"preset": args.preset, "preset_params": _yaml_params(args.preset_param), "judge": args.judge,
+    scoring = {"preset": args.preset, "preset_params": yaml_params(args.preset_param), "judge": args.judge,
                "judge_model": args.judge_model, "concurrency": args.concurrency, "name": args.name}
     try:
         if args.answers_from is not None:
