@@ -28,22 +28,7 @@ from tests.cli._helpers import PAYOFF, CountingJudge, answer, completion, read_o
 HUGE = "1" + "0" * 400  # a JSON integer too large for a float: the paper preset's scoring raises
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GTALIGN_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def judge_named() -> Iterator[Callable[[str, object], None]]:
-    names: list[str] = []
-
-    def register(name: str, judge: object) -> None:
-        REGISTRY.register("judge", name, lambda: judge, replace=True)
-        names.append(name)
-
-    yield register
-    for name in set(names):
-        REGISTRY.unregister("judge", name)
+pytestmark = pytest.mark.usefixtures("_private_cache")
 
 
 # --- which rows are judge failures, and which a rerun scores again ----------------------------

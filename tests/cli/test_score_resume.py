@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,22 +49,7 @@ class Judge:
         return Reply(text="Correct. \\boxed{1}")
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GTALIGN_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def judge_named() -> Iterator[Callable[[str, object], None]]:
-    names: list[str] = []
-
-    def register(name: str, judge: object) -> None:
-        REGISTRY.register("judge", name, lambda: judge, replace=True)
-        names.append(name)
-
-    yield register
-    for name in set(names):
-        REGISTRY.unregister("judge", name)
+pytestmark = pytest.mark.usefixtures("_private_cache")
 
 
 # --- judge failures are judged again ------------------------------------------------------------
