@@ -96,3 +96,12 @@ def test_a_record_with_the_default_parse_round_trips(tmp_path: Path) -> None:
                           error="server said 500")
     assert AnswerParse().to_json()["blocks"] == {}
     assert read_run_log(write(tmp_path / "run.jsonl", HEADER, failed)).records == (failed,)
+
+
+def test_welfare_falls_back_to_sqrt_u_l_when_no_utility_is_logged() -> None:
+    logged = record(utility=0.5)
+    assert logged.welfare == 0.5
+    unlogged = SampleRecord(id="a/0", epoch=0, benchmark="a", data_source="math-hard", status="scored",
+                            reward={"user_reward": 0.25, "llm_reward": 0.64, "utility": None})
+    assert unlogged.welfare == pytest.approx(0.4)
+    assert SampleRecord(id="a/1", epoch=0, benchmark="a", data_source="math-hard", status="unscored").welfare is None

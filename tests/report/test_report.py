@@ -246,3 +246,17 @@ def test_the_command_writes_the_report_and_says_where(tmp_path: Path, capsys: py
     assert json.loads((out / "report.json").read_text())["seed"] == 1
     assert main(["report", str(tmp_path / "missing")]) == 1
     assert "no such run folder" in capsys.readouterr().err
+
+
+def test_a_nan_in_a_hand_edited_header_is_null_in_the_report_not_a_crash(tmp_path: Path) -> None:
+    from tests.report._runs import write_run
+
+    folder = write_run(tmp_path / "edited", "edited", preset="paper", steer=False, seed=3)
+    lines = (folder / "run.jsonl").read_text().splitlines()
+    header = json.loads(lines[0])
+    header["config"]["temperature"] = float("nan")
+    lines[0] = json.dumps(header)  # Python writes NaN, and json.loads reads it back
+    (folder / "run.jsonl").write_text("\n".join(lines) + "\n")
+    files = write_report([folder], tmp_path / "out")
+    written = json.loads(files.json.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in report.json"))
+    assert written and files.html.exists() and files.markdown.exists()

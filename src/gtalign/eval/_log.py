@@ -216,8 +216,16 @@ class SampleRecord:
 
     @property
     def welfare(self) -> float | None:
-        """The Cobb-Douglas welfare ``sqrt(U*L)`` (the reward's ``utility``), whatever the preset's score."""
-        return self.metric("utility")
+        """The Cobb-Douglas welfare ``sqrt(U*L)``, whatever the preset's score: the reward's
+        ``utility``, else computed from U and L (a result that logs no utility, or an older log),
+        so no average of welfare drops a row that has U and L."""
+        utility = self.metric("utility")
+        if utility is not None:
+            return utility
+        user, llm = self.user_reward, self.llm_reward
+        if user is None or llm is None or user < 0 or llm < 0:
+            return None
+        return math.sqrt(user * llm)
 
     @property
     def response(self) -> str:

@@ -26,7 +26,7 @@ from gtalign.report._content import (
 from gtalign.report._html import render_html
 from gtalign.report._plots import Plot, colour, draw_all
 from gtalign.report._tables import Table, md_text
-from gtalign.report._viewer import viewer_data
+from gtalign.report._viewer import _clean, viewer_data
 
 __all__ = ["REPORT_SCHEMA", "ReportFiles", "write_report"]
 
@@ -155,7 +155,8 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
                          "over both runs' points together."))
 
     markdown, json_path, html_path = out / "report.md", out / "report.json", out / "report.html"
-    json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    # A NaN can still come in through a hand-edited header config: it becomes null, never a crash.
+    json_path.write_text(json.dumps(_clean(report), indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
     markdown.write_text(_md(title, meta, sections, plots, advbench, problems), encoding="utf-8")
     viewer_runs = [{"name": e["name"], "path": e["path"], "color": colour(i), "problems": e["problems"]}
                    for i, e in enumerate(entries)]
