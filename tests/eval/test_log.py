@@ -79,7 +79,7 @@ def test_a_newer_schema_or_a_missing_header_is_a_problem_not_a_crash(tmp_path: P
     ("scored", "failed", False),  # scored 0 under unscored_as_zero because the judge failed: ask again
     ("unscored", "failed", False), ("unscored", "invalid", True), ("unscored", "unparsable", True),
     ("unscored", "refused", True), ("unscored", None, True),  # e.g. an unknown data source
-    ("generation_failed", None, False), ("error", None, True),
+    ("generation_failed", None, False), ("error", None, False),
 ])
 def test_which_records_resume_keeps(status: str, judge_status: str | None, final: bool) -> None:
     assert record(status=status, judge_status=judge_status).final is final

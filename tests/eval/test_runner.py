@@ -111,8 +111,11 @@ def test_a_row_that_cannot_be_run_is_an_error_record(tmp_path: Path, judge: Rule
     broken = replace(rows(1)[0], messages=())
     summary = run_eval(CONFIG, tmp_path / "run", rows=[broken, *rows(2)[1:]], backend=scripted(), judge=judge)
     record = read_run_log(tmp_path / "run").by_key()["fake/0", 0]
-    assert record.status == "error" and record.error == "row fake/0: no messages to send" and record.final
+    assert record.status == "error" and record.error == "row fake/0: no messages to send"
     assert summary.exit_code == 1 and summary.failures("error") == 1
+    assert not record.final  # error rows run again on resume (and fail again at once here)
+    again = run_eval(CONFIG, tmp_path / "run", rows=[broken, *rows(2)[1:]], backend=scripted(), judge=judge)
+    assert again.failures("error") == 1 and read_run_log(tmp_path / "run").by_key()["fake/1", 0].status == "scored"
 
 
 def test_a_backend_that_raises_fails_its_row_only(tmp_path: Path, judge: RuleJudge) -> None:

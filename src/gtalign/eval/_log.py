@@ -42,8 +42,7 @@ RecordStatus = Literal["scored", "unscored", "generation_failed", "error"]
 """``scored``: a reward was computed (a parse failure scored 0 included). ``unscored``: the judge
 gave no usable verdict (the reward's reason says why). ``generation_failed``: the model call failed
 (server error, context overflow, timeout). ``error``: the row itself could not be run (bad prompt,
-unknown data source). Only ``scored`` is final for resume when the run had a judge failure: see
-`SampleRecord.final`."""
+unknown data source). What a resume keeps: `SampleRecord.final`."""
 _STATUSES: tuple[str, ...] = ("scored", "unscored", "generation_failed", "error")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -195,12 +194,14 @@ class SampleRecord:
     @property
     def final(self) -> bool:
         """Kept on resume: scored rows and rows that cannot succeed by asking again (an unusable
-        verdict the judge did give, an unknown data source, an input error). Generation failures
-        and judge failures (``judge_status == "failed"``) are run again."""
+        verdict the judge did give, an unknown data source). Generation failures, error rows and
+        judge failures (``judge_status == "failed"``) are run again."""
         if self.status in ("scored", "unscored"):
             # A failed judge (scored 0 for it under unscored_as_zero, or unscored) may answer next time.
             return self.reward.get("judge_status") != "failed"
-        return self.status == "error"
+        # Generation failures and error rows run again: an error may come from scoring (a bug fixed
+        # since) or from writing the record, and a row whose input is broken fails again at once.
+        return False
 
     def metric(self, name: str) -> float | None:
         """A reward component as a finite float (None when absent or not a number)."""

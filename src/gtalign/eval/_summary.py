@@ -169,7 +169,7 @@ class EvalSummary:
             out.append(f"  {self.retryable} samples failed in the model or the judge: run the same command again to retry "
                        "only those")
         if self.failures("error"):
-            out.append("  error rows could not be run (see their `error` in the log); a rerun keeps them")
+            out.append("  error rows could not be run (see their `error` in the log); a rerun tries them again")
         out.append(f"next: gtalign report {self.run_dir}")
         return out
 
