@@ -109,11 +109,16 @@ def run(args: argparse.Namespace) -> int:
             shown = "; ".join(str(p) for p in loaded.problems[:3])
             more = f" (and {len(loaded.problems) - 3} more)" if len(loaded.problems) > 3 else ""
             print(f"gtalign metrics: {name} ({loaded.path}): skipped {len(loaded.problems)} line(s): {shown}{more}", file=sys.stderr)
-    metrics = [summarize(loaded.records, resamples=args.resamples, seed=args.seed) for loaded in runs]
-    comparisons = [
-        (names[0], names[i], compare(runs[0].records, runs[i].records, epsilon=args.epsilon, resamples=args.resamples, seed=args.seed))
-        for i in range(1, len(runs))
-    ]
+    try:
+        metrics = [summarize(loaded.records, resamples=args.resamples, seed=args.seed) for loaded in runs]
+        comparisons = [
+            (names[0], names[i], compare(runs[0].records, runs[i].records, epsilon=args.epsilon, resamples=args.resamples, seed=args.seed))
+            for i in range(1, len(runs))
+        ]
+    except ImportError as exc:  # moocore, for the hypervolume of a comparison
+        raise CommandFailed(f"comparing runs needs moocore ({exc}): pip install 'gtalign[eval]'") from None
+    except ValueError as exc:
+        raise CommandFailed(str(exc)) from None
     if args.json:
         document = {
             "runs": [

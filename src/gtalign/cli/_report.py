@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandFailed(f"the report needs matplotlib and moocore ({exc}): pip install 'gtalign[eval]'") from None
     try:
         files = write_report(args.runs, args.out, seed=args.seed, resamples=args.resamples, epsilon=args.epsilon)
+    except ImportError as exc:  # moocore is imported only when runs are compared
+        raise CommandFailed(f"the report needs matplotlib and moocore ({exc}): pip install 'gtalign[eval]'") from None
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
     print(f"report written to {files.out_dir}")
