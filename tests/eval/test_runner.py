@@ -200,3 +200,38 @@ def test_the_summary_counts_a_format_failure_as_zero_welfare_under_every_preset(
                            backend=ScriptedBackend(lambda messages, prefill: "Paris."), judge=judge)
         source = summary.sources[0]
         assert (source.scored, source.welfare_n, source.mean_welfare) == (2, 2, 0.0), preset
+
+
+class _ClosedCount:
+    closed = 0
+
+
+def closing_backend():
+    """A scripted backend that counts its closes (built from a module:attr spec, so the run owns it)."""
+    backend = scripted()
+    close = backend.aclose
+
+    async def aclose() -> None:
+        _ClosedCount.closed += 1
+        await close()
+
+    backend.aclose = aclose  # type: ignore[method-assign]
+    return backend
+
+
+@pytest.mark.parametrize("fails", ["open", "header"])
+def test_a_log_that_cannot_be_opened_or_written_still_closes_the_backend(
+        fails: str, tmp_path: Path, judge: RuleJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from gtalign.eval import _runner
+
+    def broken(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(_runner._LogFile, "__init__" if fails == "open" else "write", broken)
+    _ClosedCount.closed = 0
+    config = replace(CONFIG, backend="tests.eval.test_runner:closing_backend")
+    with pytest.raises(OSError, match="No space left"):
+        run_eval(config, tmp_path / "run", rows=rows(2), judge=judge)
+    assert _ClosedCount.closed == 1

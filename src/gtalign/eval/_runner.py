@@ -489,9 +489,14 @@ def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[
         except Exception as exc:
             run_sync(_close(backend, judge if own_judge else None))
             raise EvalSetupError(f"backend {config.backend!r}: the model does not load: {type(exc).__name__}: {exc}") from None
-    log = _LogFile(log_path)
+    try:
+        log = _LogFile(log_path)
+    except BaseException:  # the log cannot be opened: nothing ran, but what was built is closed
+        run_sync(_close(backend if own_backend else None, judge if own_judge else None))
+        raise
     run = _Run(config, log, generator, scorer, progress, concurrency, records)
     interrupted = False
+    handed_over = False  # once _main runs, it closes the backend and the judge itself
     try:
         if state.header is None:
             header = RunHeader(config=config.header_json(), config_hash=config.hash, gtalign=__version__, created=_now(),
@@ -501,11 +506,14 @@ def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[
             progress.note(f"gtalign eval: {len(todo)} samples to run ({len(state.kept)} kept) with "
                           f"{described}, {concurrency} in flight; log: {log_path}")
             progress.start(len(todo))
+        handed_over = True
         try:
             run_sync(_main(run, todo, backend if own_backend else None, judge if own_judge else None))
         except KeyboardInterrupt:
             interrupted = True
     finally:
+        if not handed_over:  # the header could not be written
+            run_sync(_close(backend if own_backend else None, judge if own_judge else None))
         if progress is not None:
             progress.close()
         log.close()
