@@ -110,3 +110,20 @@ def test_unreadable_inputs_say_what_they_are(tmp_path: Path) -> None:
         load_run(tmp_path / "empty")
     with pytest.raises(ValueError, match="neither a gtalign run log nor a verl validation dump"):
         load_run(_dump(tmp_path / "notes.txt", ["hello", "world"]))
+
+
+def test_a_dump_without_ground_truth_warns_that_label_views_are_left_out(tmp_path: Path) -> None:
+    """verl's minimal dump (input, output, score, rewards, source) carries no ground truth."""
+    path = _dump(tmp_path / "minimal.jsonl", [
+        _row("wildguard", 0.25, 1.0, 0.5), _row("wildguard", 0.25, 1.0, 1.0), _row("ambig_qa", 0.5, 0.5, 1.0),
+        _row("math-hard", 0.64, 0.36, 1.0),
+    ])
+    with pytest.warns(UserWarning, match=r"3 row\(s\) of labelled tasks carry no ground truth \(ambig_qa \(1\), wildguard \(2\)\)"):
+        records = records_from_verl_dump(path)
+    assert [r.label for r in records] == ["", "", "", ""]
+    labelled = _dump(tmp_path / "labelled.jsonl", [_row("wildguard", 0.25, 1.0, 0.5, gts="harmful")])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert records_from_verl_dump(labelled)[0].label == "harmful"

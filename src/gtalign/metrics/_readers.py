@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,27 @@ def read_verl_dump(path: str | Path) -> tuple[list[SampleRecord], list[LogProble
                 records.append(_record(index, row))
             except (ValueError, TypeError) as exc:
                 problems.append(LogProblem(index + 1, str(exc)))
+    _warn_unlabelled(path, records)
     return records, problems
+
+
+def _warn_unlabelled(path: str | Path, records: Sequence[SampleRecord]) -> None:
+    """A dump in verl's minimal form (input, output, score, rewards, source) has no ground truth, so
+    safety and ambiguity rows get no label: the action mix by label, the classification views and
+    SPEC section 5's "harmful 0.5 counts as 1" then cannot apply. Say so once per dump."""
+    missing: dict[str, int] = {}
+    for record in records:
+        task = _task(record.data_source)
+        if task is not None and task.task in ("ambiguity", "safety") and not record.label:
+            missing[record.data_source] = missing.get(record.data_source, 0) + 1
+    if missing:
+        listed = ", ".join(f"{source} ({count})" for source, count in sorted(missing.items()))
+        warnings.warn(
+            f"{path}: {sum(missing.values())} row(s) of labelled tasks carry no ground truth ({listed}): their label-based "
+            "views (action mix by label, classification, harmful 0.5 counted as 1) are left out; add a 'ground_truth' "
+            "(or 'gts') field to the dump rows to get them",
+            stacklevel=3,
+        )
 
 
 def records_from_verl_dump(path: str | Path) -> list[SampleRecord]:
