@@ -8,8 +8,7 @@ imported on first use, so ``import gtalign.<subpackage>`` stays as light as that
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gtalign._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -35,13 +34,4 @@ _EXPORTS = {
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gtalign' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, {**_EXPORTS, "__version__": "gtalign"})

@@ -9,8 +9,7 @@ configuration's defaults without importing FastAPI.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gtalign._lazy import lazy_exports
 
 _EXPORTS = {
     "create_app": "gtalign.server._app",
@@ -25,13 +24,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gtalign.server' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

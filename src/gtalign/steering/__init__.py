@@ -11,8 +11,7 @@ the welfare rule chooses on the result; and the model continues the SAME assista
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gtalign._lazy import lazy_exports
 
 # Imported on first use, so that `gtalign.steering._modes` (the --on-ignored vocabulary) is light.
 _EXPORTS = {
@@ -51,13 +50,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gtalign.steering' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
