@@ -105,3 +105,16 @@ def test_welfare_falls_back_to_sqrt_u_l_when_no_utility_is_logged() -> None:
                             reward={"user_reward": 0.25, "llm_reward": 0.64, "utility": None})
     assert unlogged.welfare == pytest.approx(0.4)
     assert SampleRecord(id="a/1", epoch=0, benchmark="a", data_source="math-hard", status="unscored").welfare is None
+
+
+def test_tokens_by_block_round_trip_and_bad_counts_are_dropped():
+    from gtalign.eval._log import SampleRecord
+
+    record = SampleRecord(id="a/0", epoch=0, benchmark="a", data_source="a", status="scored",
+                          tokens_by_block={"thinking": 12, "response": 30})
+    again = SampleRecord.from_json(record.to_json())
+    assert again.tokens_by_block == {"thinking": 12, "response": 30}
+    data = record.to_json() | {"tokens_by_block": {"thinking": -1, "payoff": True, "analyze": 4, "response": "x"}}
+    assert SampleRecord.from_json(data).tokens_by_block == {"analyze": 4}
+    older = {k: v for k, v in record.to_json().items() if k != "tokens_by_block"}
+    assert SampleRecord.from_json(older).tokens_by_block == {}

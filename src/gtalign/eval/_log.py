@@ -60,6 +60,13 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _block_tokens(value: Any) -> Mapping[str, int]:
+    """Per-block token counts as read: non-negative integers only (an older log has none)."""
+    if not isinstance(value, Mapping):
+        return _EMPTY
+    return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
+
+
 @dataclass(frozen=True, slots=True)
 class RunHeader:
     """What produced a run: enough to refuse a resume with another config and to label reports."""
@@ -158,7 +165,9 @@ class SampleRecord:
     ``harmful`` / ``unharmful`` (safety tasks), ``""`` elsewhere. ``reward`` is
     `RewardResult.to_log()` (score, user_reward, llm_reward, answer_reward, utility, ...).
     ``steering`` is `SteeringResult.to_record()` for a steered run, else None. ``seconds`` holds
-    ``generate`` and ``judge`` wall seconds.
+    ``generate`` and ``judge`` wall seconds. ``tokens_by_block`` counts the answer's tokens per
+    four-block block (``thinking``, ``payoff``, ``analyze``, ``response``) with the backend's own
+    tokenizer, where the backend can count (empty otherwise).
     """
 
     id: str
@@ -178,6 +187,7 @@ class SampleRecord:
     tokens_out: int | None = None
     seconds: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     error: str = ""
+    tokens_by_block: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
@@ -240,6 +250,7 @@ class SampleRecord:
             "parse": self.parse.to_json(), "reward": dict(self.reward),
             "steering": None if self.steering is None else dict(self.steering), "judge_raw": self.judge_raw,
             "tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "seconds": dict(self.seconds),
+            "tokens_by_block": dict(self.tokens_by_block),
         }
 
     @classmethod
@@ -262,6 +273,7 @@ class SampleRecord:
             tokens_in=data.get("tokens_in"), tokens_out=data.get("tokens_out"),
             seconds={str(k): float(v) for k, v in (data.get("seconds") or {}).items()},
             error=str(data.get("error") or ""),
+            tokens_by_block=_block_tokens(data.get("tokens_by_block")),
         )
 
 
