@@ -66,3 +66,20 @@ def test_an_unreadable_input_fails_with_its_path(tmp_path: Path, capsys) -> None
 def test_usage_errors(capsys) -> None:
     assert main(["metrics"]) == 2
     assert main(["metrics", "x", "--epsilon", "-1"]) == 2
+
+
+def test_bootstrap_flag_reaches_the_metrics_and_the_comparison(runs, capsys) -> None:
+    assert main(["metrics", str(runs[0]), str(runs[1]), "--json", "--resamples", "20", "--bootstrap", "cluster"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [r["metrics"]["bootstrap"] for r in document["runs"]] == ["cluster", "cluster"]
+    assert document["comparisons"][0]["bootstrap"] == "cluster"
+    assert main(["metrics", str(runs[0]), "--json", "--resamples", "20"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"][0]["metrics"]["bootstrap"] == "two-level"
+    assert main(["metrics", str(runs[0]), "--bootstrap", "nested"]) == 2
+
+
+def test_the_flags_choices_are_the_metrics_bootstraps() -> None:
+    from gtalign.cli._metrics import BOOTSTRAP_CHOICES
+    from gtalign.metrics import BOOTSTRAPS
+
+    assert BOOTSTRAP_CHOICES == BOOTSTRAPS

@@ -212,3 +212,28 @@ def test_a_source_named_all_is_refused() -> None:
 def test_negative_resamples_are_refused() -> None:
     with pytest.raises(ValueError, match="resamples"):
         summarize([], resamples=-1)
+
+
+def test_bootstrap_method_is_recorded_and_epoch_means_come_per_group() -> None:
+    # Two prompts x two epochs; welfare sqrt(U*L) with U = L is U itself.
+    rows = [record("p0", epoch=0, u=0.2, l=0.2), record("p0", epoch=1, u=0.4, l=0.4),
+            record("p1", epoch=0, u=0.6, l=0.6), record("p1", epoch=1, u=1.0, l=1.0)]
+    two = summarize(rows, resamples=200)
+    cluster = summarize(rows, resamples=200, bootstrap="cluster")
+    assert (two.bootstrap, cluster.bootstrap) == ("two-level", "cluster")
+    assert two.to_json()["bootstrap"] == "two-level" and cluster.to_json()["bootstrap"] == "cluster"
+    welfare = two.overall.welfare
+    assert welfare.mean == pytest.approx(0.55)
+    # Epoch 0: (0.2 + 0.6) / 2 = 0.4; epoch 1: (0.4 + 1.0) / 2 = 0.7; sd 0.3 / sqrt(2).
+    assert welfare.epoch_means == pytest.approx((0.4, 0.7))
+    assert welfare.epoch_sd == pytest.approx(0.3 / math.sqrt(2))
+    assert two.to_json()["sources"]["all"]["estimates"]["welfare"]["epoch_sd"] == pytest.approx(0.3 / math.sqrt(2))
+    # The cluster bootstrap's estimates carry the same per-epoch means.
+    assert cluster.overall.welfare.epoch_means == welfare.epoch_means
+    # One epoch: no spread to show.
+    assert summarize(rows[::2], resamples=0).overall.welfare.epoch_means == ()
+
+
+def test_an_unknown_bootstrap_is_refused() -> None:
+    with pytest.raises(ValueError, match="two-level, cluster"):
+        summarize([record("0")], bootstrap="nested")  # type: ignore[arg-type]

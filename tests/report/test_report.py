@@ -73,11 +73,16 @@ def test_the_welfare_table_has_runs_as_rows_tasks_as_columns_and_the_metrics_num
     assert [r[0] for r in rows[1:]] == ["base", "steered"]
     for (name, *cells), path in zip(rows[1:], built.runs, strict=True):
         metrics = summarize(read_run_log(path).records, resamples=RESAMPLES, seed=SEED)
-        assert cells == [metrics[source].welfare.format(3) for source in rows[0][1:]]
+        assert cells == [metrics[source].welfare.format(3, spread=True) for source in rows[0][1:]]
     user = md_table(markdown, "Mean user reward U, mean [95% interval]")
     report = json.loads(built.files.json.read_text())
     estimate = report["metrics"]["steered"]["sources"]["all"]["estimates"]["user"]
-    assert user[2][-1] == f"{estimate['mean']:.3f} [{estimate['low']:.3f}, {estimate['high']:.3f}]"
+    # Two epochs per prompt: the cell ends with the spread of the two per-epoch means.
+    assert len(estimate["epoch_means"]) == 2
+    first, second = estimate["epoch_means"]
+    assert estimate["epoch_sd"] == pytest.approx(abs(first - second) / 2 ** 0.5)
+    assert user[2][-1] == (f"{estimate['mean']:.3f} [{estimate['low']:.3f}, {estimate['high']:.3f}] "
+                           f"sd {estimate['epoch_sd']:.3f}")
 
 
 def test_failures_per_source_count_every_status(built: Built) -> None:
@@ -108,7 +113,7 @@ def test_comparisons_are_the_metrics_compare_with_the_undercount_marked(built: B
     assert "under-counts" in markdown
     paired = md_table(markdown, "steered vs base: paired welfare on the same (prompt, epoch)")
     welfare = result["all"].welfare
-    assert paired[1][-1] == welfare.difference.format(3)
+    assert paired[1][-1] == welfare.difference.format(3, spread=True)
     assert paired[2][-1] == f"{welfare.wins} / {welfare.ties} / {welfare.losses}"
 
 
@@ -260,3 +265,17 @@ def test_a_nan_in_a_hand_edited_header_is_null_in_the_report_not_a_crash(tmp_pat
     files = write_report([folder], tmp_path / "out")
     written = json.loads(files.json.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in report.json"))
     assert written and files.html.exists() and files.markdown.exists()
+
+
+def test_the_bootstrap_method_is_in_the_report(built: Built, tmp_path: Path) -> None:
+    report = json.loads(built.files.json.read_text())
+    assert report["bootstrap"] == "two-level"
+    assert report["metrics"]["base"]["bootstrap"] == "two-level"
+    assert "two-level bootstrap" in built.files.markdown.read_text()
+    files = write_report(built.runs, tmp_path / "cluster", seed=SEED, resamples=20, bootstrap="cluster")
+    report = json.loads(files.json.read_text())
+    assert report["bootstrap"] == "cluster" and report["metrics"]["steered"]["bootstrap"] == "cluster"
+    assert report["comparisons"][0]["comparison"]["bootstrap"] == "cluster"
+    assert "cluster bootstrap over prompts" in files.markdown.read_text()
+    with pytest.raises(ValueError, match="two-level, cluster"):
+        write_report(built.runs, tmp_path / "bad", bootstrap="nested")  # type: ignore[arg-type]

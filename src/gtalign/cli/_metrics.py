@@ -20,7 +20,11 @@ if TYPE_CHECKING:
     from gtalign.metrics import Comparison, RunMetrics
     from gtalign.metrics._readers import LoadedRun
 
-__all__ = ["configure", "run"]
+__all__ = ["BOOTSTRAP_CHOICES", "configure", "run"]
+
+BOOTSTRAP_CHOICES: tuple[str, ...] = ("two-level", "cluster")
+"""`gtalign.metrics.BOOTSTRAPS`, spelled out so that ``--help`` does not import numpy (a test keeps
+the two equal)."""
 
 _DESCRIPTION = """\
 Recompute the evaluation metrics (SPEC section 5, corrected where the research code is wrong) of
@@ -31,8 +35,9 @@ source; rows are matched by line number, so dumps of the same validation set com
 Per run, per data source and overall: row counts and every failure (generation failures, judge
 failures by status, errors, unparsable answers, which stay in the means with the reward they got),
 mean welfare sqrt(U*L), U, L, answer quality, format validity, consistency, lengths, answer quality
-per 1,000 output tokens, each with a bootstrap 95% interval over prompts; the action mix by label;
-ambiguity and harm classification accuracy and F1.
+per 1,000 output tokens, each with a bootstrap 95% interval over prompts (and, by default, over
+the epochs of each prompt: --bootstrap) and, with several epochs, "sd" the standard deviation of
+the per-epoch means; the action mix by label; ambiguity and harm classification accuracy and F1.
 
 With several runs, the first is compared with each other one on their shared (prompt, epoch)
 rows: epsilon-Pareto coverage, regret, hypervolume (moocore, beside the research code's one-box
@@ -79,6 +84,10 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     parser.add_argument("--resamples", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples for the intervals; 0 gives means without intervals (default: 1000)")
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="bootstrap seed (default: 0)")
+    parser.add_argument("--bootstrap", choices=BOOTSTRAP_CHOICES, default="two-level",
+                        help="two-level: resample prompts, then the epochs of each drawn prompt (conservative); "
+                             "cluster: resample prompts, keeping all their epochs (the standard one-level choice); "
+                             "with one epoch per prompt both are the ordinary bootstrap (default: two-level)")
     return parser
 
 
@@ -110,9 +119,11 @@ def run(args: argparse.Namespace) -> int:
             more = f" (and {len(loaded.problems) - 3} more)" if len(loaded.problems) > 3 else ""
             print(f"gtalign metrics: {name} ({loaded.path}): skipped {len(loaded.problems)} line(s): {shown}{more}", file=sys.stderr)
     try:
-        metrics = [summarize(loaded.records, resamples=args.resamples, seed=args.seed) for loaded in runs]
+        metrics = [summarize(loaded.records, resamples=args.resamples, seed=args.seed, bootstrap=args.bootstrap)
+                   for loaded in runs]
         comparisons = [
-            (names[0], names[i], compare(runs[0].records, runs[i].records, epsilon=args.epsilon, resamples=args.resamples, seed=args.seed))
+            (names[0], names[i], compare(runs[0].records, runs[i].records, epsilon=args.epsilon, resamples=args.resamples,
+                                           seed=args.seed, bootstrap=args.bootstrap))
             for i in range(1, len(runs))
         ]
     except ImportError as exc:  # moocore, for the hypervolume of a comparison
@@ -150,7 +161,8 @@ def _render_run(console: Console, name: str, loaded: LoadedRun, result: RunMetri
     from rich.table import Table
 
     columns = _columns(result)
-    table = Table(title=f"{name}  ({loaded.kind}: {loaded.path})", title_justify="left")
+    table = Table(title=f"{name}  ({loaded.kind}: {loaded.path}; {result.bootstrap} bootstrap, mean [95% interval], "
+                  "sd over epochs when K > 1)", title_justify="left")
     table.add_column("")
     for column in columns:
         table.add_column(column, justify="right")
@@ -164,7 +176,7 @@ def _render_run(console: Console, name: str, loaded: LoadedRun, result: RunMetri
     table.add_row("error", *[str(c.error) for c in counts], end_section=True)
     for key, label in _TABLE_ROWS:
         digits = 0 if key.endswith(("tokens", "chars")) else 3
-        table.add_row(label, *[result[c][key].format(digits) for c in columns])
+        table.add_row(label, *[result[c][key].format(digits, spread=True) for c in columns])
     for kind in ("ambiguity", "harm"):
         views = [getattr(result[c], kind) for c in columns]
         if not any(views):

@@ -2,7 +2,8 @@
 and paired welfare comparisons (SPEC §5).
 
 Rows are joined on ``(id, epoch)``; a pair counts when both rows are scored with finite U and L.
-Per group (each data source, by the first run's record, and ``all``): ranges ``R_u, R_l`` over
+Per group (each data source, and ``all``; a joined row whose data source differs between the runs
+is an error, since the runs are then not on the same prompts): ranges ``R_u, R_l`` over
 both runs' points together, the joint frontier ``F`` of those points, and per run
 
 - epsilon-coverage: the share of its points p with some f in F where (f_u - p_u) / R_u <= eps and
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from gtalign.eval._log import SampleRecord
-from gtalign.metrics._bootstrap import Estimate, cluster_index, group_rng, ratio_estimates
+from gtalign.metrics._bootstrap import Bootstrap, Estimate, check_bootstrap, cluster_index, group_rng, row_estimates
 from gtalign.metrics._pareto import frontier, hypervolume, point_regret, research_hypervolume, safe_range
 from gtalign.metrics._summary import OVERALL
 
@@ -112,6 +113,7 @@ class Comparison:
     resamples: int
     seed: int
     note: str = HYPERVOLUME_NOTE
+    bootstrap: Bootstrap = "two-level"
 
     @property
     def overall(self) -> PairMetrics:
@@ -122,7 +124,8 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         return {"epsilon": self.epsilon, "joined": self.joined, "only_a": self.only_a, "only_b": self.only_b,
-                "unpaired": self.unpaired, "resamples": self.resamples, "seed": self.seed, "note": self.note,
+                "unpaired": self.unpaired, "resamples": self.resamples, "seed": self.seed, "bootstrap": self.bootstrap,
+                "note": self.note,
                 "sources": {name: pair.to_json() for name, pair in self.sources.items()}}
 
 
@@ -143,22 +146,21 @@ def _side(points: np.ndarray, joint: np.ndarray, reference: tuple[float, float],
     )
 
 
-def _welfare(name: str, keys: Sequence[str], wa: np.ndarray, wb: np.ndarray, *, resamples: int, seed: int) -> PairedWelfare:
+def _welfare(name: str, keys: Sequence[tuple[str, int]], wa: np.ndarray, wb: np.ndarray, *, resamples: int, seed: int,
+             bootstrap: Bootstrap) -> PairedWelfare:
     both = np.isfinite(wa) & np.isfinite(wb)
     diff = (wb - wa)[both]
-    ids = [k for k, ok in zip(keys, both, strict=True) if ok]
-    clusters, prompts = cluster_index(ids)
-    num = np.zeros((prompts, 1))
-    rows = np.zeros((prompts, 1), dtype=np.int64)
-    np.add.at(num[:, 0], clusters, diff)
-    np.add.at(rows[:, 0], clusters, 1)
-    estimate = ratio_estimates(num, rows.astype(np.float64), rows, resamples=resamples, rng=group_rng(seed, f"paired:{name}"))[0]
+    kept = [k for k, ok in zip(keys, both, strict=True) if ok]
+    clusters, prompts = cluster_index([k[0] for k in kept])
+    epochs = np.fromiter((k[1] for k in kept), dtype=np.int64, count=len(kept))
+    estimate = row_estimates(diff.reshape(-1, 1), np.ones((len(diff), 1)), clusters, prompts, resamples=resamples,
+                             rng=group_rng(seed, f"paired:{name}"), bootstrap=bootstrap, epochs=epochs)[0]
     return PairedWelfare(int((diff > _TIE).sum()), int((np.abs(diff) <= _TIE).sum()), int((diff < -_TIE).sum()), estimate)
 
 
-def _group(name: str, keys: Sequence[str], pa: np.ndarray, pb: np.ndarray, wa: np.ndarray, wb: np.ndarray,
-           *, epsilon: float, resamples: int, seed: int) -> PairMetrics:
-    welfare = _welfare(name, keys, wa, wb, resamples=resamples, seed=seed)
+def _group(name: str, keys: Sequence[tuple[str, int]], pa: np.ndarray, pb: np.ndarray, wa: np.ndarray, wb: np.ndarray,
+           *, epsilon: float, resamples: int, seed: int, bootstrap: Bootstrap) -> PairMetrics:
+    welfare = _welfare(name, keys, wa, wb, resamples=resamples, seed=seed, bootstrap=bootstrap)
     if len(pa) == 0:
         empty = RunFront(0.0, 0.0, 0.0, 0.0, (), 0)
         return PairMetrics(name, 0, epsilon, 0.0, 0.0, (0.0, 0.0), (), empty, empty, welfare)
@@ -185,24 +187,47 @@ def _welfare_of(record: SampleRecord) -> float:
     return np.nan if value is None else value
 
 
+def _check_sources(joined: Sequence[tuple[str, int]], by_key_a: Mapping[tuple[str, int], SampleRecord],
+                   by_key_b: Mapping[tuple[str, int], SampleRecord]) -> None:
+    """Rows joined on (id, epoch) must be the same prompt: a different data source means the two
+    runs are not on the same data (e.g. verl dumps, joined by line number, of two validation sets),
+    so every paired number would be wrong. That is an error naming the rows, never a silent guess."""
+    clashes = [(key, by_key_a[key].data_source, by_key_b[key].data_source) for key in joined
+               if by_key_a[key].data_source != by_key_b[key].data_source]
+    if clashes:
+        shown = "; ".join(f"id {rid!r} epoch {epoch}: {sa!r} in a, {sb!r} in b" for (rid, epoch), sa, sb in clashes[:5])
+        more = f"; and {len(clashes) - 5} more" if len(clashes) > 5 else ""
+        raise ValueError(
+            f"{len(clashes)} of {len(joined)} rows joined on (id, epoch) have a different data source in the two runs "
+            f"({shown}{more}): the runs are not on the same prompts. Compare runs of the same benchmark rows (verl dumps "
+            "join by line number, so they must be dumps of the same validation set in the same order)"
+        )
+
+
 def compare(a: Iterable[SampleRecord], b: Iterable[SampleRecord], *, epsilon: float = 0.1,
-            resamples: int = 1000, seed: int = 0) -> Comparison:
-    """Compare run ``b`` with run ``a`` on the prompts they share (see the module's docstring)."""
+            resamples: int = 1000, seed: int = 0, bootstrap: Bootstrap = "two-level") -> Comparison:
+    """Compare run ``b`` with run ``a`` on the prompts they share (see the module's docstring).
+
+    ``bootstrap`` draws the paired welfare interval as `summarize` does. Raises ``ValueError``
+    when a joined (id, epoch) has a different data source in the two runs.
+    """
     if not epsilon >= 0:
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
     if resamples < 0:
         raise ValueError(f"resamples must be >= 0, got {resamples}")
+    check_bootstrap(bootstrap)
     by_key_a = {r.key: r for r in a}
     by_key_b = {r.key: r for r in b}
     joined = [k for k in by_key_a if k in by_key_b]
+    _check_sources(joined, by_key_a, by_key_b)
     only_a = len(by_key_a) - len(joined)
     only_b = len(by_key_b) - len(joined)
-    points: list[tuple[str, str, tuple[float, float], tuple[float, float], float, float]] = []
+    points: list[tuple[str, tuple[str, int], tuple[float, float], tuple[float, float], float, float]] = []
     for key in joined:
         ra, rb = by_key_a[key], by_key_b[key]
         pa, pb = _point(ra), _point(rb)
         if pa is not None and pb is not None:
-            points.append((ra.data_source, ra.id, pa, pb, _welfare_of(ra), _welfare_of(rb)))
+            points.append((ra.data_source, ra.key, pa, pb, _welfare_of(ra), _welfare_of(rb)))
     sources = sorted({p[0] for p in points})
     if OVERALL in sources:
         raise ValueError(f"a data source is named {OVERALL!r}, the name of the overall group; rename it")
@@ -213,6 +238,7 @@ def compare(a: Iterable[SampleRecord], b: Iterable[SampleRecord], *, epsilon: fl
         pb = np.array([p[3] for p in rows], dtype=np.float64).reshape(-1, 2)
         wa = np.array([p[4] for p in rows], dtype=np.float64)
         wb = np.array([p[5] for p in rows], dtype=np.float64)
-        groups[name] = _group(name, [p[1] for p in rows], pa, pb, wa, wb, epsilon=epsilon, resamples=resamples, seed=seed)
+        groups[name] = _group(name, [p[1] for p in rows], pa, pb, wa, wb, epsilon=epsilon, resamples=resamples, seed=seed,
+                              bootstrap=bootstrap)
     unpaired = len(joined) - len(points)
-    return Comparison(float(epsilon), len(joined), only_a, only_b, unpaired, groups, resamples, seed)
+    return Comparison(float(epsilon), len(joined), only_a, only_b, unpaired, groups, resamples, seed, bootstrap=bootstrap)

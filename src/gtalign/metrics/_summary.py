@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gtalign.eval._log import SampleRecord
-from gtalign.metrics._bootstrap import Estimate, cluster_index, group_rng, ratio_estimates
+from gtalign.metrics._bootstrap import Bootstrap, Estimate, check_bootstrap, cluster_index, group_rng, row_estimates
 
 __all__ = [
     "ACTS",
@@ -244,11 +244,13 @@ class SourceMetrics:
 
 @dataclass(frozen=True, slots=True)
 class RunMetrics:
-    """A run's metrics: one `SourceMetrics` per data source, sorted, then ``all`` (every row)."""
+    """A run's metrics: one `SourceMetrics` per data source, sorted, then ``all`` (every row), and
+    how the intervals were drawn (``bootstrap``: ``two-level`` or ``cluster``)."""
 
     sources: Mapping[str, SourceMetrics]
     resamples: int
     seed: int
+    bootstrap: Bootstrap = "two-level"
 
     @property
     def overall(self) -> SourceMetrics:
@@ -263,7 +265,7 @@ class RunMetrics:
         return self.sources[source]
 
     def to_json(self) -> dict[str, Any]:
-        return {"resamples": self.resamples, "seed": self.seed, "metrics": dict(METRICS),
+        return {"resamples": self.resamples, "seed": self.seed, "bootstrap": self.bootstrap, "metrics": dict(METRICS),
                 "sources": {name: metrics.to_json() for name, metrics in self.sources.items()}}
 
 
@@ -387,16 +389,12 @@ def _table(rows: Sequence[Mapping[str, tuple[float, float]]]) -> np.ndarray:
     return table.reshape(len(rows), len(_COLUMNS), 2)
 
 
-def _group(name: str, records: Sequence[SampleRecord], table: np.ndarray, *, resamples: int, seed: int) -> SourceMetrics:
+def _group(name: str, records: Sequence[SampleRecord], table: np.ndarray, *, resamples: int, seed: int,
+           bootstrap: Bootstrap) -> SourceMetrics:
     clusters, prompts = cluster_index([r.id for r in records])
-    present = np.isfinite(table[:, :, 0])
-    num = np.zeros((prompts, len(_COLUMNS)))
-    den = np.zeros_like(num)
-    count = np.zeros(num.shape, dtype=np.int64)
-    np.add.at(num, clusters, np.where(present, table[:, :, 0], 0.0))
-    np.add.at(den, clusters, table[:, :, 1])
-    np.add.at(count, clusters, present.astype(np.int64))
-    estimates = ratio_estimates(num, den, count, resamples=resamples, rng=group_rng(seed, name))
+    epochs = np.fromiter((r.epoch for r in records), dtype=np.int64, count=len(records))
+    estimates = row_estimates(table[:, :, 0], table[:, :, 1], clusters, prompts, resamples=resamples,
+                              rng=group_rng(seed, name), bootstrap=bootstrap, epochs=epochs)
     by_name = dict(zip(_COLUMNS, estimates, strict=True))
     return SourceMetrics(
         source=name,
@@ -409,13 +407,19 @@ def _group(name: str, records: Sequence[SampleRecord], table: np.ndarray, *, res
     )
 
 
-def summarize(records: Iterable[SampleRecord], *, resamples: int = 1000, seed: int = 0) -> RunMetrics:
+def summarize(records: Iterable[SampleRecord], *, resamples: int = 1000, seed: int = 0,
+              bootstrap: Bootstrap = "two-level") -> RunMetrics:
     """A run's metrics per data source and overall (``all``), with seeded bootstrap intervals.
 
-    See the module's docstring for which rows enter which number; `Estimate` for the interval.
+    ``bootstrap`` ``two-level`` (default) resamples prompts, then the epochs of each drawn prompt:
+    conservative, since the spread of prompt means already holds the within-prompt variance.
+    ``cluster`` resamples prompts and keeps all their epochs, the standard one-level choice. With
+    one epoch per prompt both are the ordinary bootstrap (`gtalign.metrics._bootstrap`). See the
+    module's docstring for which rows enter which number.
     """
     if resamples < 0:
         raise ValueError(f"resamples must be >= 0, got {resamples}")
+    check_bootstrap(bootstrap)
     records = list(records)
     sources = sorted({r.data_source for r in records})
     if OVERALL in sources:
@@ -424,6 +428,7 @@ def summarize(records: Iterable[SampleRecord], *, resamples: int = 1000, seed: i
     groups: dict[str, SourceMetrics] = {}
     for source in sources:
         picked = [i for i, r in enumerate(records) if r.data_source == source]
-        groups[source] = _group(source, [records[i] for i in picked], table[picked], resamples=resamples, seed=seed)
-    groups[OVERALL] = _group(OVERALL, records, table, resamples=resamples, seed=seed)
-    return RunMetrics(groups, resamples, seed)
+        groups[source] = _group(source, [records[i] for i in picked], table[picked], resamples=resamples, seed=seed,
+                                bootstrap=bootstrap)
+    groups[OVERALL] = _group(OVERALL, records, table, resamples=resamples, seed=seed, bootstrap=bootstrap)
+    return RunMetrics(groups, resamples, seed, bootstrap)

@@ -50,14 +50,17 @@ def format_number(value: Any, digits: int = 3) -> str:
 
 
 def format_estimate(estimate: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """``mean [low, high]`` from an `Estimate`'s JSON, as `Estimate.format` writes it; ``n/a``
-    without rows."""
+    """``mean [low, high] sd s`` from an `Estimate`'s JSON, as `Estimate.format(spread=True)`
+    writes it (``sd``: over the per-epoch means, only with two or more epochs); ``n/a`` without rows."""
     if not estimate or not estimate.get("n") or estimate.get("mean") is None:
         return "n/a"
-    mean, low, high = estimate["mean"], estimate.get("low"), estimate.get("high")
-    if low is None or high is None:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    mean, low, high, sd = estimate["mean"], estimate.get("low"), estimate.get("high"), estimate.get("epoch_sd")
+    text = f"{mean:.{digits}f}"
+    if low is not None and high is not None:
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+    if isinstance(sd, (int, float)) and not isinstance(sd, bool):
+        text += f" sd {sd:.{digits}f}"
+    return text
 
 
 def task_names(groups: Sequence[Mapping[str, Any]]) -> list[str]:

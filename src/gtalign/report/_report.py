@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gtalign import __version__
-from gtalign.metrics import LoadedRun, compare, load_run, summarize
+from gtalign.metrics import Bootstrap, LoadedRun, compare, load_run, summarize
+from gtalign.metrics._bootstrap import check_bootstrap
 from gtalign.report._content import (
     advbench_lines,
     comparison_tables,
@@ -32,6 +33,11 @@ __all__ = ["REPORT_SCHEMA", "ReportFiles", "write_report"]
 
 REPORT_SCHEMA = 1
 """Version of report.json's layout."""
+
+_BOOTSTRAP_TEXT = {
+    "two-level": "two-level bootstrap (prompts, then the epochs of each drawn prompt; conservative)",
+    "cluster": "cluster bootstrap over prompts (each drawn prompt keeps all its epochs)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +103,16 @@ def _md(title: str, meta: str, sections: Sequence[tuple[str, Sequence[Table], st
 
 
 def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None, *, seed: int = 0,
-                 resamples: int = 1000, epsilon: float = 0.1) -> ReportFiles:
+                 resamples: int = 1000, epsilon: float = 0.1, bootstrap: Bootstrap = "two-level") -> ReportFiles:
     """Write report.md, report.json, the figures and report.html for ``run_dirs`` (run folders, run
     logs or verl validation dumps) into ``out_dir`` (default: ``report/`` in the first run's folder).
 
-    The first run is the baseline the others are compared with. ``seed`` and ``resamples`` set
-    the bootstrap intervals, ``epsilon`` the Pareto coverage. Raises ``FileNotFoundError`` for a
+    The first run is the baseline the others are compared with. ``seed``, ``resamples`` and
+    ``bootstrap`` (``two-level`` or ``cluster``, see `gtalign.metrics.summarize`) set the bootstrap
+    intervals, ``epsilon`` the Pareto coverage. Raises ``FileNotFoundError`` for a
     path that is not there; a bad line in a log is a reported problem, not an error.
     """
+    check_bootstrap(bootstrap)
     paths = [Path(p) for p in run_dirs]
     if not paths:
         raise ValueError("write_report needs at least one run folder")
@@ -117,13 +125,14 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
     metrics: dict[str, Any] = {}
     for name, run in zip(names, runs, strict=True):
         try:
-            metrics[name] = summarize(run.records, resamples=resamples, seed=seed).to_json()
+            metrics[name] = summarize(run.records, resamples=resamples, seed=seed, bootstrap=bootstrap).to_json()
         except ValueError as exc:  # e.g. a data source named like the overall group
             problems.append(f"{name}: no metrics: {exc}")
     comparisons = []
     for name, run in zip(names[1:], runs[1:], strict=True):
         try:
-            result = compare(runs[0].records, run.records, epsilon=epsilon, resamples=resamples, seed=seed)
+            result = compare(runs[0].records, run.records, epsilon=epsilon, resamples=resamples, seed=seed,
+                             bootstrap=bootstrap)
         except ValueError as exc:
             problems.append(f"{name} vs {names[0]}: no comparison: {exc}")
             continue
@@ -135,17 +144,19 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
     advbench = advbench_lines(entries, metrics)
     report = {
         "schema": REPORT_SCHEMA, "gtalign": __version__, "created": created, "seed": seed, "resamples": resamples,
+        "bootstrap": bootstrap,
         "epsilon": epsilon, "runs": entries, "metrics": metrics, "comparisons": comparisons, "advbench": advbench,
         "plots": {p.name: p.path.name for p in plots}, "problems": problems,
     }
 
     title = "gtalign report: " + " vs ".join(names)
-    meta = (f"Generated {created} by gtalign {__version__}. Intervals: bootstrap over prompts, {resamples} resamples, "
-            f"seed {seed}. Pareto coverage: ε = {epsilon:g}.")
+    meta = (f"Generated {created} by gtalign {__version__}. Intervals: {_BOOTSTRAP_TEXT[bootstrap]}, {resamples} "
+            f"resamples, seed {seed}. Pareto coverage: ε = {epsilon:g}.")
     sections: list[tuple[str, Sequence[Table], str]] = [
         ("Runs", [runs_table(entries)], ""),
         ("Metrics per task", metric_tables(entries, metrics), "Runs as rows, tasks (data sources) as columns, "
-         "the mean with its bootstrap 95% interval over prompts."),
+         "the mean with its bootstrap 95% interval; with more than one epoch, \"sd\" is the standard deviation "
+         "of the per-epoch means (the seed-to-seed spread; report.json lists the means as epoch_means)."),
         ("Failures, actions and classification", detail_tables(entries, metrics), ""),
     ]
     if comparisons:
