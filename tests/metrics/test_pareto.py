@@ -99,3 +99,26 @@ def test_all_points_equal_do_not_divide_by_zero() -> None:
     assert pair.a.hypervolume == 0.0  # no point is strictly above the reference (0.3, 0.3)
     assert (pair.welfare.wins, pair.welfare.ties, pair.welfare.losses) == (0, 3, 0)
     assert pair.welfare.difference.mean == 0.0
+
+
+def test_a_joined_row_with_another_data_source_is_an_error_naming_both() -> None:
+    a = [record("0", source="wildguard"), record("1", source="math-hard"), record("1", source="math-hard", epoch=1)]
+    b = [record("0", source="wildguard"), record("1", source="ambig_qa"), record("1", source="math-hard", epoch=1)]
+    with pytest.raises(ValueError, match=r"1 of 3 rows .*id '1' epoch 0: 'math-hard' in a, 'ambig_qa' in b"):
+        compare(a, b, resamples=0)
+    # The same rows on the same sources compare; a row only in one run is not a clash.
+    assert compare(a, [*a[:1], record("9", source="medium")], resamples=0).joined == 1
+
+
+def test_paired_welfare_takes_the_bootstrap_and_epoch_means() -> None:
+    # Differences b - a: prompt p0 +0.2 (epoch 0) and 0.0 (epoch 1), prompt p1 +0.4 and +0.2.
+    a = [record(p, epoch=e, u=0.2, l=0.2) for p in ("p0", "p1") for e in (0, 1)]
+    b = [record("p0", epoch=0, u=0.4, l=0.4), record("p0", epoch=1, u=0.2, l=0.2),
+         record("p1", epoch=0, u=0.6, l=0.6), record("p1", epoch=1, u=0.4, l=0.4)]
+    result = compare(a, b, resamples=50, bootstrap="cluster")
+    assert result.bootstrap == "cluster" and result.to_json()["bootstrap"] == "cluster"
+    difference = result.overall.welfare.difference
+    assert difference.mean == pytest.approx(0.2)
+    # Epoch 0: (0.2 + 0.4) / 2 = 0.3; epoch 1: (0.0 + 0.2) / 2 = 0.1.
+    assert difference.epoch_means == pytest.approx((0.3, 0.1))
+    assert compare(a, b, resamples=0).bootstrap == "two-level"
