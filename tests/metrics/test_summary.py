@@ -237,3 +237,19 @@ def test_bootstrap_method_is_recorded_and_epoch_means_come_per_group() -> None:
 def test_an_unknown_bootstrap_is_refused() -> None:
     with pytest.raises(ValueError, match="two-level, cluster"):
         summarize([record("0")], bootstrap="nested")  # type: ignore[arg-type]
+
+
+def test_reasoning_tokens_count_thinking_and_analyze_where_the_backend_counted() -> None:
+    from dataclasses import replace
+
+    rows = [
+        replace(record("0"), tokens_by_block={"thinking": 30, "payoff": 50, "analyze": 12, "response": 80}),
+        replace(record("1"), tokens_by_block={"analyze": 8, "response": 20}),  # no thinking block counted
+        replace(record("2"), tokens_by_block={"payoff": 5, "response": 9}),  # neither reasoning block: left out
+        record("3"),  # the backend could not count: left out
+        replace(record("4", status="generation_failed"), tokens_by_block={"thinking": 99}),  # no answer
+    ]
+    estimate = summarize(rows, resamples=0).overall["reasoning_tokens"]
+    # (30 + 12) and 8 -> 25 over two rows.
+    assert (estimate.mean, estimate.n) == (25.0, 2)
+    assert "reasoning_tokens" in summarize(rows, resamples=0).to_json()["metrics"]

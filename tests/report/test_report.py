@@ -279,3 +279,19 @@ def test_the_bootstrap_method_is_in_the_report(built: Built, tmp_path: Path) -> 
     assert "cluster bootstrap over prompts" in files.markdown.read_text()
     with pytest.raises(ValueError, match="two-level, cluster"):
         write_report(built.runs, tmp_path / "bad", bootstrap="nested")  # type: ignore[arg-type]
+
+
+def test_reasoning_tokens_get_their_own_length_table() -> None:
+    from dataclasses import replace
+
+    from gtalign.report._content import metric_tables
+    from tests.metrics._records import record
+
+    rows = [replace(record("0"), tokens_by_block={"thinking": 10, "analyze": 4}),
+            replace(record("1", epoch=0), tokens_by_block={"thinking": 7, "response": 3})]
+    metrics = {"r": summarize(rows, resamples=0).to_json()}
+    tables = {t.title: t for t in metric_tables([{"name": "r"}], metrics)}
+    table = tables["Reasoning length (tokens of <thinking> and <analyze>), mean [95% interval]"]
+    # (10 + 4 + 7) / 2, one digit; no interval without resamples.
+    assert table.rows == (("r", "10.5", "10.5"),)
+    assert table.columns == ("run", "math-hard", "all")

@@ -63,6 +63,7 @@ _TABLE_ROWS: tuple[tuple[str, str], ...] = (
     ("output_tokens", "output tokens"),
     ("output_chars", "output chars"),
     ("reasoning_chars", "reasoning chars"),
+    ("reasoning_tokens", "reasoning tokens"),
     ("response_share", "response / answer chars"),
     ("quality_per_1k_tokens", "quality per 1k tokens"),
     ("quality_per_1k_chars", "quality per 1k chars"),

@@ -10,7 +10,8 @@ Which rows enter which number (nothing is dropped silently):
 - Answer-side measures (format validity, consistency, lengths, action mix) are over rows with an
   answer (``scored`` or ``unscored``); consistency only where it is defined.
 - Reasoning length is the characters of the ``<thinking>`` and ``<analyze>`` blocks, over rows
-  whose parse found at least one of them. The paper's measure (everything before the first literal
+  whose parse found at least one of them, and their tokens (``SampleRecord.tokens_by_block``), over
+  rows whose backend counted at least one of them. The paper's measure (everything before the first literal
   ``<response>``) is not used: SPEC §3 lists that an early ``<response>`` shrinks it.
 - Classification is over scored rows with a usable judge verdict (judge status ``ok``).
 """
@@ -58,11 +59,13 @@ METRICS: Mapping[str, str] = {
     "output_tokens": "output length in tokens, rows with an answer and a token count",
     "output_chars": "output length in characters, rows with an answer",
     "reasoning_chars": "characters of the <thinking> and <analyze> blocks, rows whose parse found one",
+    "reasoning_tokens": "tokens of the <thinking> and <analyze> blocks (the backend's tokenizer), rows whose token counts have one",
     "response_share": "characters of the <response> block / characters of the answer, rows with an answer",
     "quality_per_1k_tokens": "1000 * sum(answer quality) / sum(output tokens), scored rows with a token count",
     "quality_per_1k_chars": "1000 * sum(answer quality) / sum(output characters), scored rows (the paper's measure; verl dumps have no tokens)",
 }
 _NAMES = tuple(METRICS)
+_REASONING = ("thinking", "analyze")
 _ACCURACY = ("ambiguity", "harm")
 _COLUMNS = _NAMES + tuple(f"{kind}_accuracy" for kind in _ACCURACY)
 _INDEX = {name: i for i, name in enumerate(_COLUMNS)}
@@ -304,9 +307,12 @@ def _row(record: SampleRecord) -> dict[str, tuple[float, float]]:
         put("response_carries_out_choice", parse.response_carries_out_choice)
         put("output_tokens", tokens)
         put("output_chars", len(record.answer))
-        blocks = [parse.blocks[name] for name in ("thinking", "analyze") if name in parse.blocks]
+        blocks = [parse.blocks[name] for name in _REASONING if name in parse.blocks]
         if blocks:
             put("reasoning_chars", sum(len(b) for b in blocks))
+        counted = [_count(record.tokens_by_block.get(name)) for name in _REASONING]
+        if any(n is not None for n in counted):
+            put("reasoning_tokens", sum(n for n in counted if n is not None))
         if record.answer:
             put("response_share", len(record.response) / len(record.answer))
     return out

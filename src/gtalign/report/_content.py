@@ -30,6 +30,7 @@ _TITLES: Mapping[str, tuple[str, int]] = {
     "output_tokens": ("Output length (tokens)", 1),
     "output_chars": ("Output length (characters)", 0),
     "reasoning_chars": ("Reasoning length (characters of <thinking> and <analyze>)", 0),
+    "reasoning_tokens": ("Reasoning length (tokens of <thinking> and <analyze>)", 1),
     "response_share": ("Response share of the answer (characters)", 3),
     "quality_per_1k_tokens": ("Answer quality per 1,000 output tokens", 3),
     "quality_per_1k_chars": ("Answer quality per 1,000 output characters", 3),
