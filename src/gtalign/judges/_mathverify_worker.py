@@ -1,13 +1,18 @@
-"""The math-verify worker process, ``python -m gtalign.judges._mathverify_worker``, run by `RuleJudge`.
+"""The math-verify worker process, run by `RuleJudge`, and the built-in math check it runs.
 
 `RuleJudge` starts its workers with this explicit entry point instead of a multiprocessing pool:
 multiprocessing's ``spawn`` and ``forkserver`` re-run the user's main script in every child, so a
 script without an ``if __name__ == "__main__":`` guard ran again in each worker and got its math
-rows back unscored. A worker started here imports gtalign and math-verify, never the script.
+rows back unscored. A worker started here imports math-verify (and, for a custom check, whatever
+that check needs), never the script. It is started as ``python -P PATH/_mathverify_worker.py``
+(falling back to ``python -m gtalign.judges._mathverify_worker`` when this file is not on disk):
+run by its path it does not import the ``gtalign.judges`` package (httpx, numpy, the reward
+package), which halves its start-up; ``-P`` keeps this file's folder off ``sys.path``.
 
 The protocol, over the worker's stdin and stdout, is one frame per message (an 8-byte big-endian
 length, then a pickle): the parent sends ``(sys_path, pickled_math_check)`` (the check
-pickled on its own, so that it is loaded after ``sys.path`` is set); the worker answers
+pickled on its own, so that it is loaded after ``sys.path`` is set; None for the built-in `check`,
+whose result then travels as a plain ``(correct, detail)`` tuple); the worker answers
 ``("ready", pid)`` or ``("error", reason)``; then it answers each ``(response, reference)`` with
 ``("ok", result)`` or ``("error", reason)``. The end of its input stops it between rows. A row
 can run for ever (a sympy call that hangs is why the parent has a timeout), so a worker also dies
@@ -18,10 +23,16 @@ everywhere a daemon thread checks every `PARENT_POLL` seconds that its parent is
 that started it, and exits at once when not (that thread needs the GIL, which a long C call can
 hold; the kernel's signal does not). It ignores SIGINT: a Ctrl-C reaches the whole process group,
 and the parent decides when its workers stop.
+
+Before it answers ``ready`` the worker runs `WARM_UP_ROWS` through its check, so that the first
+real rows do not pay for sympy's and math-verify's first-use imports and caches (up to ~200 ms on
+a row with a square root). The built-in check keeps the last `GOLD_CACHE_SIZE` parsed gold
+answers: epochs and repeated prompts send the same reference again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
@@ -32,12 +43,22 @@ import threading
 import time
 from typing import IO, Any
 
-__all__ = ["PARENT_POLL", "read_frame", "write_frame"]
+__all__ = ["GOLD_CACHE_SIZE", "PARENT_POLL", "WARM_UP_ROWS", "check", "parse_gold", "read_frame", "write_frame"]
 
 _HEADER = struct.Struct(">Q")
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_POLL = 0.5
 """Seconds between two checks that the worker's parent is alive."""
+GOLD_CACHE_SIZE = 1024
+"""Parsed gold answers the built-in check keeps, most recently used first."""
+WARM_UP_ROWS: tuple[tuple[str, str], ...] = (
+    ("So the answer is \\boxed{12}.", "\\frac{\\sqrt{3}}{2}"),
+    ("$\\boxed{0.5}$", "\\frac{1}{2}"),
+    ("\\boxed{2x+1}", "1+2x"),
+    ("\\boxed{\\frac{\\pi}{2}}", "(1, 2)"),
+)
+"""``(response, reference)`` rows a worker checks before it is ready: integers in prose, fractions,
+roots, decimals, polynomials, pi and intervals, the usual forms of a MATH answer (about 0.3 s)."""
 
 
 def write_frame(stream: IO[bytes], message: Any) -> None:
@@ -99,14 +120,53 @@ def _die_with_parent_thread() -> None:
         return
 
 
-def _warm_up() -> None:
-    """One trivial verification, so that no row's time pays for math-verify's first-use imports."""
-    try:
-        from math_verify import parse, verify
+@functools.lru_cache(maxsize=GOLD_CACHE_SIZE)
+def _parse_gold_text(text: str) -> tuple[Any, ...]:
+    from math_verify import parse
 
-        verify(parse("$1$", parsing_timeout=None), parse("$1$", parsing_timeout=None), timeout_seconds=None)
-    except Exception:  # a broken install shows on the first row, with its reason
-        return
+    wrapped = [f"\\boxed{{{text}}}", f"${text}$", text]
+    candidates = [text, *wrapped] if "\\boxed" in text else wrapped
+    for candidate in candidates:
+        parsed = parse(candidate, parsing_timeout=None)
+        if parsed:
+            return tuple(parsed)
+    return ()
+
+
+def parse_gold(reference: str) -> list[Any]:
+    """math-verify's parse of a gold answer: tried as ``\\boxed{...}``, then ``$...$``, then raw
+    (raw first when it already carries ``\\boxed``); empty when none parses. Cached by text (a
+    fresh list each call: the parsed sympy objects are immutable and shared)."""
+    return list(_parse_gold_text(reference.strip()))
+
+
+def check(response: str, reference: str) -> tuple[bool | None, str]:
+    """The built-in math check (`gtalign.judges.check_math` returns it as a `MathCheck`):
+    ``(correct, detail)``, ``correct`` None when the reference does not parse. math-verify's
+    timeouts are off: run it under an outer timeout."""
+    from math_verify import parse, verify
+
+    gold = parse_gold(reference)
+    if not gold:
+        return None, f"math-verify could not parse the reference {reference[:80]!r}"
+    answer = parse(response, parsing_timeout=None)
+    if not answer:
+        return False, "no final answer found in the response"
+    correct = bool(verify(gold, answer, timeout_seconds=None))
+    return correct, f"gold={str(gold[-1])[:80]} answer={str(answer[-1])[:80]}"
+
+
+def _warm_up() -> None:
+    """Run the built-in check on `WARM_UP_ROWS` (whatever the worker's check: a custom one may use
+    math-verify too, and must not be called on rows it never asked for), so that no row's time
+    pays for math-verify's and sympy's first-use imports and caches; the gold cache is emptied
+    again afterwards."""
+    try:
+        for response, reference in WARM_UP_ROWS:
+            check(response, reference)
+    except Exception:  # a broken install or check shows on the first row, with its reason
+        pass
+    _parse_gold_text.cache_clear()
 
 
 def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
@@ -116,7 +176,7 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     try:
         sys_path, pickled_check = pickle.loads(setup)
         sys.path[:] = list(sys_path)  # before unpickling: the check may live in the caller's modules
-        math_check = pickle.loads(pickled_check)
+        math_check = check if pickled_check is None else pickle.loads(pickled_check)
     except Exception as exc:
         write_frame(replies, _error(exc))
         return

@@ -44,12 +44,12 @@ import subprocess
 import sys
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-from math_verify import parse, verify
 
 from gtalign.protocol._acts import classify_act, detect_refusal
 from gtalign.reward._similarity import word_similarity
@@ -77,6 +77,10 @@ CLARIFY_MAX_REQUEST_WORDS = 20
 _STARTUP_TIMEOUT = 120.0
 _REAP_TIMEOUT = 10.0
 WORKER_MODULE = "gtalign.judges._mathverify_worker"
+VERDICT_CACHE_SIZE = 4096
+"""Rows (response, reference) whose built-in math check `RuleJudge` keeps, most recent first."""
+VERDICT_CACHE_MAX_CHARS = 20_000
+"""Longer rows (response and reference together) are checked every time, never kept."""
 
 _VAGUE = re.compile(
     r"\b(?:not\s+sure|no\s+idea|don['’]t\s+know\s+(?:where|how|what)|where\s+to\s+(?:start|begin)"
@@ -182,31 +186,18 @@ class MathCheck:
     detail: str
 
 
-def _parse_gold(reference: str) -> list[Any]:
-    text = reference.strip()
-    wrapped = [f"\\boxed{{{text}}}", f"${text}$", text]
-    candidates = [text, *wrapped] if "\\boxed" in text else wrapped
-    for candidate in candidates:
-        parsed = parse(candidate, parsing_timeout=None)
-        if parsed:
-            return parsed
-    return []
-
-
 def check_math(response: str, reference: str) -> MathCheck:
     """math-verify of ``response`` against the gold ``reference``, with math-verify's timeouts off.
 
     It can run for as long as sympy takes: call it under an outer timeout (`RuleJudge` runs it in
-    a process pool and kills the worker when the row's time is up).
+    a worker process and kills the worker when the row's time is up). The code is the workers'
+    built-in check (`gtalign.judges._mathverify_worker.check`), which `RuleJudge` runs without
+    pickling this function.
     """
-    gold = _parse_gold(reference)
-    if not gold:
-        return MathCheck(None, f"math-verify could not parse the reference {reference[:80]!r}")
-    answer = parse(response, parsing_timeout=None)
-    if not answer:
-        return MathCheck(False, "no final answer found in the response")
-    correct = bool(verify(gold, answer, timeout_seconds=None))
-    return MathCheck(correct, f"gold={str(gold[-1])[:80]} answer={str(answer[-1])[:80]}")
+    from gtalign.judges import _mathverify_worker as wire
+
+    correct, detail = wire.check(response, reference)
+    return MathCheck(correct, detail)
 
 
 def _pickle_check(math_check: Callable[[str, str], MathCheck]) -> bytes:
@@ -237,15 +228,28 @@ class _Reply:
     value: Any = None
 
 
-class _Worker:
-    """One ``python -m gtalign.judges._mathverify_worker`` process, and a thread reading its replies."""
+def worker_command() -> list[str]:
+    """How a math-verify worker is started: ``python -P PATH/_mathverify_worker.py`` (which does
+    not import the ``gtalign.judges`` package, only math-verify), or ``python -m
+    gtalign.judges._mathverify_worker`` when that file is not on disk (a zipped install)."""
+    from gtalign.judges import _mathverify_worker as wire
 
-    def __init__(self, pickled_check: bytes, startup_timeout: float) -> None:
+    path = Path(wire.__file__ or "")
+    if path.suffix == ".py" and path.is_file():
+        return [sys.executable, "-P", str(path)]
+    return [sys.executable, "-m", WORKER_MODULE]
+
+
+class _Worker:
+    """One math-verify worker process (see `worker_command`), and a thread reading its replies."""
+
+    def __init__(self, pickled_check: bytes | None, startup_timeout: float) -> None:
         # Imported here: had this package's __init__ imported it, ``python -m`` would warn in the worker.
         from gtalign.judges import _mathverify_worker as wire
 
         self._wire = wire
-        self.process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.command = worker_command()
+        self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._replies: queue.SimpleQueue[_Reply] = queue.SimpleQueue()
         threading.Thread(target=self._read, name="gtalign-math-reader", daemon=True).start()
         try:
@@ -261,7 +265,7 @@ class _Worker:
             self.kill()
             code = self.process.returncode
             detail = ready.value or f"it exited with code {code}; its error is on stderr"
-            raise RuntimeError(f"the math-verify worker ({sys.executable} -m {WORKER_MODULE}) failed to start: {detail}")
+            raise RuntimeError(f"the math-verify worker ({' '.join(self.command)}) failed to start: {detail}")
 
     def _send(self, message: Any) -> None:
         stdin = self.process.stdin
@@ -323,9 +327,13 @@ class _WorkerPool:
     times out or kills its worker costs only that worker; the next row starts a new one.
     """
 
-    def __init__(self, size: int, pickled_check: bytes, startup_timeout: float) -> None:
+    def __init__(self, size: int, pickled_check: bytes | None, startup_timeout: float) -> None:
         self.pid = os.getpid()
         self.start_error: str | None = None
+        self.started = 0  # worker processes started, ever (for tests and benchmarks)
+        self._size = size
+        self._starting = 0  # workers being started right now
+        self._warming: list[Future[None]] = []  # `warm_up`'s start tasks not done yet
         self._pickled_check = pickled_check
         self._startup_timeout = startup_timeout
         self._threads = ThreadPoolExecutor(size, thread_name_prefix="gtalign-math")
@@ -338,6 +346,46 @@ class _WorkerPool:
     def submit(self, response: str, reference: str, timeout: float) -> Future[_Reply]:
         return self._threads.submit(self._check, response, reference, timeout)
 
+    def warm_up(self) -> Future[int]:
+        """Start the missing workers in the background (on the pool's own threads); the future
+        gives the number of workers running once they are up, or the error of one that could not
+        start. A failure here fails no row: a row that finds no worker tries to start one itself."""
+        with self._lock:
+            missing = 0 if self._closed or self.start_error is not None else self._size - len(self._live) - self._starting
+            self._warming = [f for f in self._warming if not f.done()]
+            self._warming += [self._threads.submit(self._start_one) for _ in range(max(0, missing))]
+            pending = list(self._warming)
+        if not pending:
+            done: Future[int] = Future()
+            done.set_result(len(self._live))
+            return done
+        return _all_done(pending, lambda: len(self._live))
+
+    def _start_one(self) -> None:
+        with self._lock:  # checked when it runs: rows may have started workers since it was queued
+            if self._closed or self.start_error is not None or len(self._live) + self._starting >= self._size:
+                return
+            self._starting += 1
+        worker = self._new_worker()
+        with self._lock:
+            if self._closed:
+                worker.kill()
+                return
+            self._live.add(worker)
+            self._idle.append(worker)
+
+    def _new_worker(self) -> _Worker:
+        """A new worker (``_starting`` already counts it); on Linux a worker dies with the thread
+        that starts it, so this runs on one of the pool's threads, which live as long as the pool."""
+        try:
+            worker = _Worker(self._pickled_check, self._startup_timeout)
+        finally:
+            with self._lock:
+                self._starting -= 1
+        with self._lock:
+            self.started += 1
+        return worker
+
     def _take(self) -> _Worker | None:
         with self._lock:
             if self._closed:
@@ -346,8 +394,9 @@ class _WorkerPool:
                 raise RuntimeError(self.start_error)
             if self._idle:
                 return self._idle.pop()
-        try:  # on Linux a worker dies with the thread that starts it: one of ours, which lives as long as the pool
-            worker = _Worker(self._pickled_check, self._startup_timeout)
+            self._starting += 1
+        try:
+            worker = self._new_worker()
         except Exception as exc:
             with self._lock:
                 self.start_error = self.start_error or f"{type(exc).__name__}: {exc}"
@@ -387,14 +436,44 @@ class _WorkerPool:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
 
+def _all_done(futures: list[Future[None]], result: Callable[[], int]) -> Future[int]:
+    """A future done when all ``futures`` are: ``result()``, or the first error among them."""
+    out: Future[int] = Future()
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Future[None]) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0]:
+                return
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        if errors:
+            out.set_exception(errors[0])  # type: ignore[arg-type]
+        else:
+            out.set_result(result())
+
+    for future in futures:
+        future.add_done_callback(one_done)
+    return out
+
+
 class RuleJudge:
     """The Judge protocol over deterministic rules (see the module doc for every rule).
 
     ``math_timeout`` bounds each math row (seconds, worker start-up excluded); ``workers`` is the
     number of math worker processes (default: up to 2, at most the CPU count); ``math_check`` is
     the function they run, which must be importable by name from a module (a function defined in
-    the script you run is not: the workers do not run your script). The workers start on first
-    use and live until `close` (or the end of the program). Pickling drops them.
+    the script you run is not: the workers do not run your script). The workers start when the
+    first math rows come, or earlier in the background with `warm_up` (call it when a run starts:
+    the ~0.5 s start-up of each worker then overlaps with generation), and live until `close` (or
+    the end of the program). Pickling drops them.
+
+    With the built-in `check_math`, a row's result is kept (up to `VERDICT_CACHE_SIZE` rows, by
+    ``(response, reference)``, for the judge's lifetime) and identical rows of a batch are checked
+    once: math-verify's answer is a function of those two strings, and epochs, reruns and
+    repeated prompts send the same row again. Only a finished check is kept (never a timeout, a
+    dead worker or an error). A custom ``math_check`` runs on every row.
     """
 
     name = NAME
@@ -411,19 +490,33 @@ class RuleJudge:
         self.math_timeout = float(math_timeout)
         self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
         self.math_check = math_check
-        self._pickled_check = _pickle_check(math_check)
+        self._builtin = math_check is check_math  # the workers run their own copy: nothing to pickle
+        self._pickled_check = None if self._builtin else _pickle_check(math_check)
         self._pool: _WorkerPool | None = None
         self._pool_lock = threading.Lock()
+        self._checked: OrderedDict[tuple[str, str], MathCheck] = OrderedDict()
+        self._checked_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["_pool"], state["_pool_lock"]
+        del state["_pool"], state["_pool_lock"], state["_checked"], state["_checked_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._pool = None
         self._pool_lock = threading.Lock()
+        self._checked = OrderedDict()
+        self._checked_lock = threading.Lock()
+
+    def warm_up(self) -> Future[int]:
+        """Start the math workers now, in the background, and return at once.
+
+        The future gives the number of workers running once they are up (or the error of one
+        that could not start; rows then try again themselves, so ignoring it is fine). Calling it
+        again, or while rows run, starts only the missing workers; `close` stops them.
+        """
+        return self._live_pool().warm_up()
 
     def __enter__(self) -> RuleJudge:
         return self
@@ -485,12 +578,53 @@ class RuleJudge:
             return pool
 
     async def _judge_math(self, requests: list[JudgeRequest]) -> list[Verdict]:
-        pool = self._live_pool()
-        futures = [asyncio.wrap_future(pool.submit(r.response, r.reference, self.math_timeout)) for r in requests]
-        replies = await asyncio.gather(*futures)
-        if pool.start_error is not None and self._pool is pool:
-            self.close()  # the next batch tries to start workers again
-        return [self._math_verdict(reply) for reply in replies]
+        checks: list[MathCheck | None] = [self._kept(r) for r in requests]
+        todo: dict[Any, list[int]] = {}  # the rows to send: identical built-in rows once
+        for index, request in enumerate(requests):
+            if checks[index] is None:
+                todo.setdefault((request.response, request.reference) if self._builtin else index, []).append(index)
+        replies: dict[Any, _Reply] = {}
+        if todo:
+            pool = self._live_pool()
+            futures = [pool.submit(requests[rows[0]].response, requests[rows[0]].reference, self.math_timeout)
+                       for rows in todo.values()]
+            pool.warm_up()  # after the rows: the other workers start in the background for later rows
+            for key, reply in zip(todo, await asyncio.gather(*map(asyncio.wrap_future, futures)), strict=True):
+                replies[key] = self._keep(requests[todo[key][0]], reply)
+            if pool.start_error is not None and self._pool is pool:
+                self.close()  # the next batch tries to start workers again
+        verdicts = [self._math_verdict(_Reply("ok", check)) if check is not None else None for check in checks]
+        for key, rows in todo.items():
+            verdict = self._math_verdict(replies[key])
+            for index in rows:
+                verdicts[index] = verdict
+        return [v if v is not None else _failed("no verdict") for v in verdicts]
+
+    def _kept(self, request: JudgeRequest) -> MathCheck | None:
+        """The built-in check's result kept for this row, if any."""
+        if not self._builtin:
+            return None
+        key = (request.response, request.reference)
+        with self._checked_lock:
+            check = self._checked.get(key)
+            if check is not None:
+                self._checked.move_to_end(key)
+            return check
+
+    def _keep(self, request: JudgeRequest, reply: _Reply) -> _Reply:
+        """The reply, its built-in ``(correct, detail)`` as a `MathCheck`, kept when it is one."""
+        if not self._builtin or reply.kind != "ok":
+            return reply
+        value = reply.value
+        if not (isinstance(value, tuple) and len(value) == 2):
+            return reply  # `_math_verdict` says it is not a MathCheck
+        check = MathCheck(value[0], value[1])
+        if len(request.response) + len(request.reference) <= VERDICT_CACHE_MAX_CHARS:
+            with self._checked_lock:
+                self._checked[request.response, request.reference] = check
+                while len(self._checked) > VERDICT_CACHE_SIZE:
+                    self._checked.popitem(last=False)
+        return _Reply("ok", check)
 
     def _math_verdict(self, reply: _Reply) -> Verdict:
         if reply.kind == "ok":
