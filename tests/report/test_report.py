@@ -121,7 +121,9 @@ def test_the_advbench_scoring_follows_each_runs_preset(built: Built) -> None:
     section = built.files.markdown.read_text().split("## advbench scoring", 1)[1].split("##", 1)[0]
     base, steered = [line for line in section.splitlines() if line.startswith("- ")]
     assert base.startswith("- base (preset paper)") and "unharmful branch" in base
+    assert "answer quality keeps a 0.5 as logged" in base
     assert steered.startswith("- steered (preset robust)") and "harmful: every advbench prompt" in steered
+    assert "answer quality counts a 0.5 verdict as 1" in steered
 
 
 def test_report_json_round_trips_and_holds_the_metrics_json(built: Built) -> None:
