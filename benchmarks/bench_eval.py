@@ -2,8 +2,12 @@
 
 1. ``throughput`` (default): `run_eval` over an HTTP backend (`HTTPBackend`, built from the URL as
    ``gtalign eval --backend URL`` builds it) against `gtalign.testing.FakeOpenAI` in its own
-   process, which answers every request with one fixed four-block answer after a fixed latency
-   (capacity well above the client's concurrency, so it never answers 429). Rule judge, ``paper``
+   process, which answers every request with one four-block answer after a fixed latency
+   (capacity well above the client's concurrency, so it never answers 429); the answer's boxed
+   number is the request's sequence number (``--answers varying``, the default), so that no two
+   math rows are the same row and the rule judge's cache of finished checks cannot make the
+   judge look cheaper than it is (``--answers fixed``: the same answer, ``\\boxed{42}``, every
+   time, as the first version of this script did). Rule judge, ``paper``
    preset, the ``sample`` benchmark's rows repeated (with distinct ids) to ``--rows`` rows, at
    concurrency 1, 8 and 32; median of ``--repeats`` runs by wall time. Reports rows/s against the
    ideal ``N * latency / C`` and the share of wall time spent outside the model (defined in
@@ -18,6 +22,7 @@ Prints Markdown tables and the command that produced them:
     .venv/bin/python benchmarks/bench_eval.py [--rows 384 --latency 0.05 --concurrency 1,8,32 --repeats 3]
     .venv/bin/python benchmarks/bench_eval.py --main-job /tmp/gtalign-main-job
     .venv/bin/python benchmarks/bench_eval.py --profile 32   # cProfile of one run at concurrency 32
+    .venv/bin/python benchmarks/bench_eval.py --math-rows 240  # the rule judge alone, per math row
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import itertools
 import json
 import multiprocessing
 import os
@@ -72,34 +78,42 @@ def machine() -> str:
 # -- 1. throughput over HTTP ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FixedScript:
-    """Answers every request with the same text (picklable, so the server can run in another process)."""
+def numbered_answer(n: int) -> str:
+    """`FIXED_ANSWER` with ``\\boxed{n}`` instead of ``\\boxed{42}``."""
+    return FIXED_ANSWER.replace("\\boxed{42}", f"\\boxed{{{n}}}")
 
-    text: str
+
+class AnswerScript:
+    """Answers each request with `FIXED_ANSWER`, its boxed number replaced by the request's
+    sequence number in this server when ``varying`` (picklable, so the server can run in another
+    process; each server counts from 0)."""
+
+    def __init__(self, varying: bool) -> None:
+        self.varying = varying
+        self._numbers = itertools.count()
 
     def __call__(self, request: Any) -> Any:
         from gtalign.testing import Reply
 
-        return Reply(text=self.text)
+        return Reply(text=numbered_answer(next(self._numbers)) if self.varying else FIXED_ANSWER)
 
 
-def _serve(conn: Connection, capacity: int, latency: float) -> None:
+def _serve(conn: Connection, capacity: int, latency: float, varying: bool) -> None:
     """Child process: run the fake server until told to stop, then send its counters back."""
     from gtalign.testing import FakeOpenAI
 
-    with FakeOpenAI(FixedScript(FIXED_ANSWER), capacity=capacity, latency=latency, model=MODEL) as server:
+    with FakeOpenAI(AnswerScript(varying), capacity=capacity, latency=latency, model=MODEL) as server:
         conn.send(server.base_url)
         conn.recv()
         conn.send({"requests": server.requests, "max_in_flight": server.max_in_flight})
 
 
 @contextlib.contextmanager
-def served(capacity: int, latency: float) -> Iterator[tuple[str, dict[str, Any]]]:
+def served(capacity: int, latency: float, varying: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:
     """The fake server in its own process (as a real server would be): ``(base_url, counters)``,
     ``counters`` filled when the block exits."""
     ours, theirs = multiprocessing.Pipe()
-    child = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, capacity, latency), daemon=True)
+    child = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, capacity, latency, varying), daemon=True)
     child.start()
     counters: dict[str, Any] = {}
     try:
@@ -129,14 +143,22 @@ def read_records(log: Path) -> list[dict[str, Any]]:
     return out
 
 
+def batch_seconds(record: dict[str, Any]) -> float | None:
+    """The record's scoring batch time: ``seconds.judge_batch`` where the runner writes it (then
+    ``seconds.judge`` is the row's share of it), else ``seconds.judge`` (which was the batch's)."""
+    seconds = record.get("seconds") or {}
+    value = seconds.get("judge_batch")
+    return seconds.get("judge") if value is None else value
+
+
 def judge_batches(records: Sequence[dict[str, Any]]) -> list[tuple[int, float]]:
     """``(rows, seconds)`` of each scoring batch. Every record of a batch carries the batch's
-    ``seconds.judge`` (one `RewardScorer.ascore` call), and a batch is written as consecutive
+    time (`batch_seconds`: one `RewardScorer.ascore` call), and a batch is written as consecutive
     lines, so a batch is a run of consecutive records with the same value."""
     batches: list[tuple[int, float]] = []
     previous: float | None = None
     for record in records:
-        value = record.get("seconds", {}).get("judge")
+        value = batch_seconds(record)
         if value is None:
             continue
         if batches and value == previous:
@@ -193,15 +215,16 @@ class InstantJudge:
 
 JUDGES = {
     "rule": "the rule judge as `gtalign eval --judge rule` builds it: a new one per run, whose math-verify worker processes start on the run's first math rows",
-    "rule-warm": "the same rule judge, built once and warmed up (math workers running) before the timed runs, passed to `run_eval(judge=...)`",
+    "rule-early": "a new rule judge per run, built inside the timed window and started with `RuleJudge.warm_up()` (not waited for) just before `run_eval`, then closed: what `gtalign eval --judge rule` does once the runner calls `warm_up()` when a run starts",
+    "rule-warm": "the same rule judge, built once before the timed runs, its math workers started (`RuleJudge.warm_up()`) and waited for, passed to `run_eval(judge=...)`; it lives across the runs, so its cache of finished checks is kept (with `--answers varying` no math row repeats, so it never hits)",
     "instant": "a stub judge answering 1.0 at once (`InstantJudge`): the paper preset's own scoring, the HTTP client and the runner only",
 }
 
 
 def make_judge(kind: str, rows: list[Any]) -> Any:
     """None for ``rule`` (the run builds its own), else the judge object passed to `run_eval`."""
-    if kind == "rule":
-        return None
+    if kind in ("rule", "rule-early"):
+        return None if kind == "rule" else kind  # rule-early: built by `one_run` in the timed window
     if kind == "instant":
         return InstantJudge()
     import asyncio
@@ -210,19 +233,35 @@ def make_judge(kind: str, rows: list[Any]) -> Any:
     from gtalign.reward import RewardScorer, get_preset
 
     judge = RuleJudge()
-    math = [row.to_sample(FIXED_ANSWER) for row in rows if row.data_source in ("math-hard", "minerva")][:8]
-    asyncio.run(RewardScorer(get_preset("paper"), judge).ascore(math))  # starts both math workers
+    if hasattr(judge, "warm_up"):
+        judge.warm_up().result()  # both math workers running
+    else:  # a gtalign before RuleJudge.warm_up: check a few math rows instead
+        math = [row.to_sample(numbered_answer(-1 - i)) for i, row in enumerate(rows)
+                if row.data_source in ("math-hard", "minerva")][:8]
+        asyncio.run(RewardScorer(get_preset("paper"), judge).ascore(math))
     return judge
 
 
-def one_run(rows: list[Any], concurrency: int, latency: float, capacity: int, out: Path, judge: Any = None) -> Run:
+def one_run(rows: list[Any], concurrency: int, latency: float, capacity: int, out: Path, judge: Any = None,
+            varying: bool = True) -> Run:
     from gtalign.eval import EvalConfig, run_eval
 
-    with served(capacity, latency) as (base_url, counters):
+    with served(capacity, latency, varying) as (base_url, counters):
         config = EvalConfig(("sample",), backend=base_url, model=MODEL, preset="paper", judge="rule",
                             concurrency=concurrency)
         started = time.perf_counter()
-        summary = run_eval(config, out, rows=rows, judge=judge)
+        if judge == "rule-early":
+            from gtalign.judges import RuleJudge
+
+            early = RuleJudge()
+            if hasattr(early, "warm_up"):
+                early.warm_up()
+            try:
+                summary = run_eval(config, out, rows=rows, judge=early)
+            finally:
+                early.close()
+        else:
+            summary = run_eval(config, out, rows=rows, judge=judge)
         wall = time.perf_counter() - started
     records = read_records(summary.log)
     return Run(concurrency, len(records), sum(1 for r in records if r["status"] == "scored"), wall,
@@ -232,18 +271,20 @@ def one_run(rows: list[Any], concurrency: int, latency: float, capacity: int, ou
 
 def throughput(args: argparse.Namespace) -> list[str]:
     rows = bench_rows(args.rows)
+    varying = args.answers == "varying"
     levels = [int(c) for c in args.concurrency.split(",")]
     kinds = args.judges.split(",")
     results: dict[tuple[str, int], list[Run]] = {(k, c): [] for k in kinds for c in levels}
     load_before = machine()
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
         # Warm-up: imports, the preset and the judge's first use in this process, outside the timed runs.
-        one_run(rows[:16], 8, args.latency, args.capacity, Path(tmp) / "warm")
+        one_run(rows[:16], 8, args.latency, args.capacity, Path(tmp) / "warm", varying=varying)
         judges = {kind: make_judge(kind, rows) for kind in kinds}
         for repeat in range(args.repeats):
             for kind in kinds:
                 for c in levels:
-                    run = one_run(rows, c, args.latency, args.capacity, Path(tmp) / f"{kind}-c{c}-{repeat}", judges[kind])
+                    run = one_run(rows, c, args.latency, args.capacity, Path(tmp) / f"{kind}-c{c}-{repeat}", judges[kind],
+                                  varying)
                     results[kind, c].append(run)
                     print(f"{kind} c={c} repeat {repeat}: {run.wall:.2f} s", file=sys.stderr)
         for judge in judges.values():
@@ -252,6 +293,7 @@ def throughput(args: argparse.Namespace) -> list[str]:
     load_after = machine()
     lines = [
         f"### Eval throughput over HTTP: {args.rows} rows, fake server latency {args.latency * 1000:.0f} ms, "
+        f"{'a different boxed number in every answer' if varying else 'one fixed answer'}, "
         f"paper preset, median of {args.repeats} by wall time",
         "",
         "| judge | concurrency | rows | scored | wall (s) | range (s) | rows/s | ideal N*lat/C (s) | ideal rows/s | outside the model, wall | "
@@ -292,6 +334,64 @@ def profile(args: argparse.Namespace, concurrency: int) -> list[str]:
     stats.sort_stats("tottime").print_stats(25)
     stats.sort_stats("cumulative").print_stats(40)
     return [f"profile: concurrency {concurrency}, {run.rows} rows, wall {run.wall:.2f} s (under cProfile)", buffer.getvalue()]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker_pids(judge: Any) -> list[int]:
+    pool = getattr(judge, "_pool", None)
+    return sorted(worker.process.pid for worker in getattr(pool, "_live", ()))
+
+
+def math_rows(n: int, repeats: int) -> list[str]:
+    """The rule judge alone on the ``sample`` benchmark's 9 math rows, cycled to ``n`` rows with a
+    different boxed number in each answer, in batches of 8 (what the eval runner sends at most):
+    a new judge's first batch (worker start-up included), then the rest with the workers running,
+    per row: wall time, the workers' CPU time and this process's CPU time. Median of ``repeats``
+    fresh judges."""
+    import asyncio
+
+    from gtalign.judges import RuleJudge
+    from gtalign.reward import RewardScorer, get_preset
+
+    base = [row for row in bench_rows(33) if row.data_source in ("math-hard", "minerva")]
+    samples = [base[i % len(base)].to_sample(numbered_answer(1000 + i)) for i in range(n)]
+    scorer_preset = get_preset("paper")
+    results = []
+    for _ in range(repeats):
+        judge = RuleJudge()
+        scorer = RewardScorer(scorer_preset, judge)
+        started = time.perf_counter()
+        asyncio.run(scorer.ascore(samples[:8]))
+        first = time.perf_counter() - started
+        pids = _worker_pids(judge)
+        cpu_workers = sum(_cpu_seconds(pid) for pid in pids)
+        cpu_self = time.process_time()
+        started = time.perf_counter()
+        for at in range(8, n, 8):
+            asyncio.run(scorer.ascore(samples[at:at + 8]))
+        rest = time.perf_counter() - started
+        pids_after = _worker_pids(judge)
+        worker_cpu = sum(_cpu_seconds(pid) for pid in pids_after) - cpu_workers if pids_after == pids else float("nan")
+        results.append((first, cpu_workers, rest / (n - 8), worker_cpu / (n - 8), (time.process_time() - cpu_self) / (n - 8),
+                        len(pids)))
+        judge.close()
+    med = [statistics.median(r[i] for r in results) for i in range(6)]
+    return [
+        f"### The rule judge alone: {n} math rows of `sample` (9 golds), a different boxed number per answer, "
+        f"batches of 8, median of {repeats} fresh judges",
+        "",
+        "| first batch of 8, wall (s) | workers' CPU by then (s) | workers | later rows: wall per row (ms) | workers' CPU per row (ms) | "
+        "caller's CPU per row (ms) |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {med[0]:.2f} | {med[1]:.2f} | {med[5]:.0f} | {med[2] * 1000:.2f} | {med[3] * 1000:.2f} | {med[4] * 1000:.2f} |",
+        "",
+        f"Command: `python benchmarks/bench_eval.py {shlex.join(sys.argv[1:])}`", "", f"Machine: {machine()}.",
+    ]
 
 
 # -- 2. the main job ------------------------------------------------------------------------------
@@ -483,8 +583,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--capacity", type=int, default=256, help="the fake server's capacity (requests in flight)")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated concurrency levels")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--judges", default="rule,rule-warm,instant", help=f"comma-separated, of: {', '.join(JUDGES)}")
+    parser.add_argument("--judges", default="rule,rule-early,rule-warm,instant", help=f"comma-separated, of: {', '.join(JUDGES)}")
+    parser.add_argument("--answers", choices=("varying", "fixed"), default="varying",
+                        help="the fake server's answers: a boxed number that differs per request (default), or one fixed answer")
     parser.add_argument("--profile", type=int, metavar="C", help="profile one run at concurrency C instead")
+    parser.add_argument("--math-rows", type=int, metavar="N", help="time the rule judge alone on N math rows instead")
     parser.add_argument("--main-job", type=Path, metavar="DIR", help="time the README's main job in DIR instead")
     parser.add_argument("--main-job-table", type=Path, metavar="DIR", help="print the tables of a main job already run in DIR")
     args = parser.parse_args(argv)
@@ -494,6 +597,8 @@ def main(argv: list[str]) -> int:
         lines = main_job_table(args.main_job_table)
     elif args.profile is not None:
         lines = profile(args, args.profile)
+    elif args.math_rows is not None:
+        lines = math_rows(args.math_rows, args.repeats)
     else:
         lines = throughput(args)
     print("\n".join(lines))
