@@ -8,9 +8,9 @@ in any preset; they are cheaper, reproducible, and wrong more often than a good 
   carries ``\\boxed``). math-verify's own signal-based timeouts are off (they only work in a main
   thread and answer a timeout with a silent False); each row runs in a worker process under our
   own timeout instead; a row that runs over becomes a ``failed`` verdict, and only its worker is
-  killed and replaced. The workers are started as ``python -m gtalign.judges._mathverify_worker``
+  killed and replaced. The workers are started as ``python -P .../_mathverify_worker.py``
   (not by multiprocessing, which re-runs the caller's script), so a script needs no
-  ``if __name__ == "__main__":`` guard.
+  ``if __name__ == "__main__":`` guard. `RuleJudge.warm_up` starts them in the background.
   A reference that does not parse is an ``invalid`` verdict; a response without a final answer is 0.
 * writing (0-4): `word_similarity` of the response against the reference article, mapped by
   `WRITING_THRESHOLDS` (< 0.10 -> 0, unrelated; < 0.20 -> 1; < 0.30 -> 2; < 0.45 -> 3; else 4).
@@ -512,9 +512,11 @@ class RuleJudge:
     def warm_up(self) -> Future[int]:
         """Start the math workers now, in the background, and return at once.
 
-        The future gives the number of workers running once they are up (or the error of one
-        that could not start; rows then try again themselves, so ignoring it is fine). Calling it
-        again, or while rows run, starts only the missing workers; `close` stops them.
+        The future gives the number of workers running once the starts it asked for (and those
+        still pending from an earlier call) are done, or the error of one that could not start;
+        rows then try again themselves, so ignoring it is fine. Calling it again, or while rows
+        run, starts only the missing workers; `close` stops them. The eval runner can call it when
+        a run starts, so that the workers' start-up overlaps with generation.
         """
         return self._live_pool().warm_up()
 
