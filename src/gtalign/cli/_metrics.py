@@ -31,6 +31,9 @@ Recompute the evaluation metrics (SPEC section 5, corrected where the research c
 one or more runs. Each RUN_OR_DUMP is a gtalign run folder, its run.jsonl, or a verl validation
 dump (JSONL rows with input, output, score, user_reward, llm_reward, answer_reward, format_reward,
 source; rows are matched by line number, so dumps of the same validation set compare row by row).
+A dump without ground truth gets its labels from --labels: the benchmark it was asked from (a name,
+read from --labels-data or the default data folder, or a .jsonl/.parquet file), joined on the
+prompt text; unmatched and ambiguous rows are counted on stderr.
 
 Per run, per data source and overall: row counts and every failure (generation failures, judge
 failures by status, errors, unparsable answers, which stay in the means with the reward they got),
@@ -46,6 +49,7 @@ value, which under-counts), and welfare wins/ties/losses with a paired bootstrap
 Examples:
   gtalign metrics runs/base runs/gtalign
   gtalign metrics val_dump_base.jsonl val_dump_trained.jsonl --epsilon 0.1 --json > metrics.json
+  gtalign metrics val_dump.jsonl --labels wildguard --labels-data ../shared/data/gtalign
 
 Exit codes: 0 computed (lines skipped in an input are reported on stderr); 1 an input cannot be
 read; 2 usage error.
@@ -89,6 +93,13 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                         help="two-level: resample prompts, then the epochs of each drawn prompt (conservative); "
                              "cluster: resample prompts, keeping all their epochs (the standard one-level choice); "
                              "with one epoch per prompt both are the ordinary bootstrap (default: two-level)")
+    parser.add_argument("--labels", metavar="BENCHMARK_OR_FILE",
+                        help="label verl dumps without ground truth from this benchmark (a name or a .jsonl/.parquet "
+                             "file), matching each dump row's input to the benchmark row whose last user message it "
+                             "contains; run logs keep their own labels")
+    parser.add_argument("--labels-data", metavar="PATH",
+                        help="where the --labels benchmark's data is (as gtalign eval's --data; default: $GTALIGN_DATA "
+                             "or ../shared/data/gtalign)")
     return parser
 
 
@@ -107,14 +118,26 @@ def run(args: argparse.Namespace) -> int:
     from gtalign.cli._main import EXIT_OK, CommandFailed
     from gtalign.metrics import compare, load_run, summarize
 
+    labels = None
+    if args.labels is not None:
+        from gtalign.benchmarks import load_benchmark
+
+        try:
+            labels = load_benchmark(args.labels, data=args.labels_data)
+        except (OSError, ValueError) as exc:
+            raise CommandFailed(f"--labels {args.labels}: {exc}") from None
+    elif args.labels_data is not None:
+        raise CommandFailed("--labels-data needs --labels (the benchmark to read from it)")
     runs = []
     for path in args.runs:
         try:
-            runs.append(load_run(path))
+            runs.append(load_run(path, labels))
         except (OSError, ValueError) as exc:
             raise CommandFailed(str(exc)) from None
     names = _names(runs)
     for name, loaded in zip(names, runs, strict=True):
+        if loaded.labels is not None:
+            print(f"gtalign metrics: {name} ({loaded.path}): {loaded.labels.describe()}", file=sys.stderr)
         if loaded.problems:
             shown = "; ".join(str(p) for p in loaded.problems[:3])
             more = f" (and {len(loaded.problems) - 3} more)" if len(loaded.problems) > 3 else ""
@@ -135,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         document = {
             "runs": [
                 {"name": name, "path": str(loaded.path), "kind": loaded.kind,
-                 "problems": [{"line": p.line, "reason": p.reason} for p in loaded.problems], "metrics": result.to_json()}
+                 "problems": [{"line": p.line, "reason": p.reason} for p in loaded.problems],
+                 "labels": None if loaded.labels is None else loaded.labels.to_json(), "metrics": result.to_json()}
                 for name, loaded, result in zip(names, runs, metrics, strict=True)
             ],
             "comparisons": [{"a": a, "b": b, **comparison.to_json()} for a, b, comparison in comparisons],

@@ -3,13 +3,15 @@
 `summarize` measures one run per data source and overall, with bootstrap intervals over prompts (and their epochs);
 `compare` puts two runs on the same prompts side by side (epsilon-Pareto coverage, regret,
 hypervolume, paired welfare). Both read `SampleRecord`s: from a run log, or from a verl validation
-dump through `records_from_verl_dump`; `load_records` takes either path. Pure apart from the readers;
+dump through `records_from_verl_dump` (labelled from its benchmark with ``labels=``); `load_records`
+takes either path. Pure apart from the readers;
 every result is frozen and has a NaN-free ``to_json()``.
 """
 
 from gtalign.metrics._bootstrap import BOOTSTRAPS, Bootstrap, Estimate, bootstrap_mean
 from gtalign.metrics._compare import Comparison, PairedWelfare, PairMetrics, RunFront, compare
 from gtalign.metrics._pareto import frontier, hypervolume, point_regret, research_hypervolume
+from gtalign.metrics._labels import LabelJoin
 from gtalign.metrics._readers import LoadedRun, load_records, load_run, records_from_verl_dump
 from gtalign.metrics._summary import (
     ACTS,
@@ -37,6 +39,7 @@ __all__ = [
     "Comparison",
     "Counts",
     "Estimate",
+    "LabelJoin",
     "LoadedRun",
     "PairMetrics",
     "PairedWelfare",

@@ -6,22 +6,33 @@ the reward's extra fields (``user_reward``, ``llm_reward``, ``answer_reward``, `
 same validation set join by position. It has no judge verdict either; on the ambiguity and safety
 tasks the logged ``answer_reward`` is the verdict itself (SPEC §3), so it is recorded as
 ``judge_value`` there and the classification views work. A row's label comes from its ground truth
-(``gts``, ``ground_truth`` or ``reward_model.ground_truth``) when the dump has one.
+(``gts``, ``ground_truth`` or ``reward_model.ground_truth``) when the dump has one, else from the
+benchmark it was asked from when one is given (``labels=``, joined on the prompt text:
+`gtalign.metrics._labels`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from gtalign.eval._log import LogProblem, RunHeader, SampleRecord, read_run_log
+from gtalign.metrics._labels import LabelJoin, join_labels
 
-__all__ = ["LoadedRun", "load_records", "load_run", "records_from_verl_dump", "read_verl_dump"]
+if TYPE_CHECKING:
+    from gtalign.benchmarks import Benchmark
+
+Labels = Union["Benchmark", str, "os.PathLike[str]"]
+"""A benchmark to take a dump's labels from: loaded, or a name or file for `load_benchmark`."""
+
+__all__ = ["LabelJoin", "Labels", "LoadedRun", "labels_benchmark", "load_records", "load_run", "read_verl_dump",
+           "records_from_verl_dump"]
 
 _TEXT_FIELDS = ("input", "output", "gts", "ground_truth", "reward_model", "extra_info", "prompt")
 
@@ -29,7 +40,8 @@ _TEXT_FIELDS = ("input", "output", "gts", "ground_truth", "reward_model", "extra
 @dataclass(frozen=True, slots=True)
 class LoadedRun:
     """What `load_run` read: the records, where from (``kind`` ``run-log`` or ``verl-dump``), a
-    name for reports, the run header (run logs only) and the lines that were skipped."""
+    name for reports, the run header (run logs only), the lines that were skipped, and how a
+    dump's rows were labelled from a benchmark (``labels``; None when none was given)."""
 
     path: Path
     kind: str
@@ -37,6 +49,7 @@ class LoadedRun:
     records: tuple[SampleRecord, ...]
     header: RunHeader | None = None
     problems: tuple[LogProblem, ...] = ()
+    labels: LabelJoin | None = None
 
 
 def _number(value: Any) -> float | None:
@@ -101,8 +114,9 @@ def _record(index: int, row: Mapping[str, Any]) -> SampleRecord:
     )
 
 
-def read_verl_dump(path: str | Path) -> tuple[list[SampleRecord], list[LogProblem]]:
-    """Records of a verl validation dump and the lines skipped (not JSON, no output or source)."""
+def read_verl_dump(path: str | Path, labels: Benchmark | None = None) -> tuple[list[SampleRecord], list[LogProblem], LabelJoin | None]:
+    """Records of a verl validation dump, the lines skipped (not JSON, no output or source), and,
+    given the ``labels`` benchmark, how its rows were joined to the dump's (`join_labels`)."""
     records: list[SampleRecord] = []
     problems: list[LogProblem] = []
     with Path(path).open("rb") as handle:
@@ -120,14 +134,18 @@ def read_verl_dump(path: str | Path) -> tuple[list[SampleRecord], list[LogProble
                 records.append(_record(index, row))
             except (ValueError, TypeError) as exc:
                 problems.append(LogProblem(index + 1, str(exc)))
-    _warn_unlabelled(path, records)
-    return records, problems
+    join = None
+    if labels is not None:
+        records, join = join_labels(records, labels.rows, f"{labels.name} ({labels.location})")
+    _warn_unlabelled(path, records, join)
+    return records, problems, join
 
 
-def _warn_unlabelled(path: str | Path, records: Sequence[SampleRecord]) -> None:
+def _warn_unlabelled(path: str | Path, records: Sequence[SampleRecord], join: LabelJoin | None) -> None:
     """A dump in verl's minimal form (input, output, score, rewards, source) has no ground truth, so
     safety and ambiguity rows get no label: the action mix by label, the classification views and
-    SPEC section 5's "harmful 0.5 counts as 1" then cannot apply. Say so once per dump."""
+    SPEC section 5's "harmful 0.5 counts as 1" then cannot apply. Say so once per dump, and how to
+    fix it."""
     missing: dict[str, int] = {}
     for record in records:
         task = _task(record.data_source)
@@ -135,18 +153,23 @@ def _warn_unlabelled(path: str | Path, records: Sequence[SampleRecord]) -> None:
             missing[record.data_source] = missing.get(record.data_source, 0) + 1
     if missing:
         listed = ", ".join(f"{source} ({count})" for source, count in sorted(missing.items()))
+        fix = (f"the join with the benchmark left them out ({join.describe()})" if join is not None else
+               "pass the benchmark the dump was asked from to label its rows by their prompt: gtalign metrics DUMP "
+               "--labels BENCHMARK_OR_FILE (load_run(path, labels=...)), or add a 'ground_truth' (or 'gts') field "
+               "to the dump rows")
         warnings.warn(
             f"{path}: {sum(missing.values())} row(s) of labelled tasks carry no ground truth ({listed}): their label-based "
-            "views (action mix by label, classification, harmful 0.5 counted as 1) are left out; add a 'ground_truth' "
-            "(or 'gts') field to the dump rows to get them",
+            f"views (action mix by label, classification, harmful 0.5 counted as 1) are left out; {fix}",
             stacklevel=3,
         )
 
 
-def records_from_verl_dump(path: str | Path) -> list[SampleRecord]:
-    """The records of a verl validation dump (see the module's docstring). A bad line is skipped
-    with a warning that names it, never fatal; `load_run` returns the problems instead."""
-    records, problems = read_verl_dump(path)
+def records_from_verl_dump(path: str | Path, labels: Labels | None = None, *,
+                           labels_data: str | os.PathLike[str] | None = None) -> list[SampleRecord]:
+    """The records of a verl validation dump (see the module's docstring), labelled from
+    ``labels`` when given (as `load_run`). A bad line is skipped with a warning that names it,
+    never fatal; `load_run` returns the problems instead."""
+    records, problems, _ = read_verl_dump(path, labels_benchmark(labels, labels_data))
     if problems:
         shown = "; ".join(str(p) for p in problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         warnings.warn(f"{path}: skipped {len(problems)} line(s): {shown}", stacklevel=2)
@@ -166,8 +189,25 @@ def _is_run_log(path: Path, lines: int = 20) -> bool:
     return False
 
 
-def load_run(path: str | Path) -> LoadedRun:
-    """A run folder (its ``run.jsonl``) or run log file, else a verl validation dump."""
+def labels_benchmark(labels: Labels | None, data: str | os.PathLike[str] | None) -> Benchmark | None:
+    """``labels`` as a loaded `Benchmark` (loaded once, so several dumps share it); None stays None."""
+    if labels is None or not isinstance(labels, (str, os.PathLike)):
+        return labels
+    from gtalign.benchmarks import load_benchmark
+
+    return load_benchmark(labels, data=data)
+
+
+def load_run(path: str | Path, labels: Labels | None = None, *,
+             labels_data: str | os.PathLike[str] | None = None) -> LoadedRun:
+    """A run folder (its ``run.jsonl``) or run log file, else a verl validation dump.
+
+    ``labels``: the benchmark a dump was asked from (a loaded `Benchmark`, or a name or file for
+    `gtalign.benchmarks.load_benchmark`, with ``labels_data`` as its ``data``); dump rows without a
+    ground truth take their benchmark row's label and ground truth, matched on the prompt text
+    (`LoadedRun.labels` says how many matched). A run log carries its own labels: it is read as is.
+    Raises ``BenchmarkError`` (a ``ValueError``) when the benchmark cannot be loaded.
+    """
     path = Path(path)
     if path.is_dir():
         if not (path / "run.jsonl").is_file():
@@ -178,10 +218,10 @@ def load_run(path: str | Path) -> LoadedRun:
     if _is_run_log(path):
         log = read_run_log(path)
         return LoadedRun(path, "run-log", log.name, log.records, log.header, log.problems)
-    records, problems = read_verl_dump(path)
+    records, problems, join = read_verl_dump(path, labels_benchmark(labels, labels_data))
     if not records and problems:
         raise ValueError(f"{path} is neither a gtalign run log nor a verl validation dump: {problems[0]}")
-    return LoadedRun(path, "verl-dump", path.stem, tuple(records), None, tuple(problems))
+    return LoadedRun(path, "verl-dump", path.stem, tuple(records), None, tuple(problems), join)
 
 
 def load_records(path: str | Path) -> list[SampleRecord]:

@@ -8,6 +8,7 @@ listed in its problems section, as are runs without a header or without records.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from typing import Any
 from gtalign import __version__
 from gtalign.metrics import Bootstrap, LoadedRun, compare, load_run, summarize
 from gtalign.metrics._bootstrap import check_bootstrap
+from gtalign.metrics._readers import Labels, labels_benchmark
 from gtalign.report._content import (
     advbench_lines,
     comparison_tables,
@@ -73,7 +75,8 @@ def _unique_names(runs: Sequence[LoadedRun]) -> list[str]:
 def _run_entry(name: str, run: LoadedRun) -> dict[str, Any]:
     return {"name": name, "path": str(run.path), "kind": run.kind,
             "header": None if run.header is None else run.header.to_json(), "records": len(run.records),
-            "problems": [{"line": p.line, "reason": p.reason} for p in run.problems]}
+            "problems": [{"line": p.line, "reason": p.reason} for p in run.problems],
+            "labels": None if run.labels is None else run.labels.to_json()}
 
 
 def _problems(names: Sequence[str], runs: Sequence[LoadedRun]) -> list[str]:
@@ -82,6 +85,8 @@ def _problems(names: Sequence[str], runs: Sequence[LoadedRun]) -> list[str]:
         out += [f"{name} ({run.path}): line {p.line}: {p.reason}" for p in run.problems]
         if not run.records:
             out.append(f"{name} ({run.path}): no records: nothing of this run is measured")
+        if run.labels is not None and (run.labels.unmatched or run.labels.ambiguous):
+            out.append(f"{name} ({run.path}): {run.labels.describe()}")
     return out
 
 
@@ -103,20 +108,24 @@ def _md(title: str, meta: str, sections: Sequence[tuple[str, Sequence[Table], st
 
 
 def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None, *, seed: int = 0,
-                 resamples: int = 1000, epsilon: float = 0.1, bootstrap: Bootstrap = "two-level") -> ReportFiles:
+                 resamples: int = 1000, epsilon: float = 0.1, bootstrap: Bootstrap = "two-level",
+                 labels: Labels | None = None, labels_data: str | os.PathLike[str] | None = None) -> ReportFiles:
     """Write report.md, report.json, the figures and report.html for ``run_dirs`` (run folders, run
     logs or verl validation dumps) into ``out_dir`` (default: ``report/`` in the first run's folder).
 
     The first run is the baseline the others are compared with. ``seed``, ``resamples`` and
     ``bootstrap`` (``two-level`` or ``cluster``, see `gtalign.metrics.summarize`) set the bootstrap
-    intervals, ``epsilon`` the Pareto coverage. Raises ``FileNotFoundError`` for a
+    intervals, ``epsilon`` the Pareto coverage. ``labels`` (and ``labels_data``) label verl dumps
+    without ground truth from their benchmark, as `gtalign.metrics.load_run` does; rows it cannot
+    match are listed as problems. Raises ``FileNotFoundError`` for a
     path that is not there; a bad line in a log is a reported problem, not an error.
     """
     check_bootstrap(bootstrap)
     paths = [Path(p) for p in run_dirs]
     if not paths:
         raise ValueError("write_report needs at least one run folder")
-    runs = [load_run(p) for p in paths]
+    benchmark = labels_benchmark(labels, labels_data)
+    runs = [load_run(p, benchmark) for p in paths]
     names = _unique_names(runs)
     out = Path(out_dir) if out_dir is not None else _default_out(paths[0])
     out.mkdir(parents=True, exist_ok=True)
