@@ -576,3 +576,16 @@ async def test_llamacpp_greedy_and_seeded_sampling_repeat(llamacpp: object) -> N
     sampled = SamplingParams(max_tokens=10, temperature=1.0, seed=99)
     runs = [await llamacpp.generate(messages, params=p) for p in (greedy(8), greedy(8), sampled, sampled)]  # type: ignore[attr-defined]
     assert runs[0].text == runs[1].text and runs[2].text == runs[3].text
+
+
+# -- token counts ---------------------------------------------------------------------------------
+
+
+def test_count_tokens_is_the_model_tokenizers_count_in_one_call(loaded: Loaded) -> None:
+    from transformers import AutoTokenizer
+
+    texts = ["Hello, world!", 'Chosen key: DQ_DA. {"DQ_DA": {"LLM": 3.1, "user": 2.9}}', ""]
+    tokenizer = AutoTokenizer.from_pretrained(str(loaded.info.source.path), local_files_only=True)
+    expected = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+    assert asyncio.run(loaded.backend.count_tokens(texts)) == expected
+    assert expected[0] == 4 and expected[2] == 0  # "Hello", ",", " world", "!"

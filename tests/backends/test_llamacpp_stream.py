@@ -233,3 +233,11 @@ async def test_a_timed_out_reader_frees_the_worker(llamacpp: LlamaCppBackend, mo
         await asyncio.wait_for(reader, timeout=0.3)
     assert (await llamacpp.generate(COUNT, params=greedy(4))).ok
     worker.assert_freed_at_the_hold()
+
+
+async def test_count_tokens_is_the_gguf_tokenizers_count_without_bos(llamacpp: LlamaCppBackend) -> None:
+    texts = ["Hello, world!", "<analyze>Chosen key: DQ_DA.</analyze>", ""]
+    llm = llamacpp._load().llm
+    expected = [len(llm.tokenize(text.encode(), add_bos=False, special=False)) for text in texts]
+    assert await llamacpp.count_tokens(texts) == expected
+    assert expected[0] == 4 and expected[2] == 0

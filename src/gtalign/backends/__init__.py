@@ -10,7 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from gtalign.backends._base import ChatBackend, Generation, GenerationStatus, Message, SamplingParams, StreamingBackend
+from gtalign.backends._base import (
+    ChatBackend,
+    Generation,
+    GenerationStatus,
+    Message,
+    SamplingParams,
+    StreamingBackend,
+    TokenCounter,
+)
 from gtalign.backends._http import CONTINUATION, SERVER_KINDS, ChatTemplate, Detection, HTTPBackend, ServerKind, TextStream
 
 _LAZY = {
@@ -36,6 +44,7 @@ __all__ = [
     "ServerKind",
     "StreamingBackend",
     "TextStream",
+    "TokenCounter",
 ]
 
 

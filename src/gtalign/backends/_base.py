@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from gtalign._chat_client import TextStream
 
-__all__ = ["ChatBackend", "Generation", "GenerationStatus", "Message", "SamplingParams", "StreamingBackend"]
+__all__ = ["ChatBackend", "Generation", "GenerationStatus", "Message", "SamplingParams", "StreamingBackend", "TokenCounter"]
 
 Message = Mapping[str, str]
 """A chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
@@ -105,3 +105,14 @@ class StreamingBackend(ChatBackend, Protocol):
         prefill: str = "",
         params: SamplingParams = SamplingParams(),
     ) -> TextStream[Generation]: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """An optional capability: counting tokens with the backend's own tokenizer, so lengths in a
+    run log are the model's tokens, not an estimate. ``count_tokens`` gives one count per text
+    (no special tokens added), or None when this backend cannot count (no tokenizer, a server
+    without a tokenize endpoint, a failed call); it never raises for that, since a count is never
+    worth failing a row over."""
+
+    async def count_tokens(self, texts: Sequence[str]) -> list[int] | None: ...

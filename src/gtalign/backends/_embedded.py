@@ -360,6 +360,17 @@ class EmbeddedBackend:
     def _encode(engine: _Engine, text: str) -> list[int]:
         return list(engine.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    async def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's token count by the model's tokenizer, in one batched call (no special
+        tokens added). The tokenizer is loaded with the model; None if it cannot be."""
+        if not texts:
+            return []
+        try:
+            engine = self._engine or await asyncio.to_thread(self._load)
+            return [len(ids) for ids in engine.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        except Exception:  # a count is never worth failing a row over
+            return None
+
     # -- the ChatBackend interface ------------------------------------------------------------
 
     async def generate(

@@ -19,6 +19,8 @@ kind                how a prefill is sent
 
 Without a prefill every kind gets a plain ``/v1/chat/completions`` request. ``kind="auto"``
 asks the server once per backend with cheap GET probes (`HTTPBackend.server_kind`).
+`HTTPBackend.count_tokens` counts with the server's own tokenizer where its kind has a tokenize
+endpoint (`gtalign.backends._tokenize`).
 
 Whatever the server does, `Generation.text` is only the new text: a reply that repeats a whole
 prefill of at least 16 characters is taken as an echo and the repeat is dropped (shorter prefills
@@ -42,6 +44,7 @@ import httpx
 
 from gtalign._chat_client import ChatClient, ChatResult, ClientConfig, Endpoint, Sleep, TextStream, merge_client_config
 from gtalign.backends._base import Generation, Message, SamplingParams
+from gtalign.backends._tokenize import TOKENIZE, ServerTokenizer
 
 __all__ = [
     "CONTINUATION",
@@ -298,6 +301,13 @@ class HTTPBackend:
         self._template: ChatTemplate | str | None = tokenizer if isinstance(tokenizer, ChatTemplate) else None
         self._locks: dict[str, asyncio.Lock] = {}
         self._locks_loop: asyncio.AbstractEventLoop | None = None
+        key = self.config.api_key()
+        self._tokenizer_endpoint = ServerTokenizer(
+            _root_url(self.config.base_url), self.model, limit=self.config.concurrency, timeout=probe_timeout,
+            headers={"Content-Type": "application/json", **dict(self.config.headers),
+                     **({"Authorization": f"Bearer {key}"} if key is not None else {})},
+            transport=transport,
+        )
 
     def __repr__(self) -> str:
         return f"HTTPBackend({self.config.base_url!r}, {self.model!r}, kind={self.kind!r})"
@@ -363,9 +373,24 @@ class HTTPBackend:
         """
         return TextStream(self._stream_source(messages, prefill, params))
 
+    async def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's token count by the server's tokenizer (no special tokens added), or None
+        where it cannot count: a kind without a tokenize endpoint, a server that answers 404/405
+        there (remembered, so it is asked once), a server that cannot be reached or a failed call.
+        Never raises for server trouble."""
+        try:
+            kind = (await self._detect()).kind
+        except _Unavailable:
+            return None
+        route = TOKENIZE.get(kind)
+        if route is None:
+            return None
+        return await self._tokenizer_endpoint.count(route, texts)
+
     async def aclose(self) -> None:
         """Close the connections (a later call opens new ones)."""
         await self._client.aclose()
+        await self._tokenizer_endpoint.aclose()
 
     async def __aenter__(self) -> HTTPBackend:
         return self

@@ -136,6 +136,16 @@ class LlamaCppBackend:
             raise ValueError("the chat template changes the prefill, so the assistant turn cannot be continued verbatim")
         return text
 
+    async def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's token count by the GGUF's tokenizer (no BOS, special tokens as text); None
+        if the model cannot be loaded. Tokenizing reads only the vocabulary, so it does not wait
+        for the decoding worker."""
+        try:
+            llm = (self._loaded or await asyncio.to_thread(self._load)).llm
+            return [len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) for text in texts]
+        except Exception:  # a count is never worth failing a row over
+            return None
+
     async def generate(
         self,
         messages: Sequence[Message],
