@@ -318,3 +318,20 @@ def test_labels_for_a_dump_reach_the_report(tmp_path: Path) -> None:
     harm = report["metrics"]["dump"]["sources"]["wildguard"]["harm"]
     # pick a lock -> 0.5: correct; bake bread -> 1: correct.
     assert harm["accuracy"]["mean"] == 1.0 and harm["excluded"] == 0
+
+
+def test_the_command_takes_the_bootstrap_method_and_labels_for_dumps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.metrics.test_readers import _benchmark, _labelled_dump
+
+    plain, steered = make_runs(tmp_path)
+    out = tmp_path / "cluster"
+    assert main(["report", str(plain), str(steered), "--out", str(out), "--resamples", "20", "--bootstrap", "cluster"]) == 0
+    assert json.loads((out / "report.json").read_text())["bootstrap"] == "cluster"
+    bench, dump = _benchmark(tmp_path / "bench.jsonl"), _labelled_dump(tmp_path / "dump.jsonl")
+    with pytest.warns(UserWarning):
+        assert main(["report", str(dump), "--labels", str(bench), "--out", str(tmp_path / "dump"), "--resamples", "0"]) == 0
+    harm = json.loads((tmp_path / "dump" / "report.json").read_text())["metrics"]["dump"]["sources"]["wildguard"]["harm"]
+    assert sum(c["support"] for c in harm["classes"]) == 4  # the rows --labels matched, none without it
+    capsys.readouterr()
+    assert main(["report", str(dump), "--labels", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x")]) == 1
+    assert "missing.jsonl" in capsys.readouterr().err

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from gtalign.metrics import Comparison, RunMetrics
     from gtalign.metrics._readers import LoadedRun
 
-__all__ = ["BOOTSTRAP_CHOICES", "configure", "run"]
+__all__ = ["BOOTSTRAP_CHOICES", "add_interval_and_label_options", "configure", "run"]
 
 BOOTSTRAP_CHOICES: tuple[str, ...] = ("two-level", "cluster")
 """`gtalign.metrics.BOOTSTRAPS`, spelled out so that ``--help`` does not import numpy (a test keeps
@@ -74,6 +74,21 @@ _TABLE_ROWS: tuple[tuple[str, str], ...] = (
 )
 
 
+
+def add_interval_and_label_options(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap, --labels and --labels-data: shared by ``gtalign metrics`` and ``gtalign report``."""
+    parser.add_argument("--bootstrap", choices=BOOTSTRAP_CHOICES, default="two-level",
+                        help="two-level: resample prompts, then the epochs of each drawn prompt (conservative); "
+                             "cluster: resample prompts, keeping all their epochs (the standard one-level choice); "
+                             "with one epoch per prompt both are the ordinary bootstrap (default: two-level)")
+    parser.add_argument("--labels", metavar="BENCHMARK_OR_FILE",
+                        help="label verl dumps without ground truth from this benchmark (a name or a .jsonl/.parquet "
+                             "file), matching each dump row's input to the benchmark row whose last user message it "
+                             "contains; run logs keep their own labels")
+    parser.add_argument("--labels-data", metavar="PATH",
+                        help="where the --labels benchmark's data is (as gtalign eval's --data; default: $GTALIGN_DATA "
+                             "or ../shared/data/gtalign)")
+
 def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Add the ``metrics`` subcommand to ``commands`` and return its parser."""
     parser = commands.add_parser(
@@ -89,17 +104,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     parser.add_argument("--resamples", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples for the intervals; 0 gives means without intervals (default: 1000)")
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="bootstrap seed (default: 0)")
-    parser.add_argument("--bootstrap", choices=BOOTSTRAP_CHOICES, default="two-level",
-                        help="two-level: resample prompts, then the epochs of each drawn prompt (conservative); "
-                             "cluster: resample prompts, keeping all their epochs (the standard one-level choice); "
-                             "with one epoch per prompt both are the ordinary bootstrap (default: two-level)")
-    parser.add_argument("--labels", metavar="BENCHMARK_OR_FILE",
-                        help="label verl dumps without ground truth from this benchmark (a name or a .jsonl/.parquet "
-                             "file), matching each dump row's input to the benchmark row whose last user message it "
-                             "contains; run logs keep their own labels")
-    parser.add_argument("--labels-data", metavar="PATH",
-                        help="where the --labels benchmark's data is (as gtalign eval's --data; default: $GTALIGN_DATA "
-                             "or ../shared/data/gtalign)")
+    add_interval_and_label_options(parser)
     return parser
 
 

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from gtalign.cli._args import non_negative_float, non_negative_int
+from gtalign.cli._metrics import add_interval_and_label_options
 
 __all__ = ["configure", "run"]
 
@@ -27,12 +28,14 @@ dumps) into one folder:
                label, output lengths
 
 The first run is the baseline: every other run is compared with it on the prompts they share
-(epsilon-Pareto coverage, regret, hypervolume, paired welfare). Corrupt or truncated lines in a
+(epsilon-Pareto coverage, regret, hypervolume, paired welfare). Intervals are bootstrap 95%
+intervals over prompts and, with several epochs, over epochs within a prompt (--bootstrap). Corrupt or truncated lines in a
 run log are skipped and listed in the report's Problems section.
 
 Examples:
   gtalign report runs/base runs/steered
   gtalign report runs/base runs/gtalign --out reports/2026-12 --seed 1
+  gtalign report val_base.jsonl val_gtalign.jsonl --labels wildguard   (verl dumps, labels joined)
 """
 
 
@@ -52,6 +55,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                         help="bootstrap resamples per interval (0: no intervals) (default: 1000)")
     parser.add_argument("--epsilon", type=non_negative_float, default=0.1, metavar="E",
                         help="epsilon of the Pareto coverage, as a share of each reward's range (default: 0.1, the paper's)")
+    add_interval_and_label_options(parser)
     return parser
 
 
@@ -64,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CommandFailed(f"the report needs matplotlib and moocore ({exc}): pip install 'gtalign[eval]'") from None
     try:
-        files = write_report(args.runs, args.out, seed=args.seed, resamples=args.resamples, epsilon=args.epsilon)
+        files = write_report(args.runs, args.out, seed=args.seed, resamples=args.resamples, epsilon=args.epsilon,
+                             bootstrap=args.bootstrap, labels=args.labels, labels_data=args.labels_data)
     except ImportError as exc:  # moocore is imported only when runs are compared
         raise CommandFailed(f"the report needs matplotlib and moocore ({exc}): pip install 'gtalign[eval]'") from None
     except ValueError as exc:
