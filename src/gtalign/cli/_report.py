@@ -29,8 +29,8 @@ dumps) into one folder:
 
 The first run is the baseline: every other run is compared with it on the prompts they share
 (epsilon-Pareto coverage, regret, hypervolume, paired welfare). Intervals are bootstrap 95%
-intervals over prompts and, with several epochs, over epochs within a prompt (--bootstrap). Corrupt or truncated lines in a
-run log are skipped and listed in the report's Problems section.
+intervals over prompts and, with several epochs, over epochs within a prompt (--bootstrap).
+Corrupt or truncated lines in a run log are skipped and listed in the report's Problems section.
 
 Examples:
   gtalign report runs/base runs/steered
