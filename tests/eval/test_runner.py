@@ -48,7 +48,8 @@ def test_one_record_per_row_and_epoch_with_every_field(tmp_path: Path, judge: Ru
             assert record.reward["judge_status"] == "ok" and record.welfare is not None
             assert record.judge_raw and record.steering is None
             assert record.tokens_in and record.tokens_out
-            assert set(record.seconds) == {"generate", "judge"}
+            assert set(record.seconds) == {"generate", "judge", "judge_batch"}
+            assert record.tokens_by_block == {}  # the scripted backend cannot count
     calls = sorted((call.params.seed, call.params.temperature) for call in backend.calls)
     assert calls == [(5, 0.7)] * 5 + [(6, 0.7)] * 5
     assert summary.exit_code == 0 and summary.ok and (summary.samples, summary.scored, summary.ran, summary.kept) == (10, 10, 10, 0)

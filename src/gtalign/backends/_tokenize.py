@@ -120,8 +120,9 @@ class ServerTokenizer:
         return [count for count in counts if count is not None]
 
     async def aclose(self) -> None:
-        http, self._http, self._loop = self._http, None, None
-        if http is not None:
+        """Close the connections of this loop (those of a loop that has ended went with it)."""
+        http, loop, self._http, self._loop = self._http, self._loop, None, None
+        if http is not None and loop is asyncio.get_running_loop():
             await http.aclose()
 
     def _client(self) -> httpx.AsyncClient:

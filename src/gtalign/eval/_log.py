@@ -165,9 +165,12 @@ class SampleRecord:
     ``harmful`` / ``unharmful`` (safety tasks), ``""`` elsewhere. ``reward`` is
     `RewardResult.to_log()` (score, user_reward, llm_reward, answer_reward, utility, ...).
     ``steering`` is `SteeringResult.to_record()` for a steered run, else None. ``seconds`` holds
-    ``generate`` and ``judge`` wall seconds. ``tokens_by_block`` counts the answer's tokens per
-    four-block block (``thinking``, ``payoff``, ``analyze``, ``response``) with the backend's own
-    tokenizer, where the backend can count (empty otherwise).
+    wall seconds: ``generate``; ``judge``, the row's share of its scoring batch (the batch's time
+    over its rows, so a sum over rows is the time spent judging); ``judge_batch``, that batch's
+    whole time (logs before it have only ``judge``, which was then the batch's time).
+    ``tokens_by_block`` counts the answer's tokens per four-block block it has (``thinking``,
+    ``payoff``, ``analyze``, ``response``; an empty block is 0) with the backend's own tokenizer,
+    where the backend can count (empty otherwise, and when counting failed).
     """
 
     id: str

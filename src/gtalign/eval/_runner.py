@@ -19,7 +19,7 @@ import contextlib
 import io
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +31,7 @@ from gtalign.data import OutputLocked, output_lock
 from gtalign.eval._answer import answer_parse
 from gtalign.eval._answers import AnswerSource, check_source_rows, read_answer_source, resolve_answers_from, source_answer
 from gtalign.eval._config import EvalConfig, EvalSetupError
-from gtalign.eval._log import RunHeader, SampleRecord, write_records
+from gtalign.eval._log import AnswerParse, RunHeader, SampleRecord, write_records
 from gtalign.eval._progress import EvalProgress
 from gtalign.eval._resume import LOG_NAME, ResumeRefused, ResumeState, choose_run_dir, read_resume_state
 from gtalign.eval._setup import (
@@ -58,6 +58,9 @@ JUDGE_BATCH = 64
 """Finished rows judged (and written) together at most; fewer when fewer are ready, so a fast judge
 never waits for a batch to fill."""
 
+Counter = Callable[[Sequence[str]], Awaitable["list[int] | None"]]
+"""A backend's `TokenCounter.count_tokens`."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Item:
@@ -81,6 +84,8 @@ class _Answer:
     seconds: float = 0.0
     failure: str = ""
     error: str = ""
+    tokens_by_block: Mapping[str, int] | None = None
+    """Known already (the record it comes from has them); None: count them when scoring."""
 
 
 def _row_problem(row: BenchmarkRow) -> str:
@@ -151,8 +156,10 @@ class _Generator:
 
 
 def _recorded(item: _Item, record: SampleRecord) -> _Answer:
-    """The answer ``record`` holds, as if it had just been generated."""
-    return _Answer(item, record.answer, record.steering, record.tokens_in, record.tokens_out, record.seconds.get("generate", 0.0))
+    """The answer ``record`` holds, as if it had just been generated (its block counts included,
+    when it has them)."""
+    return _Answer(item, record.answer, record.steering, record.tokens_in, record.tokens_out, record.seconds.get("generate", 0.0),
+                   tokens_by_block=record.tokens_by_block or None)
 
 
 class _SourceAnswers:
@@ -190,34 +197,76 @@ class _RecordingJudge:
 
 
 class _Scorer:
-    """Turns a batch of answers into records: parse, one `RewardScorer.ascore` call, the judge's replies."""
+    """Turns a batch of answers into records: parse, one `RewardScorer.ascore` call, the judge's
+    replies, and (while the judge works) the blocks' token counts from ``counter``, the backend's
+    `TokenCounter.count_tokens` (None: the answers are not counted)."""
 
-    def __init__(self, config: EvalConfig, preset: Any, judge: Any) -> None:
+    def __init__(self, config: EvalConfig, preset: Any, judge: Any, counter: Counter | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         from gtalign.game import welfare_rule
         from gtalign.reward import RewardScorer
 
         self.rule = welfare_rule(config.rule)
         self.recorder = None if judge is None else _RecordingJudge(judge)
         self.scorer: RewardScorer = RewardScorer(preset, self.recorder)
+        self.counter = counter
+        self.clock = clock
 
     async def records(self, answers: Sequence[_Answer]) -> list[SampleRecord]:
         scored = [answer for answer in answers if not answer.failure and not answer.error]
         samples = [answer.item.row.to_sample(answer.text) for answer in scored]
+        parses = [answer_parse(answer.text, self.rule) for answer in scored]
         if self.recorder is not None:
             self.recorder.replies.clear()
-        start = time.perf_counter()
-        results = await self._score(samples)
-        judge_seconds = time.perf_counter() - start
+        texts = [content for answer, parse in zip(scored, parses) if answer.tokens_by_block is None
+                 for content in parse.blocks.values() if content]
+        if texts and self.counter is not None:  # counted while the judge works
+            (results, batch_seconds), counts = await asyncio.gather(self._timed_score(samples), self._count(texts))
+        else:
+            (results, batch_seconds), counts = await self._timed_score(samples), None
+        tokens = self._block_tokens(scored, parses, counts)
+        # Each row's share of its batch, so that seconds summed over rows add up to the judge's time.
+        seconds = {"judge": round(batch_seconds / len(samples), 6), "judge_batch": round(batch_seconds, 6)} if samples else {}
         raws = self._raws(samples)
-        by_answer = {id(a): (result, raw) for a, result, raw in zip(scored, results, raws)}
+        by_answer = {id(a): (parse, result, raw, found) for a, parse, result, raw, found in zip(scored, parses, results, raws, tokens)}
         out = []
         for answer in answers:
             if id(answer) in by_answer:
-                result, raw = by_answer[id(answer)]
-                out.append(self._record(answer, result, raw, judge_seconds))
+                out.append(self._record(answer, *by_answer[id(answer)], seconds))
             else:
                 out.append(_unanswered(answer))
         return out
+
+    async def _timed_score(self, samples: list[Any]) -> tuple[list[RewardResult | BaseException], float]:
+        start = self.clock()
+        results = await self._score(samples)
+        return results, self.clock() - start
+
+    async def _count(self, texts: list[str]) -> list[int] | None:
+        """One count per text in one call for the whole batch; None when it fails in any way."""
+        assert self.counter is not None
+        try:
+            counts = await self.counter(texts)
+        except Exception:  # a backend's bug in counting loses no row
+            return None
+        return counts if counts is not None and len(counts) == len(texts) else None
+
+    def _block_tokens(self, answers: Sequence[_Answer], parses: Sequence[AnswerParse], counts: list[int] | None) -> list[Mapping[str, int]]:
+        """Each answer's tokens per block: what its record already says, else from ``counts`` (the
+        batch's non-empty blocks in order; an empty block is 0). Without counts nothing is recorded."""
+        found: list[Mapping[str, int]] = []
+        position = 0
+        for answer, parse in zip(answers, parses):
+            if answer.tokens_by_block is not None:
+                found.append(answer.tokens_by_block)
+                continue
+            tokens: dict[str, int] = {}
+            if self.counter is not None and (counts is not None or not any(parse.blocks.values())):
+                for name, content in parse.blocks.items():
+                    tokens[name] = counts[position] if content and counts is not None else 0
+                    position += bool(content)
+            found.append(tokens)
+        return found
 
     async def _score(self, samples: list[Any]) -> list[RewardResult | BaseException]:
         """The batch's results; if scoring raises (a bug), row by row so only the offending rows fail."""
@@ -243,15 +292,14 @@ class _Scorer:
         replies = self.recorder.replies
         return [None if item.request is None else replies.get(item.request) for item in self.scorer.prepare(samples)]
 
-    def _record(self, answer: _Answer, result: RewardResult | BaseException, raw: str | None, judge_seconds: float) -> SampleRecord:
-        base = _base_record(answer)
-        parse = answer_parse(answer.text, self.rule)
-        seconds = {"generate": round(answer.seconds, 6), "judge": round(judge_seconds, 6)}
+    @staticmethod
+    def _record(answer: _Answer, parse: AnswerParse, result: RewardResult | BaseException, raw: str | None,
+                tokens: Mapping[str, int], judge_seconds: Mapping[str, float]) -> SampleRecord:
+        base = replace(_base_record(answer), answer=answer.text, parse=parse, tokens_by_block=tokens,
+                       seconds={"generate": round(answer.seconds, 6), **judge_seconds})
         if isinstance(result, BaseException):
-            return replace(base, status="error", answer=answer.text, parse=parse, seconds=seconds,
-                           error=f"scoring failed: {type(result).__name__}: {result}")
-        return replace(base, status=result.status, answer=answer.text, parse=parse, reward=result.to_log(),
-                       judge_raw=raw, seconds=seconds)
+            return replace(base, status="error", error=f"scoring failed: {type(result).__name__}: {result}")
+        return replace(base, status=result.status, reward=result.to_log(), judge_raw=raw)
 
 
 def _base_record(answer: _Answer) -> SampleRecord:
@@ -376,6 +424,13 @@ def _seen(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
+def _counter(backend: Any) -> Counter | None:
+    """The backend's token counter, when it has that capability."""
+    from gtalign.backends._base import TokenCounter
+
+    return backend.count_tokens if isinstance(backend, TokenCounter) else None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -411,7 +466,7 @@ def run_eval(
     code, a backend or judge object already made); objects passed in are not closed. With
     ``config.answers_from`` the answers are that run's (its answer settings are taken, and those
     set in ``config`` must agree) and no backend is built or called. ``clock``
-    times the run for the summary. Ctrl-C ends the run with ``interrupted`` set; what was written
+    times the run for the summary and each judge batch (the records' ``seconds``). Ctrl-C ends the run with ``interrupted`` set; what was written
     stays, and the same call resumes it. Raises `EvalSetupError` for a setting that cannot be used.
     """
     started = clock()
@@ -448,7 +503,8 @@ def run_eval(
             interrupted = False
             ran = 0
             if todo:
-                ran, interrupted = _execute(config, log_path, state, todo, records, progress, backend, judge, preset, source)
+                ran, interrupted = _execute(config, log_path, state, todo, records, progress, backend, judge, preset, source,
+                                            clock)
     except OutputLocked as exc:
         raise ResumeRefused(f"{exc}: wait for it to finish, or pass another --out") from None
     planned = {(row.id, epoch) for epoch in range(config.epochs) for row in rows}
@@ -458,7 +514,8 @@ def run_eval(
 
 
 def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[_Item], records: dict[tuple[str, int], SampleRecord],
-             progress: EvalProgress | None, backend: Any, judge: Any, preset: Any, source: AnswerSource | None) -> tuple[int, bool]:
+             progress: EvalProgress | None, backend: Any, judge: Any, preset: Any, source: AnswerSource | None,
+             clock: Callable[[], float]) -> tuple[int, bool]:
     """Build what the config names (unless given), write the header of a new log, run the pipeline.
     With a ``source`` of answers no backend is built, and one passed in is not called."""
     own_backend = backend is None and source is None
@@ -470,7 +527,7 @@ def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[
         if own_judge:
             judge = build_eval_judge(config)
         generator = _SourceAnswers(source) if source is not None else _Generator(backend, config)
-        scorer = _Scorer(config, preset, judge)
+        scorer = _Scorer(config, preset, judge, _counter(backend) if source is None else None, clock)
     except BaseException:
         run_sync(_close(backend if own_backend else None, judge if own_judge else None))
         raise
