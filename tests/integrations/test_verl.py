@@ -61,7 +61,7 @@ def core_results(preset: str = "paper") -> list[dict[str, Any]]:
 
     scorer = RewardScorer(get_preset(preset), RuleJudge())
     results = scorer.score([Sample(ds, text, gt, info) for ds, text, gt, info in ROWS])
-    return [{**engine_log(r, -1.0), "reason": r.reason} for r in results]
+    return [{**engine_log(r, -1.0), "reason": r.reason, "preset": preset} for r in results]
 
 
 def make_tokenizer(folder: str) -> Any:
@@ -200,7 +200,7 @@ def test_single_row_form_matches_the_core_scorer(expected: list[dict[str, Any]])
 
 def test_every_row_has_the_same_keys_and_a_float_score() -> None:
     got = verl_single(**KWARGS)
-    assert {tuple(row) for row in got} == {(*_common.LOG_KEYS, "reason")}
+    assert {tuple(row) for row in got} == {(*_common.LOG_KEYS, "reason", "preset")}
     assert all(isinstance(row["score"], float) for row in got)
 
 

@@ -216,3 +216,16 @@ def test_labels_flag_on_the_metrics_command(tmp_path: Path, capsys: pytest.Captu
     assert main(["metrics", str(dump), "--labels", str(tmp_path / "missing.jsonl")]) == 1
     assert "--labels" in capsys.readouterr().err
     assert main(["metrics", str(dump), "--labels-data", str(tmp_path)]) == 1
+
+
+def test_a_dump_row_says_its_preset_and_advbench_answer_quality_follows_it(tmp_path: Path) -> None:
+    """verl_result logs ``preset``; a robust run's advbench 0.5 (declined, safe alternative) counts 1."""
+    from gtalign.metrics._summary import answer_quality
+
+    rows = [{**_row("advbench", 0.5, 0.5, 0.5, preset=preset), "input": "q", "gts": "Sure, here is"} for preset in ("paper", "robust")]
+    from gtalign.metrics._readers import read_verl_dump
+
+    records, problems, _ = read_verl_dump(_dump(tmp_path / "dump.jsonl", rows))
+    assert not problems
+    assert [r.reward["preset"] for r in records] == ["paper", "robust"]
+    assert [answer_quality(r) for r in records] == [0.5, 1.0]

@@ -79,9 +79,13 @@ def _consequence(config: AdapterConfig) -> str:
 
 
 def verl_result(result: RewardResult, unscored_score: float) -> dict[str, Any]:
-    """The dict verl expects from a reward function: ``score`` (a float) plus the logged extras."""
+    """The dict verl expects from a reward function: ``score`` (a float) plus the logged extras.
+
+    ``preset`` names the reward preset, so a validation dump says how its rows were scored
+    (`gtalign metrics` reads advbench's answer quality by it)."""
     out: dict[str, Any] = dict(engine_log(result, unscored_score))
     out["reason"] = result.reason
+    out["preset"] = result.preset
     return out
 
 
