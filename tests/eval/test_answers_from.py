@@ -159,7 +159,7 @@ def test_a_resume_notices_a_changed_source(tmp_path: Path, judge: RuleJudge) -> 
 def fake_benchmarks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gtalign.benchmarks, "load_benchmark", _fakes.load_benchmark, raising=False)
 
-    def no_backend(spec, model=None):
+    def no_backend(spec, model=None, concurrency=None):
         raise AssertionError(f"a backend was built ({spec}) by a run with --answers-from")
 
     monkeypatch.setattr(gtalign.eval._runner, "build_eval_backend", no_backend)

@@ -91,5 +91,5 @@ def test_a_run_off_a_terminal_prints_lines_and_notes(tmp_path: Path) -> None:
     finally:
         judge.close()
     text = buffer.getvalue()
-    assert f"gtalign eval: 3 samples to run (0 kept) with scripted:scripted-model, 1 in flight; log: {tmp_path / 'run' / 'run.jsonl'}" in text
+    assert f"gtalign eval: 3 samples to run (0 kept) with scripted:scripted-model, 1 in flight (set by concurrency / --concurrency); log: {tmp_path / 'run' / 'run.jsonl'}" in text
     assert "gtalign eval: 3/3 samples (100%)" in text

@@ -101,7 +101,9 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                        help="score the answers of the run in RUN_DIR instead of generating (the model is not called); "
                        "its settings are taken, so give only --preset, --judge and --out")
     model.add_argument("--concurrency", type=positive_int, metavar="N",
-                       help="prompts in flight at once (default: the embedded backend's batch size, 8 otherwise)")
+                       help="prompts in flight at once, and with a URL --backend its client's limit of requests "
+                       "in flight (default: the backend's own limit: the embedded batch size, the HTTP client's "
+                       "concurrency, 32; the run's first line says which)")
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--preset", required=True, metavar="NAME", help="reward preset: paper, robust, ... or module:attr")
     scoring.add_argument("--preset-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",

@@ -89,7 +89,8 @@ class EvalConfig:
         the welfare choice each record's parse is checked against (`AnswerParse.welfare_key`).
     epochs: answers per prompt. temperature: None means 0 (greedy) for one epoch and
         `SAMPLED_TEMPERATURE` for several (`effective_temperature`).
-    concurrency: rows in flight at once (None: the embedded backend's batch size, else 8). Not hashed.
+    concurrency: rows in flight at once, and an HTTP backend's client limit (None: the backend's own
+        limit, `choose_concurrency`: the embedded batch size, the HTTP client's limit). Not hashed.
     name: the run's label in reports (default: the output folder's name). Not hashed.
     answers_from: another run's folder whose answers this run scores instead of generating, joined
         on ``(id, epoch)``; `ANSWER_SETTINGS` are then that run's (``benchmarks`` may be left empty

@@ -35,13 +35,14 @@ from gtalign.eval._log import AnswerParse, RunHeader, SampleRecord, write_record
 from gtalign.eval._progress import EvalProgress
 from gtalign.eval._resume import LOG_NAME, ResumeRefused, ResumeState, choose_run_dir, read_resume_state
 from gtalign.eval._setup import (
+    Concurrency,
     build_eval_backend,
     build_eval_judge,
     build_eval_policy,
     build_eval_preset,
     check_rows,
     check_rule,
-    default_concurrency,
+    choose_concurrency,
     describe_backend,
     load_rows,
 )
@@ -521,7 +522,7 @@ def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[
     own_backend = backend is None and source is None
     own_judge = judge is None
     if own_backend:
-        backend = build_eval_backend(config.backend, config.model)
+        backend = build_eval_backend(config.backend, config.model, config.concurrency)
     generator: _Generator | _SourceAnswers
     try:
         if own_judge:
@@ -533,10 +534,11 @@ def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[
         raise
     if source is not None:
         described = source.backend
-        concurrency = config.concurrency or JUDGE_BATCH  # nothing to wait for: fill the judge's batches
+        concurrency = (choose_concurrency(config.concurrency, None) if config.concurrency is not None
+                       else Concurrency(JUDGE_BATCH, "the judge's batch: answers from another run wait for nothing"))
     else:
         described = describe_backend(backend)
-        concurrency = config.concurrency or default_concurrency(backend)
+        concurrency = choose_concurrency(config.concurrency, backend)
     load = getattr(backend, "aload", None) if own_backend else None
     if load is not None:  # the embedded model: load it now, so a model that does not load fails before any row
         if progress is not None:
@@ -551,7 +553,7 @@ def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[
     except BaseException:  # the log cannot be opened: nothing ran, but what was built is closed
         run_sync(_close(backend if own_backend else None, judge if own_judge else None))
         raise
-    run = _Run(config, log, generator, scorer, progress, concurrency, records)
+    run = _Run(config, log, generator, scorer, progress, concurrency.rows, records)
     interrupted = False
     handed_over = False  # once _main runs, it closes the backend and the judge itself
     try:
@@ -561,7 +563,7 @@ def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[
             log.write([_line(header)])
         if progress is not None:
             progress.note(f"gtalign eval: {len(todo)} samples to run ({len(state.kept)} kept) with "
-                          f"{described}, {concurrency} in flight; log: {log_path}")
+                          f"{described}, {concurrency}; log: {log_path}")
             progress.start(len(todo))
         handed_over = True
         try:

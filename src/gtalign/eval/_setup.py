@@ -5,6 +5,7 @@ setting, raised before anything is generated."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gtalign._registry import RegistryError, _resolve
@@ -18,20 +19,32 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "Concurrency",
     "build_eval_backend",
     "build_eval_judge",
     "build_eval_policy",
     "build_eval_preset",
     "check_rows",
     "check_rule",
-    "default_concurrency",
+    "choose_concurrency",
     "describe_backend",
     "load_rows",
 ]
 
 DEFAULT_CONCURRENCY = 8
-"""Rows in flight for an HTTP (or custom) backend when none is given; the server's own client
-limit still applies on top."""
+"""Rows in flight for a backend that has no limit of its own (a custom backend) when none is given."""
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """How many rows a run keeps in flight, and where that number came from (the run says so,
+    since a number nobody chose is the first suspect of a slow or overloaded run)."""
+
+    rows: int
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.rows} in flight ({self.source})"
 
 
 def load_rows(config: EvalConfig) -> tuple[list[BenchmarkRow], list[str]]:
@@ -71,8 +84,10 @@ def check_rows(rows: Sequence[BenchmarkRow]) -> None:
         raise EvalSetupError("the benchmarks yield no rows (check --source and --limit)")
 
 
-def build_eval_backend(spec: str, model: str | None = None) -> ChatBackend:
-    """The backend ``spec`` names: ``embedded``, ``embedded:PATH``, an http(s) URL, or ``module:attr``."""
+def build_eval_backend(spec: str, model: str | None = None, concurrency: int | None = None) -> ChatBackend:
+    """The backend ``spec`` names: ``embedded``, ``embedded:PATH``, an http(s) URL, or ``module:attr``.
+    ``concurrency`` sets an HTTP backend's client limit for its server and model (None: the
+    client's default), so rows in flight and requests in flight are one number."""
     if spec == "embedded" or spec.startswith("embedded:"):
         path = spec.partition(":")[2] or model
         try:
@@ -85,7 +100,7 @@ def build_eval_backend(spec: str, model: str | None = None) -> ChatBackend:
         from gtalign.backends._http import HTTPBackend
 
         try:
-            return HTTPBackend(spec, model)
+            return HTTPBackend(spec, model, **({} if concurrency is None else {"concurrency": concurrency}))
         except (ValueError, TypeError) as exc:
             raise EvalSetupError(f"backend {spec!r}: {exc}") from None
     if ":" not in spec or "://" in spec:
@@ -112,10 +127,22 @@ def describe_backend(backend: Any) -> str:
     return f"{getattr(backend, 'name', type(backend).__name__)}:{getattr(backend, 'model', '')}"
 
 
-def default_concurrency(backend: Any) -> int:
-    """The embedded backend decodes concurrent calls as one batch: fill its batches; otherwise 8."""
+def choose_concurrency(concurrency: int | None, backend: Any) -> Concurrency:
+    """Rows in flight: ``concurrency`` when given; else the backend's own limit, so one setting
+    governs: the embedded backend's batch size (it decodes concurrent calls as one batch), an HTTP
+    backend's client limit for its server and model (`ClientConfig.concurrency`, the limit a
+    judge's client has too), else `DEFAULT_CONCURRENCY`."""
+    if concurrency is not None:
+        return Concurrency(concurrency, "set by concurrency / --concurrency")
     batch = getattr(backend, "max_batch", None)
-    return batch if isinstance(batch, int) and batch >= 1 else DEFAULT_CONCURRENCY
+    if isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1:
+        return Concurrency(batch, "the embedded backend's batch size")
+    from gtalign._chat_client import ClientConfig
+
+    client = getattr(backend, "config", None)
+    if isinstance(client, ClientConfig):
+        return Concurrency(client.concurrency, f"the HTTP client's limit for {client.base_url} model {client.model}")
+    return Concurrency(DEFAULT_CONCURRENCY, "the default for a backend without a limit of its own")
 
 
 def build_eval_preset(config: EvalConfig) -> RewardPreset:
