@@ -4,14 +4,12 @@ benchmark loader, so subprocess tests need no benchmark data."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gtalign.backends._base import Generation, SamplingParams
 from gtalign.benchmarks import BenchmarkRow
 from gtalign.judges import RuleJudge
 from gtalign.reward import JudgeRequest, Verdict
@@ -104,33 +102,6 @@ class FlakyJudge:
 
     def close(self) -> None:
         self.inner.close()
-
-
-class SlowBackend:
-    """A backend for subprocess tests: answers like `scripted` after ``FAKE_LATENCY`` seconds; after
-    ``FAKE_HANG_AFTER`` calls every further call waits forever, so a run is stuck at a known number
-    of finished rows until the test kills it."""
-
-    name = "slow"
-    model = "slow-model"
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.latency = float(os.environ.get("FAKE_LATENCY", "0"))
-        hang = os.environ.get("FAKE_HANG_AFTER")
-        self.hang_after = int(hang) if hang else None
-
-    async def generate(self, messages, *, prefill: str = "", params: SamplingParams = SamplingParams()) -> Generation:
-        self.calls += 1
-        if self.hang_after is not None and self.calls > self.hang_after:
-            await asyncio.Event().wait()
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        text = four_blocks(question_of(messages), params.seed)
-        return Generation(text, tokens_in=sum(len(m["content"].split()) for m in messages), tokens_out=len(text.split()))
-
-    async def aclose(self) -> None:
-        return None
 
 
 @dataclass(frozen=True)
