@@ -449,7 +449,7 @@ def test_progress_lines_and_one_judge_warning_when_stderr_is_not_a_terminal(tmp_
     # The judge's clock moves 10 s a batch of 2 rows, so 8 rows take 40 s: a line is due every 25 s.
     assert progress, lines
     for line in progress:
-        found = re.fullmatch(r"gtalign score: (\d)/8 rows \((\d+)%\), ([\d.]+) rows/s(, (\d) judge failures)?", line)
+        found = re.fullmatch(r"gtalign score: (\d)/8 rows \((\d+)%\), ([\d.]+) rows/s(, ETA \w+)?(, (\d) judge failures)?", line)
         assert found, line
         assert int(found[2]) == 100 * int(found[1]) // 8 and 0 < float(found[3]) <= 0.2
 

@@ -93,3 +93,21 @@ def test_a_run_off_a_terminal_prints_lines_and_notes(tmp_path: Path) -> None:
     text = buffer.getvalue()
     assert f"gtalign eval: 3 samples to run (0 kept) with scripted:scripted-model, 1 in flight (set by concurrency / --concurrency); log: {tmp_path / 'run' / 'run.jsonl'}" in text
     assert "gtalign eval: 3/3 samples (100%)" in text
+
+
+def test_score_progress_shares_the_lines_rate_and_eta() -> None:
+    from gtalign.cli._output import RUN_KEY
+    from gtalign.cli._progress import ScoreProgress
+
+    failed = {"status": "unscored", "judge_status": "failed", "reason": "judge failed: down", RUN_KEY: {"judge": "rule"}}
+
+    for total, expected in ((10, "gtalign score: 3/10 rows (30%), 0.10 rows/s, ETA 1m10s, 1 judge failures"),
+                            (None, "gtalign score: 3 rows, 0.10 rows/s, 1 judge failures")):
+        out, buffer = console()
+        clock = Clock()
+        with ScoreProgress(out, enabled=True, total=total, clock=clock, every=30) as progress:
+            clock.now = 30.0
+            progress.advance([(1, {"status": "scored"}), (2, {"status": "scored"}), (3, failed)])
+        lines = buffer.getvalue().splitlines()
+        assert lines[0].startswith("gtalign score: warning: the judge failed on 1 of the last 3 rows; first, row 3: judge failed: down.")
+        assert lines[1:] == [expected]
