@@ -126,11 +126,9 @@ class _Generator:
             raise EvalSetupError(f"steering: {exc}") from None
 
     async def answer(self, item: _Item) -> _Answer:
-        problem = _row_problem(item.row)
-        if problem:
-            return _Answer(item, error=problem)
-        if item.previous is not None:
-            return _recorded(item, item.previous)
+        settled = _settled(item)
+        if settled is not None:
+            return settled
         start = time.perf_counter()
         if self.config.steer:
             return self._steered(item, await self._engines[item.epoch].run(item.row.messages), time.perf_counter() - start)
@@ -156,6 +154,17 @@ class _Generator:
         return _Answer(item, result.text, record, tokens_in, result.tokens_out, seconds)
 
 
+def _settled(item: _Item) -> _Answer | None:
+    """The answer a row has without asking anyone: an error for a broken row, or the one its
+    previous record holds (a row re-judged on resume). None: the row needs an answer."""
+    problem = _row_problem(item.row)
+    if problem:
+        return _Answer(item, error=problem)
+    if item.previous is not None:
+        return _recorded(item, item.previous)
+    return None
+
+
 def _recorded(item: _Item, record: SampleRecord) -> _Answer:
     """The answer ``record`` holds, as if it had just been generated (its block counts included,
     when it has them)."""
@@ -171,11 +180,9 @@ class _SourceAnswers:
         self.source = source
 
     async def answer(self, item: _Item) -> _Answer:
-        problem = _row_problem(item.row)
-        if problem:
-            return _Answer(item, error=problem)
-        if item.previous is not None:
-            return _recorded(item, item.previous)
+        settled = _settled(item)
+        if settled is not None:
+            return settled
         found = source_answer(self.source, (item.row.id, item.epoch))
         if isinstance(found, str):
             return _Answer(item, failure=found)
