@@ -101,3 +101,56 @@ def test_an_unknown_benchmark_or_backend_exits_2(tmp_path: Path, capsys: pytest.
     assert "benchmark 'nope': unknown benchmark 'nope'" in capsys.readouterr().err
     assert main(argv(tmp_path / "b", backend="ftp://x")) == 2
     assert "backend must be 'embedded', 'embedded:PATH', an http(s):// URL or 'module:attr'" in capsys.readouterr().err
+
+
+CONFIG_FILE = """\
+benchmarks: [sample, math-hard]
+backend: http://h/v1
+model: m
+preset: robust
+preset_params: {unscored_as_zero: true, refusal_credit: 0.5}
+judge: rule
+steer: true
+pricing: research-llm-shift
+pricing_params: {s: 2}
+epochs: 3
+max_tokens: 64
+name: from-file
+"""
+
+
+def test_a_config_file_sets_the_run_and_flags_override_it_key_by_key(tmp_path: Path) -> None:
+    from gtalign.cli._eval import config_from_args
+
+    (tmp_path / "eval.yaml").write_text(CONFIG_FILE)
+    parse = build_parser().parse_args
+    config = config_from_args(parse(["eval", "--config", str(tmp_path / "eval.yaml"), "--out", "o"]))
+    assert config.benchmarks == ("sample", "math-hard") and config.backend == "http://h/v1" and config.preset == "robust"
+    assert dict(config.preset_params) == {"unscored_as_zero": True, "refusal_credit": 0.5}
+    assert (config.steer, config.pricing, dict(config.pricing_params), config.epochs, config.name) == (
+        True, "research-llm-shift", {"s": 2}, 3, "from-file")
+    config = config_from_args(parse(["eval", "--config", str(tmp_path / "eval.yaml"), "--out", "o", "--preset", "paper",
+                                     "--preset-param", "refusal_credit=0.25", "--pricing-param", "t=1", "--epochs", "1",
+                                     "--benchmark", "sample"]))
+    assert (config.preset, config.epochs, config.benchmarks) == ("paper", 1, ("sample",))
+    assert dict(config.preset_params) == {"unscored_as_zero": True, "refusal_credit": 0.25}
+    assert dict(config.pricing_params) == {"s": 2, "t": 1}
+    (tmp_path / "eval.json").write_text('{"benchmarks": "sample", "backend": "embedded", "preset": "paper", "judge": "rule"}')
+    assert config_from_args(parse(["eval", "--config", str(tmp_path / "eval.json"), "--out", "o"])).benchmarks == ("sample",)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("benchmark: [sample]\n", "unknown setting(s) benchmark; valid: benchmarks, backend"),
+    ("answers_hash: abc\n", "unknown setting(s) answers_hash"),
+    ("- a list\n", "expected a mapping of settings, got list"),
+    ("benchmarks: [sample\n", "not valid YAML"),
+    ("epochs: many\npreset: paper\njudge: rule\nbenchmarks: [fake]\nbackend: embedded\n", "epochs must be an integer >= 1, got 'many'"),
+    ("benchmarks: [fake]\nbackend: embedded\n", "required: --preset, --judge (on the command line or in --config)"),
+])
+def test_a_bad_config_file_exits_2_naming_the_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          text: str, message: str) -> None:
+    (tmp_path / "bad.yaml").write_text(text)
+    assert main(["eval", "--config", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert main(["eval", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "run")]) == 2
+    assert "cannot read the config file" in capsys.readouterr().err

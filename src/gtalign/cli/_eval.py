@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gtalign.cli._args import integer, key_value, non_negative_float, positive_int, yaml_params
@@ -54,6 +55,9 @@ Examples:
   gtalign eval --benchmark math-hard,ambig_qa --limit 50 --seed 1 --backend http://127.0.0.1:8000/v1 \\
       --model qwen --preset robust --judge http://127.0.0.1:8001/v1 --judge-model judge --epochs 3 --out runs/qwen
 
+Settings merge in layers: defaults < --config FILE (YAML/JSON, EvalConfig field names, e.g.
+"benchmarks: [math-hard, ambig_qa]", "preset_params: {unscored_as_zero: true}") < flags.
+
 Exit codes: 0 every sample scored; 1 some sample failed (generation, judge, unscored or error: see
 the summary; rerun to retry the failed ones); 2 usage error (also a refused resume); 130
 interrupted (run the same command again to resume).
@@ -75,6 +79,10 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--config", metavar="FILE",
+                        help="settings file (YAML, or JSON by its .json suffix) with EvalConfig field names as keys "
+                        "(benchmarks, backend, model, preset, preset_params, judge, steer, pricing, epochs, ...); "
+                        "flags given on the command line override it")
     data = parser.add_argument_group("benchmarks")
     data.add_argument("--benchmark", type=_names, metavar="NAME[,NAME]",
                       help="benchmark names (sample, math-hard, medium, ambig_qa, wildguard, minerva, abg-coqa, advbench) "
@@ -105,12 +113,12 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                        "in flight (default: the backend's own limit: the embedded batch size, the HTTP client's "
                        "concurrency, 32; the run's first line says which)")
     scoring = parser.add_argument_group("scoring")
-    scoring.add_argument("--preset", required=True, metavar="NAME", help="reward preset: paper, robust, ... or module:attr")
+    scoring.add_argument("--preset", metavar="NAME", help="reward preset: paper, robust, ... or module:attr (required, here or in --config)")
     scoring.add_argument("--preset-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                          help="a preset parameter, e.g. unscored_as_zero=true (repeatable; VALUE is read as YAML)")
-    scoring.add_argument("--judge", required=True, metavar="rule|URL",
+    scoring.add_argument("--judge", metavar="rule|URL",
                          help="'rule' (deterministic, offline), the http(s):// URL of an OpenAI-compatible judge server, "
-                         "a registered judge or module:attr")
+                         "a registered judge or module:attr (required, here or in --config)")
     scoring.add_argument("--judge-model", metavar="NAME", help="model name served at the --judge URL")
     steering = parser.add_argument_group("steering")
     steering.add_argument("--steer", action="store_true", default=None,
@@ -155,23 +163,54 @@ def _answer_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def _file_settings(path: str | None) -> dict[str, Any]:
+    """The --config file's settings (none without one); a bad file is a usage error naming it."""
+    if path is None:
+        return {}
+    from gtalign.cli._main import UsageError
+    from gtalign.eval import EvalSetupError
+    from gtalign.eval._config import read_eval_settings
+
+    try:
+        return read_eval_settings(path)
+    except EvalSetupError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _overlay(base: Any, top: dict[str, Any]) -> Any:
+    """--preset-param/--pricing-param KEY=VALUE over the file's mapping: each flag replaces one key."""
+    return {**base, **top} if isinstance(base, Mapping) else top
+
+
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     """The `EvalConfig` the command line describes (a `UsageError` names a setting that cannot be
     used). With --answers-from it reads that run's header: its answer settings are the run's."""
     from gtalign.cli._main import UsageError
     from gtalign.eval import EvalConfig, EvalSetupError
 
-    if args.judge_model is not None and not args.judge.startswith(("http://", "https://")):
-        raise UsageError(f"--judge-model only applies with --judge URL, not --judge {args.judge}")
-    given = _answer_settings(args)
-    scoring = {"preset": args.preset, "preset_params": yaml_params(args.preset_param), "judge": args.judge,
-               "judge_model": args.judge_model, "concurrency": args.concurrency, "name": args.name}
+    file = _file_settings(args.config)
+    cli_answers = _answer_settings(args)
+    given = {k: v for k, v in file.items() if k in _ANSWER_FLAGS} | cli_answers
+    if "pricing_params" in cli_answers:
+        given["pricing_params"] = _overlay(file.get("pricing_params"), cli_answers["pricing_params"])
+    scoring = {k: v for k, v in file.items() if k not in _ANSWER_FLAGS and k != "answers_from"}
+    scoring |= {k: v for k, v in {"preset": args.preset, "judge": args.judge, "judge_model": args.judge_model,
+                                  "concurrency": args.concurrency, "name": args.name}.items() if v is not None}
+    if args.preset_param:
+        scoring["preset_params"] = _overlay(file.get("preset_params"), yaml_params(args.preset_param))
+    answers_from = args.answers_from if args.answers_from is not None else file.get("answers_from")
+    missing = [flag for flag, key in (("--preset", "preset"), ("--judge", "judge")) if key not in scoring]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)} (on the command line or in --config)")
+    judge, judge_model = scoring["judge"], scoring.get("judge_model")
+    if judge_model is not None and not (isinstance(judge, str) and judge.startswith(("http://", "https://"))):
+        raise UsageError(f"--judge-model only applies with --judge URL, not --judge {judge}")
     try:
-        if args.answers_from is not None:
+        if answers_from is not None:
             from gtalign.eval._answers import read_answer_source, resolve_answers_from
 
-            source = read_answer_source(args.answers_from)
-            return resolve_answers_from(EvalConfig(answers_from=args.answers_from, **scoring), source, given, _ANSWER_FLAGS)
+            source = read_answer_source(answers_from)
+            return resolve_answers_from(EvalConfig(answers_from=answers_from, **scoring), source, given, _ANSWER_FLAGS)
         missing = [flag for flag, key in (("--benchmark", "benchmarks"), ("--backend", "backend")) if key not in given]
         if missing:
             raise UsageError(f"the following arguments are required: {', '.join(missing)} (or --answers-from RUN_DIR)")

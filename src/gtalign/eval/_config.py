@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -24,7 +25,10 @@ from typing import Any, Literal
 from gtalign.eval._log import config_hash
 from gtalign.steering._modes import DEFAULT_ON_IGNORED, IGNORED_PROTOCOL
 
-__all__ = ["ANSWER_SETTINGS", "CONFIG_LABELS", "EvalConfig", "EvalSetupError", "SAMPLED_TEMPERATURE", "take_answer_settings"]
+__all__ = [
+    "ANSWER_SETTINGS", "CONFIG_LABELS", "EvalConfig", "EvalSetupError", "SAMPLED_TEMPERATURE", "read_eval_settings",
+    "take_answer_settings",
+]
 
 PromptMode = Literal["stored", "builder"]
 _PROMPTS: tuple[str, ...] = ("stored", "builder")
@@ -313,3 +317,17 @@ def take_answer_settings(
             raise EvalSetupError(f"{name} is {_plain(mine)!r} here but {_plain(values[key])!r} in {config.answers_from}, whose "
                                  "answers are scored: leave it out to take that run's")
     return replace(config, **values)
+
+
+def read_eval_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings of a ``--config`` file (YAML, or JSON by suffix) with `EvalConfig` field names
+    as keys; the command line overrides them. An unknown key is an `EvalSetupError` naming it and
+    listing the valid ones (``answers_hash`` is set by the run, never by a file)."""
+    from gtalign._settings_file import read_settings_file
+
+    values = read_settings_file(path, EvalSetupError)
+    valid = [f.name for f in fields(EvalConfig) if f.name != "answers_hash"]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise EvalSetupError(f"{path}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    return values
