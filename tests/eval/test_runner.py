@@ -236,3 +236,28 @@ def test_a_log_that_cannot_be_opened_or_written_still_closes_the_backend(
     with pytest.raises(OSError, match="No space left"):
         run_eval(config, tmp_path / "run", rows=rows(2), judge=judge)
     assert _ClosedCount.closed == 1
+
+
+class WarmingJudge(FlakyJudge):
+    """The rule judge, counting calls of warm_up (which the rule judge uses to start its math workers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warmed = 0
+
+    def warm_up(self) -> None:
+        self.warmed += 1
+
+
+def test_the_judge_is_warmed_up_at_run_start_only_when_a_row_needs_maths(tmp_path: Path) -> None:
+    from tests.eval._fakes import row
+
+    judge = WarmingJudge()
+    try:
+        run_eval(CONFIG, tmp_path / "plain", rows=rows(3), backend=scripted(), judge=judge)
+        assert judge.warmed == 0  # ambiguity and safety rows: no math worker would ever be used
+        maths = [*rows(2), row(7, "math-hard", "What is 6 * 7?", "42")]
+        run_eval(CONFIG, tmp_path / "maths", rows=maths, backend=scripted(), judge=judge)
+        assert judge.warmed == 1
+    finally:
+        judge.close()

@@ -521,6 +521,25 @@ def run_eval(
                        sources=summarize_sources(final), interrupted=interrupted, notes=tuple(notes), seconds=clock() - started)
 
 
+def _warm_up(judge: Any, todo: Sequence[_Item]) -> None:
+    """Start a judge's slow parts (the rule judge's math workers) in the background while the model
+    loads and the first rows generate, when a row to run will need them."""
+    warm_up = getattr(judge, "warm_up", None)
+    if callable(warm_up) and any(_task_kind(item.row.data_source) == "math" for item in todo):
+        warm_up()
+
+
+def _task_kind(data_source: str) -> str | None:
+    from gtalign._registry import REGISTRY, RegistryError
+
+    if ("task", data_source) not in REGISTRY:
+        return None
+    try:
+        return getattr(REGISTRY.get("task", data_source), "task", None)
+    except RegistryError:
+        return None
+
+
 def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[_Item], records: dict[tuple[str, int], SampleRecord],
              progress: EvalProgress | None, backend: Any, judge: Any, preset: Any, source: AnswerSource | None,
              clock: Callable[[], float]) -> tuple[int, bool]:
@@ -534,6 +553,7 @@ def _execute(config: EvalConfig, log_path: Path, state: ResumeState, todo: list[
     try:
         if own_judge:
             judge = build_eval_judge(config)
+        _warm_up(judge, todo)
         generator = _SourceAnswers(source) if source is not None else _Generator(backend, config)
         scorer = _Scorer(config, preset, judge, _counter(backend) if source is None else None, clock)
     except BaseException:
