@@ -2,7 +2,8 @@
 
 `parse_answer` is the robust, positioned parse used by our own presets; the ``paper_*`` functions
 reproduce the research code's regex-based extraction exactly (in linear time) for the ``paper``
-preset. `classify_act` and `detect_refusal` say what a response actually does.
+preset. `classify_act` and `detect_refusal` say what a response actually does. `ProtocolGrammar` renders
+the protocol for constrained decoding (GBNF, regex, the payoff's JSON schema).
 """
 
 from gtalign.protocol._acts import ActReport, RefusalReport, classify_act, detect_refusal
@@ -15,6 +16,7 @@ from gtalign.protocol._paper import (
     paper_parse_payoff,
     paper_reasoning,
 )
+from gtalign.protocol._grammar import STAGES, GrammarError, PayoffNumbers, ProtocolGrammar, Stage
 from gtalign.protocol._parser import parse_answer
 from gtalign.protocol._prompt import (
     ACTION_DESCRIPTIONS,
@@ -34,14 +36,19 @@ __all__ = [
     "DEFAULT_SYSTEM",
     "PAPER_KEYS",
     "QUESTION_TYPE_DESCRIPTIONS",
+    "STAGES",
     "ActReport",
     "Block",
     "BlockName",
+    "GrammarError",
     "PaperParse",
     "ParsedAnswer",
+    "PayoffNumbers",
     "Problem",
     "ProblemCode",
+    "ProtocolGrammar",
     "RefusalReport",
+    "Stage",
     "build_instruction",
     "build_messages",
     "classify_act",

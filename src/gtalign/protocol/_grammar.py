@@ -1,0 +1,469 @@
+"""The four-block protocol as a grammar, rendered for each decoding engine.
+
+One description (`ProtocolGrammar`: the strategy space, the payoff number format, caps on the free
+text, the key order) is rendered as a GBNF grammar (llama.cpp's dialect, which xgrammar's EBNF and
+llguidance's ``gbnf`` front end also read), as a regular expression for engines that take regexes,
+and as a JSON schema of the payoff alone (for engines that constrain JSON only, such as Ollama's
+``format``). Every string the grammar accepts is an answer `parse_answer` reads without a problem
+and the research code's strict rules (`paper_parse`) accept; the tests check both.
+
+What the grammar allows, and why:
+
+- ``<thinking>`` holds free text without ``<`` (so no tag can open inside it), at most
+  ``thinking_chars`` characters, starting with a visible character (an empty block is a problem).
+- ``<payoff>`` holds one JSON object with exactly the space's keys (in the space's order, or in any
+  order with ``key_order="free"``), each ``{"LLM": n, "user": n}`` with numbers in the declared range
+  and precision, written as JSON numbers (no leading zeros, no exponent).
+- ``<analyze>`` opens with ``Pareto frontier: KEY, KEY.`` (``frontier=True``), then free text, then
+  ``Chosen key: KEY.`` (the sentence steering prefills) and more free text, each stretch of free
+  text at most ``analyze_chars`` characters (at most 4,000, which keeps the parser's choice
+  heuristic within its bound).
+  Its free text holds no ``<`` and no ``_``: every cell key contains ``_``, so the only keys
+  ``<analyze>`` names are the frontier's and the chosen one, and the chosen key is unambiguous.
+- ``<response>`` holds text without the protocol's tags: a ``<`` is allowed when the next character
+  cannot start a tag (not ``/``, ``<``, ``a``, ``p``, ``r``, ``t``), so ``a < b`` and ``<5`` pass
+  but ``<p>`` and ``</div>`` do not. ``response_chars`` caps it (None: the token budget does).
+- Blocks follow each other with at most one newline between them, and nothing comes before the
+  first or after the last, as the research code's format check requires.
+
+Steering decodes in two stages, each with its own grammar (``stage``): ``payoff`` is ``<thinking>``
+and ``<payoff>`` (stage 1); ``response`` continues after a prefilled ``<analyze>`` opening that
+already names the chosen key: the rest of the analysis, ``</analyze>`` and the ``<response>``
+block (stage 2).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gtalign.game import DEFAULT_SPACE, StrategySpace
+
+__all__ = ["STAGES", "GrammarError", "PayoffNumbers", "ProtocolGrammar", "Stage"]
+
+Stage = Literal["full", "payoff", "response"]
+STAGES: tuple[Stage, ...] = ("full", "payoff", "response")
+KeyOrder = Literal["fixed", "free"]
+
+_TEXT_NOT = "<"
+_ANALYZE_NOT = "<_"
+_TAG_STARTS = "/<aprt"
+_SPACE = "".join(c for c in map(chr, range(0x3001)) if re.fullmatch(r"\s", c))
+"""Every character Python's ``\\s`` matches (what the parser counts as blank), so a block's first
+visible character is visible to the parser too."""
+
+
+class GrammarError(ValueError):
+    """A grammar option out of range, or a rendering an option does not allow."""
+
+
+# A small grammar tree, rendered to GBNF (named rules) and to one regex (rules inlined).
+
+
+@dataclass(frozen=True, slots=True)
+class _Lit:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Class:
+    """One character: in ``chars`` (ranges as ``a-z`` pairs in ``ranges``), or not in them."""
+
+    chars: str = ""
+    ranges: tuple[tuple[str, str], ...] = ()
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Seq:
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Alt:
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rep:
+    item: Any
+    low: int
+    high: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    name: str
+
+
+def _seq(*items: Any) -> Any:
+    flat: list[Any] = []
+    for item in items:
+        if isinstance(item, _Seq):
+            flat.extend(item.items)
+        elif not (isinstance(item, _Lit) and not item.text):
+            flat.append(item)
+    merged: list[Any] = []
+    for item in flat:  # adjacent literals become one
+        if merged and isinstance(item, _Lit) and isinstance(merged[-1], _Lit):
+            merged[-1] = _Lit(merged[-1].text + item.text)
+        else:
+            merged.append(item)
+    if not merged:
+        return _Lit("")
+    return merged[0] if len(merged) == 1 else _Seq(tuple(merged))
+
+
+def _alt(*items: Any) -> Any:
+    unique = tuple(dict.fromkeys(items))
+    return unique[0] if len(unique) == 1 else _Alt(unique)
+
+
+def _opt(item: Any) -> _Rep:
+    return _Rep(item, 0, 1)
+
+
+_DIGIT = _Class(ranges=(("0", "9"),))
+
+
+def _digits(low: str, high: str) -> _Class | _Lit:
+    return _Lit(low) if low == high else _Class(ranges=((low, high),))
+
+
+def _same_length_range(low: str, high: str) -> list[Any]:
+    """Alternatives matching the decimal integers from ``low`` to ``high``, both of one length."""
+    if len(low) == 1:
+        return [_digits(low, high)]
+    if low[0] == high[0]:
+        return [_seq(_Lit(low[0]), rest) for rest in _same_length_range(low[1:], high[1:])]
+    out: list[Any] = []
+    tail = len(low) - 1
+    first = int(low[0])
+    if low[1:] != "0" * tail:
+        out += [_seq(_Lit(low[0]), rest) for rest in _same_length_range(low[1:], "9" * tail)]
+        first += 1
+    last = int(high[0])
+    high_full = high[1:] == "9" * tail
+    if not high_full:
+        last -= 1
+    if first <= last:
+        out.append(_seq(_digits(str(first), str(last)), *([_DIGIT] * tail)))
+    if not high_full:
+        out += [_seq(_Lit(high[0]), rest) for rest in _same_length_range("0" * tail, high[1:])]
+    return out
+
+
+def _integer_range(low: int, high: int) -> Any:
+    """The decimal integers ``low..high`` (``0 <= low <= high``), without leading zeros."""
+    alternatives: list[Any] = []
+    start = low
+    while start <= high:
+        end = min(high, 10 ** len(str(start)) - 1)
+        alternatives += _same_length_range(str(start), str(end))
+        start = end + 1
+    return _alt(*alternatives)
+
+
+def _magnitude(low: int, high: int, decimals: int) -> Any:
+    """Numbers ``m`` with ``low <= m <= high`` (``0 <= low <= high``) and at most ``decimals`` places."""
+    if decimals == 0:
+        return _integer_range(low, high)
+    any_fraction = _opt(_seq(_Lit("."), _Rep(_DIGIT, 1, decimals)))
+    zero_fraction = _opt(_seq(_Lit("."), _Rep(_Lit("0"), 1, decimals)))
+    top = _seq(_Lit(str(high)), zero_fraction)
+    if low == high:
+        return top
+    return _alt(_seq(_integer_range(low, high - 1), any_fraction), top)
+
+
+@dataclass(frozen=True, slots=True)
+class PayoffNumbers:
+    """What a payoff number may be: a JSON number from ``low`` to ``high`` (integers, inclusive)
+    with at most ``decimals`` places (the paper asks for at most one).
+
+    >>> PayoffNumbers(0, 10, 1).pattern()
+    '(?:[0-9](?:\\\\.[0-9]{1})?|10(?:\\\\.0{1})?)'
+    """
+
+    low: int = -10
+    high: int = 10
+    decimals: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high", "decimals"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise GrammarError(f"payoff numbers: {name} must be an integer, got {value!r}")
+        if self.low > self.high:
+            raise GrammarError(f"payoff numbers: low {self.low} is above high {self.high}")
+        if max(abs(self.low), abs(self.high)) > 10**6:
+            raise GrammarError(f"payoff numbers: bounds beyond 1e6 ({self.low}, {self.high}) make no payoff scale")
+        if not 0 <= self.decimals <= 4:
+            raise GrammarError(f"payoff numbers: decimals must be 0 to 4, got {self.decimals}")
+
+    def node(self) -> Any:
+        parts: list[Any] = []
+        if self.high >= 0:
+            parts.append(_magnitude(max(self.low, 0), self.high, self.decimals))
+        if self.low < 0:
+            parts.append(_seq(_Lit("-"), _magnitude(max(0, -self.high), -self.low, self.decimals)))
+        return _alt(*parts)
+
+    def pattern(self) -> str:
+        """The numbers as a regular expression (Python's ``re`` dialect, no look-around)."""
+        return _Regex({}).render(self.node())
+
+    def accepts(self, value: float) -> bool:
+        """Whether ``value`` is in range (precision aside): for checking a parsed payoff."""
+        return self.low <= value <= self.high
+
+    def to_json(self) -> dict[str, int]:
+        return {"low": self.low, "high": self.high, "decimals": self.decimals}
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolGrammar:
+    """The four-block answer as a grammar; see the module's docstring for what it allows.
+
+    >>> grammar = ProtocolGrammar()
+    >>> grammar.gbnf().splitlines()[0]
+    'root ::= thinking nl payoff nl analyze nl response'
+    >>> sorted(grammar.payoff_schema()["properties"])[:2]
+    ['DQ_AQ', 'DQ_CQ']
+    """
+
+    space: StrategySpace = DEFAULT_SPACE
+    numbers: PayoffNumbers = field(default_factory=PayoffNumbers)
+    thinking_chars: int = 600
+    analyze_chars: int = 400
+    response_chars: int | None = None
+    key_order: KeyOrder = "fixed"
+    frontier: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.space, StrategySpace):
+            raise GrammarError(f"space must be a StrategySpace, got {type(self.space).__name__}")
+        if not isinstance(self.numbers, PayoffNumbers):
+            raise GrammarError(f"numbers must be PayoffNumbers, got {type(self.numbers).__name__}")
+        for name, most in (("thinking_chars", 100_000), ("analyze_chars", 4_000), ("response_chars", 100_000)):
+            value = getattr(self, name)
+            if value is None and name == "response_chars":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise GrammarError(f"{name} must be an integer from 1 to {most}, got {value!r}")
+        if self.key_order not in ("fixed", "free"):
+            raise GrammarError(f"key_order must be 'fixed' or 'free', got {self.key_order!r}")
+        if self.key_order == "free" and len(self.space.keys) > 12:
+            raise GrammarError(f"key_order='free' needs one rule per subset of keys: {len(self.space.keys)} keys are too many (at most 12)")
+
+    # The rules, shared by every rendering.
+
+    def _rules(self, stage: Stage) -> dict[str, Any]:
+        if stage not in STAGES:
+            raise GrammarError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        keys = self.space.keys
+        key = _alt(*(_Lit(k) for k in keys))
+        text = _Class(_TEXT_NOT, negated=True)
+        visible = _Class(_TEXT_NOT + _SPACE, negated=True)
+        calm = _Class(_ANALYZE_NOT, negated=True)
+        unit = _alt(_Class(_TEXT_NOT, negated=True), _seq(_Lit("<"), _Class(_TAG_STARTS, negated=True)))
+        first_unit = _alt(_Class(_TEXT_NOT + _SPACE, negated=True), _seq(_Lit("<"), _Class(_TAG_STARTS, negated=True)))
+        rest = self.response_chars - 1 if self.response_chars is not None else None
+        rules: dict[str, Any] = {
+            "thinking": _seq(_Lit("<thinking>"), _opt(_Class("\n ")), visible, _Rep(text, 0, self.thinking_chars - 1), _Lit("</thinking>")),
+            "payoff": _seq(_Lit("<payoff>"), _Ref("ws"), _Ref("matrix"), _Ref("ws"), _Lit("</payoff>")),
+            "matrix": self._matrix(),
+            "cell": _seq(_Lit('{"LLM":'), _Ref("sp"), _Ref("num"), _Lit(","), _Ref("sp"), _Lit('"user":'), _Ref("sp"), _Ref("num"), _Lit("}")),
+            "num": self.numbers.node(),
+            "key": key,
+            "tail": _Rep(calm, 0, self.analyze_chars),
+            "response": _seq(_Lit("<response>"), _opt(_Class("\n ")), first_unit, _Rep(unit, 0, rest), _Lit("</response>")),
+            "nl": _opt(_Lit("\n")),
+            "ws": _Rep(_Class("\n "), 0, 3),
+            "sp": _opt(_Lit(" ")),
+        }
+        head = [_Lit("<analyze>"), _opt(_Class("\n "))]
+        if self.frontier:
+            head += [_Lit("Pareto frontier: "), _Ref("key"), _Rep(_seq(_Lit(", "), _Ref("key")), 0, len(keys) - 1), _Lit(". ")]
+        rules["analyze"] = _seq(*head, _Ref("tail"), _Lit("Chosen key: "), _Ref("key"), _Lit("."), _Ref("tail"), _Lit("</analyze>"))
+        if self.key_order == "free":
+            rules.update(self._free_order_rules())
+        if stage == "full":
+            root = _seq(_Ref("thinking"), _Ref("nl"), _Ref("payoff"), _Ref("nl"), _Ref("analyze"), _Ref("nl"), _Ref("response"))
+        elif stage == "payoff":
+            root = _seq(_Ref("thinking"), _Ref("nl"), _Ref("payoff"))
+        else:
+            root = _seq(_Ref("tail"), _Lit("</analyze>"), _Ref("nl"), _Ref("response"))
+        return {"root": root, **rules}
+
+    def _pair(self, key: str) -> Any:
+        return _seq(_Lit(f'"{key}":'), _Ref("sp"), _Ref("cell"))
+
+    def _matrix(self) -> Any:
+        if self.key_order == "free":
+            return _seq(_Lit("{"), _Ref("ws"), _Ref(_subset_rule(self.space.keys, frozenset(self.space.keys))), _Ref("ws"), _Lit("}"))
+        pairs: list[Any] = []
+        for index, key in enumerate(self.space.keys):
+            if index:
+                pairs += [_Lit(","), _Ref("ws")]
+            pairs.append(self._pair(key))
+        return _seq(_Lit("{"), _Ref("ws"), *pairs, _Ref("ws"), _Lit("}"))
+
+    def _free_order_rules(self) -> dict[str, Any]:
+        """One rule per set of keys still to write: a key of the set, then the rest."""
+        keys = self.space.keys
+        rules: dict[str, Any] = {}
+        for remaining in _subsets(keys):
+            name = _subset_rule(keys, remaining)
+            options = []
+            for key in keys:
+                if key not in remaining:
+                    continue
+                left = remaining - {key}
+                options.append(_seq(self._pair(key), _Lit(","), _Ref("ws"), _Ref(_subset_rule(keys, left))) if left else self._pair(key))
+            rules[name] = _alt(*options)
+        return rules
+
+    # Renderings.
+
+    def gbnf(self, stage: Stage = "full") -> str:
+        """The grammar in llama.cpp's GBNF (``root`` first), which xgrammar's ``Grammar.from_ebnf``
+        and llguidance's ``gbnf`` front end read too."""
+        rules = self._rules(stage)
+        used = _reachable(rules)
+        render = _Gbnf()
+        return "".join(f"{name} ::= {render.render(rules[name])}\n" for name in rules if name in used)
+
+    def regex(self, stage: Stage = "full") -> str:
+        """The grammar as one regular expression (no look-around; Python ``re`` syntax, which the
+        regex front ends of vLLM, SGLang and Outlines read). Only for the fixed key order: a free
+        order would list every permutation of the keys."""
+        if self.key_order == "free":
+            raise GrammarError("key_order='free' has no regex form (it would list every permutation); use the GBNF grammar")
+        rules = self._rules(stage)
+        return _Regex(rules).render(rules["root"])
+
+    def payoff_schema(self) -> dict[str, Any]:
+        """A JSON schema of the payoff object alone: every key required, no others, each
+        ``{"LLM": number, "user": number}`` within the declared range (precision is not expressible
+        for every engine, so it is left to the number's own format)."""
+        number = {"type": "number", "minimum": self.numbers.low, "maximum": self.numbers.high}
+        cell = {"type": "object", "properties": {"LLM": number, "user": number}, "required": ["LLM", "user"],
+                "additionalProperties": False}
+        return {"type": "object", "properties": {key: cell for key in self.space.keys}, "required": list(self.space.keys),
+                "additionalProperties": False}
+
+    def to_json(self) -> dict[str, Any]:
+        """The options, JSON-ready (for records and logs)."""
+        return {"question_types": list(self.space.question_types), "actions": list(self.space.actions),
+                "numbers": self.numbers.to_json(), "thinking_chars": self.thinking_chars, "analyze_chars": self.analyze_chars,
+                "response_chars": self.response_chars, "key_order": self.key_order, "frontier": self.frontier}
+
+
+def _subsets(keys: Sequence[str]) -> Iterator[frozenset[str]]:
+    for mask in range(1, 1 << len(keys)):
+        yield frozenset(key for bit, key in enumerate(keys) if mask >> bit & 1)
+
+
+def _subset_rule(keys: Sequence[str], subset: frozenset[str]) -> str:
+    mask = sum(1 << bit for bit, key in enumerate(keys) if key in subset)
+    return f"pairs-{mask:x}"
+
+
+def _reachable(rules: Mapping[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    stack = ["root"]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(_refs(rules[name]))
+    return seen
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, _Ref):
+        yield node.name
+    elif isinstance(node, (_Seq, _Alt)):
+        for item in node.items:
+            yield from _refs(item)
+    elif isinstance(node, _Rep):
+        yield from _refs(node.item)
+
+
+_GBNF_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\"}
+_CLASS_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", "]": "\\]", "^": "\\^", "-": "\\-", "[": "\\["}
+
+
+def _class_char(c: str) -> str:
+    if c in _CLASS_ESCAPES:
+        return _CLASS_ESCAPES[c]
+    return c if " " <= c <= "~" else f"\\u{ord(c):04x}"
+
+
+class _Gbnf:
+    def render(self, node: Any) -> str:
+        if isinstance(node, _Lit):
+            return '"' + "".join(_GBNF_ESCAPES.get(c, c) for c in node.text) + '"'
+        if isinstance(node, _Class):
+            return _class(node)
+        if isinstance(node, _Ref):
+            return node.name
+        if isinstance(node, _Seq):
+            return " ".join(self._atom(item, in_seq=True) for item in node.items)
+        if isinstance(node, _Alt):
+            return " | ".join(self.render(item) for item in node.items)
+        if isinstance(node, _Rep):
+            return self._atom(node.item, in_seq=False) + _count(node.low, node.high)
+        raise TypeError(node)
+
+    def _atom(self, node: Any, *, in_seq: bool) -> str:
+        text = self.render(node)
+        if isinstance(node, _Alt) or (isinstance(node, _Seq) and not in_seq):
+            return f"({text})"
+        return text
+
+
+class _Regex:
+    def __init__(self, rules: Mapping[str, Any]) -> None:
+        self.rules = rules
+
+    def render(self, node: Any) -> str:
+        if isinstance(node, _Lit):
+            return re.escape(node.text)
+        if isinstance(node, _Class):
+            return _class(node)
+        if isinstance(node, _Ref):
+            return self.render(self.rules[node.name])
+        if isinstance(node, _Seq):
+            return "".join(self._atom(item) if isinstance(item, _Alt) else self.render(item) for item in node.items)
+        if isinstance(node, _Alt):
+            return "(?:" + "|".join(self.render(item) for item in node.items) + ")"
+        if isinstance(node, _Rep):
+            item = self.rules[node.item.name] if isinstance(node.item, _Ref) else node.item
+            inner = self.render(item)
+            if not (isinstance(item, _Class) or (isinstance(item, _Lit) and len(item.text) == 1)):
+                inner = f"(?:{inner})"
+            return inner + _count(node.low, node.high)
+        raise TypeError(node)
+
+    def _atom(self, node: Any) -> str:
+        text = self.render(node)
+        return text if text.startswith("(?:") else f"(?:{text})"
+
+
+def _class(node: _Class) -> str:
+    body = "".join(_class_char(c) for c in node.chars)
+    body += "".join(f"{_class_char(a)}-{_class_char(b)}" for a, b in node.ranges)
+    return f"[{'^' if node.negated else ''}{body}]"
+
+
+def _count(low: int, high: int | None) -> str:
+    if (low, high) == (0, 1):
+        return "?"
+    if high is None:
+        return "*" if low == 0 else "+" if low == 1 else f"{{{low},}}"
+    return f"{{{low}}}" if low == high else f"{{{low},{high}}}"

@@ -1,0 +1,256 @@
+"""The protocol grammar: its numbers match exactly the declared range and precision, every string it
+accepts is an answer `parse_answer` reads without problems and `paper_parse` accepts, it refuses
+the near misses, and its GBNF compiles in llama.cpp.
+
+The strings come from a sampler that walks the grammar's own rule tree (the one both renderings
+are made from) with choices drawn by hypothesis, so the property covers what any engine enforcing
+the grammar can let a model write."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gtalign.game import StrategySpace
+from gtalign.protocol import GrammarError, PayoffNumbers, ProtocolGrammar, paper_parse, parse_answer
+from gtalign.protocol import _grammar as g
+from gtalign.steering._steps import ANALYZE_OPEN
+
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.([0-9]+))?")
+
+
+def candidates() -> list[str]:
+    """Number spellings around the interesting edges: every integer in -130..130 with and without
+    fractions, leading zeros, signs, exponents and dangling points."""
+    out = []
+    for n in range(-130, 131):
+        out += [str(n), f"{n}.0", f"{n}.5", f"{n}.00", f"{n}.25", f"{n}.125", f"{n}."]
+    out += ["-0", "-0.0", "01", "00", "-01", "+1", "1e1", "1E1", ".5", "-.5", "0.05", "", "-", "1.2.3", " 1", "9.99", "10.0001"]
+    return out
+
+
+def expected(text: str, numbers: PayoffNumbers) -> bool:
+    """What the range and precision allow, written from the definition: a JSON number (no leading
+    zeros, no exponent), at most ``decimals`` places, ``low <= value <= high``."""
+    match = JSON_NUMBER.fullmatch(text)
+    if match is None:
+        return False
+    places = len(match.group(1) or "")
+    if match.group(1) is not None and numbers.decimals == 0:
+        return False
+    if text.startswith("-") and numbers.low >= 0:  # a minus sign only where negatives are allowed ("-0" then too)
+        return False
+    return places <= numbers.decimals and numbers.low <= Decimal(text) <= numbers.high
+
+
+@pytest.mark.parametrize("numbers", [
+    PayoffNumbers(), PayoffNumbers(0, 10, 1), PayoffNumbers(-5, 100, 0), PayoffNumbers(-123, -7, 2),
+    PayoffNumbers(3, 3, 1), PayoffNumbers(0, 0, 0), PayoffNumbers(-1, 119, 3), PayoffNumbers(10, 99, 1),
+])
+def test_numbers_are_exactly_the_declared_range_and_precision(numbers: PayoffNumbers) -> None:
+    pattern = re.compile(numbers.pattern())
+    wrong = [text for text in candidates() if bool(pattern.fullmatch(text)) != expected(text, numbers)]
+    assert wrong == []
+
+
+def test_the_number_pattern_of_a_small_range_reads_as_written() -> None:
+    assert PayoffNumbers(0, 15, 0).pattern() == "(?:[0-9]|1[0-5])"
+    assert PayoffNumbers(-2, 3, 0).pattern() == "(?:[0-3]|\\-[0-2])"
+
+
+# A sampler over the rule tree.
+
+WORDS = ["pick ", "not ", "never ", "choose ", "Chosen key", "chosen", "final ", "go with ", "→ ", ". ", "! ", "? ",
+         "\n", " ", "DQ_DA", "VQ_CQ", "A_B", "<", "< ", "<5", "<p>", "</div>", "</response>", "<response>", "<b",
+         "a<b", "x", "é", "日本", "\u00a0", "\u2028", "\t", "{", "}", '"', "\\", "0.5", "The answer is 4. "]
+CHARS = ["a", "Z", "0", " ", "\n", "\t", "\r", "\u00a0", "\u3000", "\u2009", "<", "/", "_", ".", "é", "→", "}", '"', "\x0b"]
+
+
+class Sampler:
+    """Draws a string of the language of a rule tree: alternatives and repetition counts by
+    hypothesis, characters of a class from a pool filtered by the class, and whole words where a
+    class is repeated (so cue words, keys and tags get tried where the class lets them through)."""
+
+    def __init__(self, rules: dict[str, Any], draw: Any) -> None:
+        self.rules, self.draw = rules, draw
+
+    def text(self, node: Any) -> str:
+        if isinstance(node, g._Lit):
+            return node.text
+        if isinstance(node, g._Class):
+            own = "" if node.negated else node.chars + "".join(map(chr, (c for a, b in node.ranges for c in range(ord(a), ord(b) + 1))))
+            options = sorted({c for c in CHARS + list(own) if self.allows(node, c)})
+            return self.draw(st.sampled_from(options))
+        if isinstance(node, g._Ref):
+            return self.text(self.rules[node.name])
+        if isinstance(node, g._Seq):
+            return "".join(self.text(item) for item in node.items)
+        if isinstance(node, g._Alt):
+            return self.text(self.draw(st.sampled_from(node.items)))
+        if isinstance(node, g._Rep):
+            return self.repeat(node)
+        raise TypeError(node)
+
+    def repeat(self, node: g._Rep) -> str:
+        high = node.high if node.high is not None else 40
+        item = self.rules[node.item.name] if isinstance(node.item, g._Ref) else node.item
+        if isinstance(item, g._Class):
+            words = [w for w in WORDS if all(self.allows(item, c) for c in w)]
+            out = ""
+            while len(out) < high and self.draw(st.booleans()):
+                piece = self.draw(st.sampled_from(words)) if words and self.draw(st.booleans()) else self.text(item)
+                if len(out) + len(piece) <= high:
+                    out += piece
+            return out + self.text(item) * max(0, node.low - len(out))
+        # Units of several characters (the response's "<" + character): whole words in their language too.
+        language = re.compile(g._Regex(self.rules).render(g._Rep(node.item, 0, None)))
+        words = [w for w in WORDS if language.fullmatch(w)]
+        count = self.draw(st.integers(node.low, min(high, node.low + 6)))
+        pieces = [self.draw(st.sampled_from(words)) if words and self.draw(st.booleans()) else self.text(node.item)
+                  for _ in range(count)]
+        while sum(map(len, pieces)) > high and len(pieces) > node.low:  # a word may be several units
+            pieces.pop()
+        return "".join(pieces) if sum(map(len, pieces)) <= high else self.text(node.item) * node.low
+
+    @staticmethod
+    def allows(node: g._Class, c: str) -> bool:
+        inside = c in node.chars or any(a <= c <= b for a, b in node.ranges)
+        return inside != node.negated
+
+
+SPACES = [StrategySpace(), StrategySpace(question_types=("DQ", "VQ", "XQ"), actions=("DA", "REFUSE"))]
+GRAMMARS = st.builds(
+    ProtocolGrammar,
+    space=st.sampled_from(SPACES),
+    numbers=st.sampled_from([PayoffNumbers(), PayoffNumbers(0, 5, 0), PayoffNumbers(-100, 100, 2)]),
+    thinking_chars=st.integers(1, 60),
+    analyze_chars=st.integers(1, 60),
+    response_chars=st.sampled_from([None, 1, 30]),
+    key_order=st.sampled_from(["fixed", "free"]),
+    frontier=st.booleans(),
+)
+
+
+def assert_reads_cleanly(text: str, grammar: ProtocolGrammar) -> None:
+    parsed = parse_answer(text, space=grammar.space)
+    assert parsed.problems == (), (text, parsed.problems)
+    assert parsed.payoff is not None and parsed.chosen_key in grammar.space.keys
+    analyze = re.search(r"Chosen key: (\w+)\.", text)
+    assert analyze is not None and parsed.chosen_key == analyze.group(1)
+    paper = paper_parse(text)
+    if grammar.space == SPACES[0]:  # the research code knows only the paper's six keys
+        assert paper.format_matches and paper.payoff is not None, text
+    values = [v for cell in json.loads(parsed.blocks["payoff"].content).values() for v in cell.values()]
+    assert all(grammar.numbers.accepts(v) for v in values)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammar=GRAMMARS, data=st.data())
+def test_every_answer_the_grammar_accepts_parses_without_problems(grammar: ProtocolGrammar, data: st.DataObject) -> None:
+    rules = grammar._rules("full")
+    text = Sampler(rules, data.draw).text(rules["root"])
+    assert_reads_cleanly(text, grammar)
+    if grammar.key_order == "fixed":
+        assert re.fullmatch(grammar.regex(), text), text
+
+
+STAGE_ONE = ('<thinking>Clear question.</thinking>\n<payoff>{"DQ_DA": {"LLM": 3, "user": 3}, "DQ_CQ": {"LLM": 1, "user": 1}, '
+             '"DQ_AQ": {"LLM": 2, "user": 2}, "VQ_DA": {"LLM": 1, "user": 1}, "VQ_CQ": {"LLM": 2, "user": 2}, '
+             '"VQ_AQ": {"LLM": 1, "user": 1}}</payoff>')
+DECISION = ("Pareto frontier: DQ_DA. With no pricing change, the sum rule within the DQ row picks DQ_DA. "
+            "Chosen key: DQ_DA.")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), frontier=st.booleans())
+def test_each_steering_stage_completes_an_answer_that_parses(data: st.DataObject, frontier: bool) -> None:
+    grammar = ProtocolGrammar(analyze_chars=50, thinking_chars=50, frontier=frontier)
+    rules = grammar._rules("payoff")
+    first = Sampler(rules, data.draw).text(rules["root"])
+    rules = grammar._rules("response")
+    second = Sampler(rules, data.draw).text(rules["root"])
+    assert re.fullmatch(grammar.regex("payoff"), first) and re.fullmatch(grammar.regex("response"), second)
+    # Stage 1 as the model writes it, then the engine's prefill, then stage 2 (as SteeringEngine joins them).
+    assert_reads_cleanly(first + ANALYZE_OPEN + DECISION + second, grammar)
+    assert_reads_cleanly(STAGE_ONE + ANALYZE_OPEN + DECISION + second, grammar)
+
+
+GOOD = (STAGE_ONE + "\n<analyze>Pareto frontier: DQ_DA. Best sum. Chosen key: DQ_DA. Done.</analyze>\n"
+        "<response>Paris; and 3 < 4.</response>")
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    (lambda t: t, None),
+    (lambda t: " " + t, "text before <thinking>"),
+    (lambda t: t + "\nmore", "text after </response>"),
+    (lambda t: t.replace("Clear question.", " "), "an empty <thinking>"),
+    (lambda t: t.replace('"LLM": 3', '"LLM": 11'), "a payoff above the range"),
+    (lambda t: t.replace('"LLM": 3', '"LLM": 3.25'), "two decimals"),
+    (lambda t: t.replace('"LLM": 3', '"LLM": 03'), "a leading zero"),
+    (lambda t: t.replace('"DQ_CQ"', '"DQ_DA"'), "a duplicate key"),
+    (lambda t: t.replace("Best sum.", "I pick VQ_CQ."), "a second key in the analysis"),
+    (lambda t: t.replace("Chosen key: DQ_DA.", "Chosen key: DQ_DA"), "the chosen key without its full stop"),
+    (lambda t: t.replace("3 < 4", "<p>3</p>"), "a tag in the response"),
+    (lambda t: t.replace("3 < 4", "</response>"), "a closing tag in the response"),
+    (lambda t: t.replace("</payoff>\n", "</payoff>\n\n"), "two newlines between blocks"),
+])
+def test_the_regex_refuses_near_misses(change: Any, why: str | None) -> None:
+    regex = ProtocolGrammar().regex()
+    assert bool(re.fullmatch(regex, change(GOOD))) is (why is None), why
+
+
+def test_free_key_order_takes_any_order_once_each() -> None:
+    grammar = ProtocolGrammar(key_order="free")
+    rules = grammar._rules("full")
+    assert sum(1 for name in rules if name.startswith("pairs-")) == 63
+    with pytest.raises(GrammarError, match="no regex form"):
+        grammar.regex()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"thinking_chars": 0}, "thinking_chars must be an integer from 1 to 100000"),
+    ({"analyze_chars": 5000}, "analyze_chars must be an integer from 1 to 4000"),
+    ({"response_chars": True}, "response_chars must be"),
+    ({"key_order": "sorted"}, "key_order must be 'fixed' or 'free'"),
+    ({"numbers": PayoffNumbers(), "space": "DQ"}, "space must be a StrategySpace"),
+])
+def test_bad_options_are_refused_by_name(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(GrammarError, match=re.escape(message)):
+        ProtocolGrammar(**options)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((5, 1, 1), "low 5 is above high 1"), ((0, 10, 5), "decimals must be 0 to 4"), ((0, 10**7, 1), "beyond 1e6"),
+    ((0.5, 1, 1), "low must be an integer"),
+])
+def test_bad_number_formats_are_refused(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(GrammarError, match=re.escape(message)):
+        PayoffNumbers(*args)
+
+
+def test_the_payoff_schema_requires_every_key_and_bounds_the_numbers() -> None:
+    schema = ProtocolGrammar(numbers=PayoffNumbers(-3, 7, 1)).payoff_schema()
+    assert schema["required"] == ["DQ_DA", "DQ_CQ", "DQ_AQ", "VQ_DA", "VQ_CQ", "VQ_AQ"]
+    assert schema["additionalProperties"] is False
+    cell = schema["properties"]["VQ_AQ"]
+    assert cell["required"] == ["LLM", "user"] and cell["properties"]["user"] == {"type": "number", "minimum": -3, "maximum": 7}
+
+
+@pytest.mark.parametrize("stage", ["full", "payoff", "response"])
+@pytest.mark.parametrize("key_order", ["fixed", "free"])
+def test_the_gbnf_compiles_in_llama_cpp(stage: Any, key_order: Any) -> None:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    grammar = ProtocolGrammar(key_order=key_order).gbnf(stage)
+    assert grammar.startswith("root ::= ")
+    assert llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) is not None
+
+
+def test_unknown_stage_is_refused() -> None:
+    with pytest.raises(GrammarError, match="stage must be one of full, payoff, response"):
+        ProtocolGrammar().gbnf("stage3")  # type: ignore[arg-type]
