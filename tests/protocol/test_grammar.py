@@ -181,7 +181,7 @@ def test_each_steering_stage_completes_an_answer_that_parses(data: st.DataObject
     assert_reads_cleanly(STAGE_ONE + ANALYZE_OPEN + DECISION + second, grammar)
 
 
-GOOD = (STAGE_ONE + "\n<analyze>Pareto frontier: DQ_DA. Best sum. Chosen key: DQ_DA. Done.</analyze>\n"
+GOOD = (STAGE_ONE + "\n<analyze>Pareto frontier: DQ_DA. Chosen key: DQ_DA. Best sum.</analyze>\n"
         "<response>Paris; and 3 < 4.</response>")
 
 
@@ -254,3 +254,14 @@ def test_the_gbnf_compiles_in_llama_cpp(stage: Any, key_order: Any) -> None:
 def test_unknown_stage_is_refused() -> None:
     with pytest.raises(GrammarError, match="stage must be one of full, payoff, response"):
         ProtocolGrammar().gbnf("stage3")  # type: ignore[arg-type]
+
+
+def test_a_constraint_names_its_grammar_and_stage() -> None:
+    from gtalign.backends import Constraint, SamplingParams
+
+    params = SamplingParams(constraint=Constraint(stage="payoff", required=True))
+    assert params.constraint is not None and params.constraint.grammar == ProtocolGrammar()
+    with pytest.raises(ValueError, match="stage must be one of full, payoff, response"):
+        Constraint(stage="middle")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must be a ProtocolGrammar"):
+        Constraint(grammar="root ::= x")  # type: ignore[arg-type]

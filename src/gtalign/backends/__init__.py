@@ -12,6 +12,8 @@ from typing import Any
 
 from gtalign.backends._base import (
     ChatBackend,
+    ConstrainingBackend,
+    Constraint,
     Generation,
     GenerationStatus,
     Message,
@@ -32,6 +34,8 @@ __all__ = [
     "SERVER_KINDS",
     "ChatBackend",
     "ChatTemplate",
+    "ConstrainingBackend",
+    "Constraint",
     "Detection",
     "EmbeddedBackend",
     "Generation",

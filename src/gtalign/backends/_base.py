@@ -14,10 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
+from gtalign.protocol import STAGES, ProtocolGrammar, Stage
+
 if TYPE_CHECKING:
     from gtalign._chat_client import TextStream
 
-__all__ = ["ChatBackend", "Generation", "GenerationStatus", "Message", "SamplingParams", "StreamingBackend", "TokenCounter"]
+__all__ = [
+    "ChatBackend", "ConstrainingBackend", "Constraint", "Generation", "GenerationStatus", "Message", "SamplingParams",
+    "StreamingBackend", "TokenCounter",
+]
 
 Message = Mapping[str, str]
 """A chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
@@ -26,11 +31,33 @@ GenerationStatus = Literal["ok", "failed", "context_overflow", "content_filter"]
 
 
 @dataclass(frozen=True, slots=True)
+class Constraint:
+    """Decode only text that ``grammar`` accepts at ``stage`` (the whole answer, or one steering
+    stage, which continues the prefill).
+
+    A backend that can enforce it does (`ConstrainingBackend`) and says how in the generation's
+    ``extra["constraint"]``; one that cannot sends the request unconstrained and says so there,
+    unless ``required`` (``--constrain on``), when the call fails with the reason instead.
+    """
+
+    grammar: ProtocolGrammar = field(default_factory=ProtocolGrammar)
+    stage: Stage = "full"
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grammar, ProtocolGrammar):
+            raise ValueError(f"constraint grammar must be a ProtocolGrammar, got {type(self.grammar).__name__}")
+        if self.stage not in STAGES:
+            raise ValueError(f"constraint stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class SamplingParams:
     """How to decode. ``temperature == 0`` means greedy; ``seed`` makes sampling repeatable.
 
     ``stop`` strings end generation; the stop string itself is not part of `Generation.text`
-    (`Generation.stop` says which one matched, when the engine reports it).
+    (`Generation.stop` says which one matched, when the engine reports it). ``constraint`` asks
+    for protocol-constrained decoding (`Constraint`).
     """
 
     max_tokens: int = 512
@@ -38,6 +65,7 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    constraint: Constraint | None = None
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -116,3 +144,13 @@ class TokenCounter(Protocol):
     worth failing a row over."""
 
     async def count_tokens(self, texts: Sequence[str]) -> list[int] | None: ...
+
+
+@runtime_checkable
+class ConstrainingBackend(Protocol):
+    """An optional capability: enforcing a `Constraint` while decoding. ``constraint_support``
+    names how this backend enforces one at ``stage`` (``"llguidance"``, ``"gbnf"``,
+    ``"vllm structured_outputs.grammar"``, ...), or returns None when it cannot (the request then
+    goes out unconstrained, or fails when the constraint is required)."""
+
+    def constraint_support(self, stage: Stage) -> str | None: ...

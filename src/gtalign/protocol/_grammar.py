@@ -14,10 +14,11 @@ What the grammar allows, and why:
 - ``<payoff>`` holds one JSON object with exactly the space's keys (in the space's order, or in any
   order with ``key_order="free"``), each ``{"LLM": n, "user": n}`` with numbers in the declared range
   and precision, written as JSON numbers (no leading zeros, no exponent).
-- ``<analyze>`` opens with ``Pareto frontier: KEY, KEY.`` (``frontier=True``), then free text, then
-  ``Chosen key: KEY.`` (the sentence steering prefills) and more free text, each stretch of free
-  text at most ``analyze_chars`` characters (at most 4,000, which keeps the parser's choice
-  heuristic within its bound).
+- ``<analyze>`` opens with ``Pareto frontier: KEY, KEY.`` (``frontier=True``) and ``Chosen key:
+  KEY.`` (the sentences steering prefills), then free text that justifies the choice, at most
+  ``analyze_chars`` characters (at most 4,000, which keeps the parser's choice heuristic within its
+  bound). The free text comes after the key, not before: an engine whose lexer is greedy (such as
+  llguidance) could not tell where free text before a fixed phrase ends.
   Its free text holds no ``<`` and no ``_``: every cell key contains ``_``, so the only keys
   ``<analyze>`` names are the frontier's and the chosen one, and the chosen key is unambiguous.
 - ``<response>`` holds text without the protocol's tags: a ``<`` is allowed when the next character
@@ -287,7 +288,7 @@ class ProtocolGrammar:
         head = [_Lit("<analyze>"), _opt(_Class("\n "))]
         if self.frontier:
             head += [_Lit("Pareto frontier: "), _Ref("key"), _Rep(_seq(_Lit(", "), _Ref("key")), 0, len(keys) - 1), _Lit(". ")]
-        rules["analyze"] = _seq(*head, _Ref("tail"), _Lit("Chosen key: "), _Ref("key"), _Lit("."), _Ref("tail"), _Lit("</analyze>"))
+        rules["analyze"] = _seq(*head, _Lit("Chosen key: "), _Ref("key"), _Lit("."), _Ref("tail"), _Lit("</analyze>"))
         if self.key_order == "free":
             rules.update(self._free_order_rules())
         if stage == "full":
