@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from gtalign._chat_client import TextStream
 
 __all__ = [
-    "ChatBackend", "ConstrainingBackend", "Constraint", "Generation", "GenerationStatus", "Message", "SamplingParams",
+    "ChatBackend", "ConstrainingBackend", "Constraint", "Generation", "constraint_record", "GenerationStatus", "Message", "SamplingParams",
     "StreamingBackend", "TokenCounter",
 ]
 
@@ -49,6 +49,13 @@ class Constraint:
             raise ValueError(f"constraint grammar must be a ProtocolGrammar, got {type(self.grammar).__name__}")
         if self.stage not in STAGES:
             raise ValueError(f"constraint stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+
+
+def constraint_record(constraint: Constraint, how: str | None, reason: str = "") -> dict[str, object]:
+    """What a backend puts in ``Generation.extra["constraint"]``: whether the constraint was
+    enforced, how (None: it went out unconstrained), at which stage, and why not."""
+    return {"enforced": how is not None, "how": how, "stage": constraint.stage, "required": constraint.required,
+            "reason": reason if how is None else ""}
 
 
 @dataclass(frozen=True, slots=True)
