@@ -391,3 +391,51 @@ def test_keep_unstructured_reads_a_lone_response_block():
     backend = _ignoring("<response>\nHello there, I can help.\n</response>\nmore")
     result = run(SteeringEngine(backend, fallback=Fallback(keep_unstructured=True)))
     assert result.response == "Hello there, I can help."
+
+
+class ConstrainingScript(ScriptedBackend):
+    """The scripted model, reporting each constrained call the way a backend that enforces the
+    grammar does (`constraint_record`)."""
+
+    async def generate(self, messages, *, prefill="", params=SamplingParams()):  # type: ignore[override]
+        from dataclasses import replace
+
+        from gtalign.backends._base import constraint_record
+
+        generation = await super().generate(messages, prefill=prefill, params=params)
+        if params.constraint is None:
+            return generation
+        return replace(generation, extra={"constraint": constraint_record(params.constraint, "scripted")})
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_constrain_asks_each_stage_for_its_grammar_and_records_it(mode: str) -> None:
+    backend = ConstrainingScript(scripted(first_stage(LLM_SHIFT_FLIPS)).script)
+    result = run(SteeringEngine(backend, "research-llm-shift", constrain=mode))  # type: ignore[arg-type]
+    assert result.status == "ok"
+    constraints = [call.params.constraint for call in backend.calls]
+    assert [(c.stage, c.required) for c in constraints if c is not None] == [("payoff", mode == "on"), ("response", mode == "on")]
+    assert all(c is not None and c.grammar.space == StrategySpace() for c in constraints)
+    records = [stage["constraint"] for stage in result.to_record()["stages"]]
+    assert [(r["stage"], r["enforced"], r["how"]) for r in records] == [("payoff", True, "scripted"), ("response", True, "scripted")]
+
+
+def test_constrain_off_sends_no_grammar_and_a_forced_response_is_free_text() -> None:
+    backend = scripted(first_stage(LLM_SHIFT_FLIPS))
+    run(SteeringEngine(backend, constrain="off"))
+    assert all(call.params.constraint is None for call in backend.calls)
+    # The model closes <analyze> but writes no <response>: the engine opens one and lets it write freely.
+    backend = scripted(first_stage(LLM_SHIFT_FLIPS), then=" Done.\n</analyze>")
+    result = run(SteeringEngine(backend, constrain="auto"))
+    assert [c.params.constraint and c.params.constraint.stage for c in backend.calls] == ["payoff", "response", None]
+    assert [s["name"] for s in result.to_record()["stages"]] == ["payoff", "continue", "response"]
+
+
+def test_constrain_options_are_checked() -> None:
+    from gtalign.protocol import ProtocolGrammar
+
+    with pytest.raises(ValueError, match="constrain must be one of off, auto, on"):
+        SteeringEngine(scripted("x"), constrain="always")  # type: ignore[arg-type]
+    other = ProtocolGrammar(space=StrategySpace(actions=("DA", "REFUSE")))
+    with pytest.raises(ValueError, match="the grammar's strategy space"):
+        SteeringEngine(scripted("x"), constrain="auto", grammar=other)

@@ -31,10 +31,11 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from gtalign._chat_client import TextStream
-from gtalign.backends._base import ChatBackend, Generation, SamplingParams, StreamingBackend
+from gtalign.backends._base import ChatBackend, Constraint, Generation, SamplingParams, StreamingBackend
 from gtalign.game import DEFAULT_SPACE, PayoffError, StrategySpace, WelfareRule, decide, welfare_rule
-from gtalign.protocol import DEFAULT_SYSTEM, build_messages, parse_answer
-from gtalign.steering._modes import DEFAULT_ON_IGNORED, IGNORED_PROTOCOL, IgnoredProtocol
+from gtalign.protocol import DEFAULT_SYSTEM, ProtocolGrammar, build_messages, parse_answer
+from gtalign.protocol import Stage as GrammarStage
+from gtalign.steering._modes import CONSTRAIN_MODES, DEFAULT_ON_IGNORED, IGNORED_PROTOCOL, ConstrainMode, IgnoredProtocol
 from gtalign.steering._policy import PolicySpec, PricingPolicy, check_policy, load_policy
 from gtalign.steering._result import FallbackEvent, Stage, StageName, SteeringResult
 from gtalign.steering._steps import (
@@ -119,7 +120,7 @@ class Fallback:
 
 
 def _params(base: SamplingParams, stop: str, max_tokens: int, *, temperature: float | None = None,
-            seed: int | None = None, also: tuple[str, ...] = ()) -> SamplingParams:
+            seed: int | None = None, also: tuple[str, ...] = (), constraint: Constraint | None = None) -> SamplingParams:
     stops = tuple(dict.fromkeys((stop, *also, *base.stop)))
     return SamplingParams(
         max_tokens=max(1, max_tokens),
@@ -127,6 +128,7 @@ def _params(base: SamplingParams, stop: str, max_tokens: int, *, temperature: fl
         top_p=base.top_p,
         seed=base.seed if seed is None else seed,
         stop=stops,
+        constraint=constraint,
     )
 
 
@@ -176,6 +178,10 @@ class SteeringEngine:
     first-stage attempt may use all of it, and each continuation gets what the stages before it
     left, at least `MIN_CONTINUATION_TOKENS`.
     ``system``: the system message of prompts built from a question string.
+    ``constrain``: protocol-constrained decoding of each stage (`ProtocolGrammar` stages ``payoff``
+    and ``response``): ``off``; ``auto``, enforced wherever the backend can (elsewhere the stage
+    goes out unconstrained, and its record says so); ``on``, a stage the backend cannot constrain
+    fails. ``grammar`` sets the grammar's options (default: `ProtocolGrammar` over ``space``).
 
     The engine holds no per-answer state: one engine may serve concurrent ``run`` calls.
     """
@@ -190,7 +196,15 @@ class SteeringEngine:
         fallback: Fallback = Fallback(),
         space: StrategySpace = DEFAULT_SPACE,
         system: str | None = DEFAULT_SYSTEM,
+        constrain: ConstrainMode = "off",
+        grammar: ProtocolGrammar | None = None,
     ) -> None:
+        if constrain not in CONSTRAIN_MODES:
+            raise ValueError(f"constrain must be one of {', '.join(CONSTRAIN_MODES)}, got {constrain!r}")
+        if grammar is not None and grammar.space != space:
+            raise ValueError(f"the grammar's strategy space {grammar.space.keys} is not the engine's {space.keys}")
+        self.constrain = constrain
+        self.grammar = grammar if grammar is not None else ProtocolGrammar(space=space)
         self.backend = backend
         self.space = space
         self.rule = welfare_rule(rule)
@@ -199,6 +213,12 @@ class SteeringEngine:
         self.system = system
         fallback.check(space)
         self.policy = self._policy(policy)
+
+    def constraint(self, stage: GrammarStage) -> Constraint | None:
+        """The constraint of one stage's calls under this engine's ``constrain`` mode."""
+        if self.constrain == "off":
+            return None
+        return Constraint(self.grammar, stage, required=self.constrain == "on")
 
     def _policy(self, policy: PolicySpec) -> PricingPolicy:
         loaded = load_policy(policy)
@@ -325,6 +345,7 @@ class _Run:
                 tokens_in=generation.tokens_in, tokens_out=generation.tokens_out,
                 latency=generation.latency, wall=wall, status=generation.status, reason=generation.reason,
                 max_tokens=params.max_tokens, temperature=params.temperature, seed=params.seed,
+                constraint=generation.extra.get("constraint") if params.constraint is not None else None,  # type: ignore[arg-type]
             )
         )
 
@@ -404,6 +425,7 @@ class _Run:
             greedy = params.temperature == 0
             temperature = fallback.retry_temperature if attempt and greedy else params.temperature
             stage_params = _params(params, PAYOFF_CLOSE, params.max_tokens, temperature=temperature,
+                                   constraint=engine.constraint("payoff"),
                                    seed=self._seed(attempt), also=(RESPONSE_CLOSE,))
             generation, wall = await self._call("", stage_params)
             if not generation.ok:
@@ -501,7 +523,9 @@ class _Run:
                         response: ResponseText) -> _Written | str:
         """One continuation of ``prefill`` up to ``</response>``; a string says why it failed."""
         params = self.engine.params
-        stage_params = _params(params, RESPONSE_CLOSE, self._budget(used), temperature=params.temperature, seed=seed)
+        constraint = self.engine.constraint("response") if name == "continue" else None  # a forced <response> is free text
+        stage_params = _params(params, RESPONSE_CLOSE, self._budget(used), temperature=params.temperature, seed=seed,
+                               constraint=constraint)
         generation, wall = await self._call(prefill, stage_params, response)
         if not generation.ok:
             self._stage(name, 0, prefill, "", generation, wall, stage_params)

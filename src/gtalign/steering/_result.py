@@ -50,6 +50,7 @@ class Stage:
     max_tokens: int
     temperature: float
     seed: int | None
+    constraint: Mapping[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class Stage:
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "seed": self.seed,
+            "constraint": None if self.constraint is None else dict(self.constraint),
         }
 
 
