@@ -135,3 +135,21 @@ def test_chat_sees_the_response_as_it_is_written():
     result = asyncio.run(chat._steer(backend, options, messages, load_policy("none"), seen.append))
     assert len(seen) > 1 and seen[-1] == result.response == "Paris [bold]. Want its population too?"
     assert all(later.startswith(earlier) for earlier, later in zip(seen, seen[1:], strict=False))
+
+
+def test_chat_constrain_asks_the_backend_for_the_grammar(monkeypatch, capsys):
+    made: list[ScriptedBackend] = []
+
+    def build(spec, model=None, server_kind="auto"):
+        made.append(ScriptedBackend(lambda m, prefill: CONTINUATION if prefill else first_stage(LLM_SHIFT_FLIPS)))
+        return made[-1]
+
+    monkeypatch.setattr(chat, "build_backend", build)
+    assert main(["chat", "Capital of France?", "--json", "--constrain", "on"]) == 0
+    stages = [(c.params.constraint.stage, c.params.constraint.required) for c in made[0].calls if c.params.constraint]
+    assert stages == [("payoff", True), ("response", True)]
+    assert main(["chat", "Capital of France?", "--json"]) == 0
+    assert all(c.params.constraint is None for c in made[1].calls)  # off by default
+    capsys.readouterr()
+    assert main(["chat", "Q", "--constrain", "always"]) == 2
+    assert "invalid choice: 'always'" in capsys.readouterr().err

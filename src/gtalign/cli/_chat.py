@@ -87,6 +87,10 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                           help="when the model ignores the four-block protocol (%(choices)s): retry once then take the "
                           "default action, take the default action at once, or keep its own answer unsteered "
                           "(default: %(default)s)")
+    steering.add_argument("--constrain", default="off", choices=_modes.CONSTRAIN_MODES, metavar="MODE",
+                          help="protocol-constrained decoding (%(choices)s): off; auto, each stage decoded under the "
+                          "protocol's grammar wherever the backend can enforce one (the record says where it could "
+                          "not); on, a stage the backend cannot constrain fails (default: %(default)s)")
     model = parser.add_argument_group("model")
     model.add_argument(
         "--backend", default="embedded", metavar="embedded|URL",
@@ -119,6 +123,7 @@ class ChatOptions:
     pricing_params: Mapping[str, Any] = field(default_factory=dict)
     rule: str = "sum"
     on_ignored: str = _modes.DEFAULT_ON_IGNORED
+    constrain: str = "off"
     backend: str = "embedded"
     model: str | None = None
     server_kind: str = "auto"
@@ -132,7 +137,7 @@ def options_from_args(args: argparse.Namespace) -> ChatOptions:
     params = yaml_params(args.pricing_param)
     return ChatOptions(
         question=args.question, conversation=args.conversation, as_is=args.as_is, pricing=args.pricing,
-        pricing_params=params, rule=args.rule, on_ignored=args.on_ignored, backend=args.backend, model=args.model, server_kind=args.server_kind,
+        pricing_params=params, rule=args.rule, on_ignored=args.on_ignored, constrain=args.constrain, backend=args.backend, model=args.model, server_kind=args.server_kind,
         max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, json=args.json,
     )
 
@@ -224,7 +229,8 @@ async def _steer(backend: ChatBackend, options: ChatOptions, messages: list[dict
     params = SamplingParams(max_tokens=options.max_tokens, temperature=options.temperature, seed=options.seed)
     try:
         engine = SteeringEngine(backend, policy, rule=options.rule, params=params,
-                                fallback=Fallback.when_ignored(options.on_ignored))  # type: ignore[arg-type]
+                                fallback=Fallback.when_ignored(options.on_ignored),  # type: ignore[arg-type]
+                                constrain=options.constrain)  # type: ignore[arg-type]
         if on_text is None:
             return await engine.run(messages)
         written = ""
