@@ -22,6 +22,27 @@ asks the server once per backend with cheap GET probes (`HTTPBackend.server_kind
 `HTTPBackend.count_tokens` counts with the server's own tokenizer where its kind has a tokenize
 endpoint (`gtalign.backends._tokenize`).
 
+A `Constraint` in `SamplingParams.constraint` (protocol-constrained decoding) goes out in the field
+each kind reads (`HTTPBackend.constraint_support` names it; the request body is otherwise the same):
+
+==================== =====================================================================
+kind                 constraint field
+==================== =====================================================================
+``vllm``             ``structured_outputs: {"grammar": GBNF}`` from 0.12 (or an unknown
+                     version); ``guided_grammar`` before 0.12, which dropped it silently
+``sglang``           ``ebnf`` (GBNF, read by its xgrammar backend)
+``llama.cpp``        ``grammar`` (llama-server's GBNF)
+``llama-cpp-python`` ``grammar`` (its server compiles it with ``LlamaGrammar.from_string``)
+``ollama``           payoff stage only: ``response_format: {"type": "json_schema", ...}``
+                     with the payoff's JSON schema, which Ollama's OpenAI endpoint turns into
+                     its ``format``; Ollama constrains JSON only (see `OLLAMA_JSON_ONLY`)
+``openai``           none: sent unconstrained
+==================== =====================================================================
+
+A kind that cannot enforce the stage sends the request unconstrained, or, when the constraint is
+``required``, sends nothing and fails with the reason. Each `Generation` of a constrained call says
+which in ``extra["constraint"]`` (`constraint_record`).
+
 Whatever the server does, `Generation.text` is only the new text: a reply that repeats a whole
 prefill of at least 16 characters is taken as an echo and the repeat is dropped (shorter prefills
 are left alone, since a real continuation could begin the same way), and text from a stop string
@@ -32,10 +53,13 @@ on is cut even if the server let it through. Server trouble never raises: it bec
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import os
+import re
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -43,12 +67,14 @@ from typing import Any, Literal
 import httpx
 
 from gtalign._chat_client import ChatClient, ChatResult, ClientConfig, Endpoint, Sleep, TextStream, merge_client_config
-from gtalign.backends._base import Generation, Message, SamplingParams
+from gtalign.backends._base import Constraint, Generation, Message, SamplingParams, constraint_record
 from gtalign.backends._tokenize import TOKENIZE, ServerTokenizer
+from gtalign.protocol import ProtocolGrammar, Stage
 
 __all__ = [
     "CONTINUATION",
     "EMULATED_CONTINUATION_PROMPT",
+    "OLLAMA_JSON_ONLY",
     "SERVER_KINDS",
     "ChatTemplate",
     "Continuation",
@@ -80,6 +106,18 @@ EMULATED_CONTINUATION_PROMPT = (
 )
 """The user turn sent after the partial assistant message when the server cannot continue one."""
 
+OLLAMA_JSON_ONLY = (
+    "Ollama constrains JSON only (its format, from response_format json_schema): the payoff stage is held to the "
+    "payoff's JSON schema, so the model writes that JSON object alone, without the <thinking> block and the "
+    "<payoff> tags around it"
+)
+"""Logged (once per backend) when an Ollama payoff stage is constrained: what is enforced there."""
+
+_VLLM_STRUCTURED_OUTPUTS = (0, 12)
+"""vLLM 0.12 removed the ``guided_*`` request fields (ignored silently since), leaving ``structured_outputs``."""
+
+_log = logging.getLogger("gtalign.backends.http")
+
 _ECHO_MIN = 16
 _SENTINEL = "GTALIGN_PREFILL_SENTINEL_5f1c"
 # ``owned_by`` in /v1/models, as each server sets it for itself.
@@ -90,10 +128,12 @@ _OWNERS: Mapping[str, ServerKind] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """Which kind of server answers, and the evidence (or ``set by the caller``)."""
+    """Which kind of server answers, and the evidence (or ``set by the caller``); ``version`` as the
+    server reports it where its kind's request fields depend on it (vLLM), else None."""
 
     kind: ServerKind
     evidence: str
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +203,20 @@ class ChatTemplate:
 
 
 class _Unavailable(Exception):
-    """A call that cannot be sent (server kind unknown, no chat template); its text is the reason."""
+    """A call that cannot be sent (server kind unknown, no chat template, a required constraint the
+    server cannot enforce); its text is the reason, ``constraint`` the record of a constrained call."""
+
+    def __init__(self, reason: str, constraint: Mapping[str, object] | None = None) -> None:
+        super().__init__(reason)
+        self.constraint = constraint
+
+
+def _unavailable_generation(exc: _Unavailable, params: SamplingParams, latency: float) -> Generation:
+    record = exc.constraint
+    if record is None and params.constraint is not None:
+        record = constraint_record(params.constraint, None, f"not sent: {exc}")
+    return Generation("", "error", status="failed", reason=str(exc), latency=latency,
+                      extra={} if record is None else {"constraint": record})
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +226,52 @@ class _Request:
     kind: ServerKind
     continuation: Continuation | None
     template: str | None = None
+    constraint: Mapping[str, object] | None = None
+
+
+def _vllm_version(version: str | None) -> tuple[int, int] | None:
+    match = re.match(r"v?(\d+)\.(\d+)", version or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _constraint_support(detection: Detection, stage: Stage) -> tuple[str | None, str]:
+    """How this server enforces a constraint at ``stage`` (None: it cannot) and, if not, why."""
+    kind = detection.kind
+    if kind == "vllm":
+        version = _vllm_version(detection.version)
+        old = version is not None and version < _VLLM_STRUCTURED_OUTPUTS
+        return ("vllm guided_grammar" if old else "vllm structured_outputs.grammar"), ""
+    if kind == "sglang":
+        return "sglang ebnf", ""
+    if kind == "llama.cpp":
+        return "llama-server grammar", ""
+    if kind == "llama-cpp-python":
+        return "llama-cpp-python grammar", ""
+    if kind == "ollama":
+        if stage == "payoff":
+            return "ollama response_format json_schema (payoff JSON only)", ""
+        return None, f"Ollama constrains JSON only (format / response_format json_schema), not a grammar, and the {stage} stage is not JSON"
+    return None, f"a plain OpenAI-compatible server takes no grammar in its requests ({detection.evidence})"
+
+
+@functools.lru_cache(maxsize=64)
+def _gbnf(grammar: ProtocolGrammar, stage: Stage) -> str:
+    return grammar.gbnf(stage)
+
+
+def _constraint_fields(how: str, constraint: Constraint) -> dict[str, Any]:
+    """The request fields that carry ``constraint`` the way ``how`` names."""
+    if how.startswith("ollama"):
+        schema = {"name": "payoff", "schema": constraint.grammar.payoff_schema(), "strict": True}
+        return {"response_format": {"type": "json_schema", "json_schema": schema}}
+    gbnf = _gbnf(constraint.grammar, constraint.stage)
+    if how == "vllm structured_outputs.grammar":
+        return {"structured_outputs": {"grammar": gbnf}}
+    if how == "vllm guided_grammar":
+        return {"guided_grammar": gbnf}
+    if how == "sglang ebnf":
+        return {"ebnf": gbnf}
+    return {"grammar": gbnf}
 
 
 @dataclass
@@ -300,6 +399,7 @@ class HTTPBackend:
         self._tokenizer = tokenizer
         self._template: ChatTemplate | str | None = tokenizer if isinstance(tokenizer, ChatTemplate) else None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._logged: set[str] = set()
         self._locks_loop: asyncio.AbstractEventLoop | None = None
         key = self.config.api_key()
         self._tokenizer_endpoint = ServerTokenizer(
@@ -350,7 +450,7 @@ class HTTPBackend:
         try:
             request = await self._request(messages, prefill, params)
         except _Unavailable as exc:
-            return Generation("", "error", status="failed", reason=str(exc), latency=time.perf_counter() - started)
+            return _unavailable_generation(exc, params, time.perf_counter() - started)
         result = await self._client.send(request.path, request.payload)
         text_filter = _TextFilter(prefill, params.stop)
         if result.ok:
@@ -372,6 +472,14 @@ class HTTPBackend:
         ``text`` empty, as for every failure): the deltas already yielded cannot be recalled.
         """
         return TextStream(self._stream_source(messages, prefill, params))
+
+    def constraint_support(self, stage: Stage) -> str | None:
+        """How this server enforces a `Constraint` at ``stage`` (the request field, e.g. ``"sglang
+        ebnf"``), or None where it cannot; also None while the kind is not known yet (``kind="auto"``
+        before the first call: `prepare` or `server_kind` detects it)."""
+        if self._detection is None:
+            return None
+        return _constraint_support(self._detection, stage)[0]
 
     async def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
         """Each text's token count by the server's tokenizer (no special tokens added), or None
@@ -407,7 +515,7 @@ class HTTPBackend:
         try:
             request = await self._request(messages, prefill, params)
         except _Unavailable as exc:
-            yield Generation("", "error", status="failed", reason=str(exc), latency=time.perf_counter() - started)
+            yield _unavailable_generation(exc, params, time.perf_counter() - started)
             return
         text_filter = _TextFilter(prefill, params.stop)
         result: ChatResult | None = None
@@ -442,6 +550,8 @@ class HTTPBackend:
             extra["chat_template"] = request.template
         if text_filter.echoed:
             extra["echo_stripped"] = True
+        if request.constraint is not None:
+            extra["constraint"] = request.constraint
         if not result.ok:
             return Generation(
                 "", "error", status=result.status, reason=result.reason,
@@ -460,15 +570,19 @@ class HTTPBackend:
 
     async def _request(self, messages: Sequence[Message], prefill: str, params: SamplingParams) -> _Request:
         """The request body for this server kind (detecting the kind first when needed)."""
-        kind = (await self._detect()).kind
+        detection = await self._detect()
+        kind = detection.kind
+        constraint, record = self._constrain(detection, params.constraint)
         conversation: list[dict[str, Any]] = [dict(m) for m in messages]
         sampling: dict[str, Any] = {"max_tokens": params.max_tokens, "temperature": params.temperature, "top_p": params.top_p}
         if params.seed is not None:
             sampling["seed"] = params.seed
         if params.stop:
             sampling["stop"] = list(params.stop)
+        sampling.update(constraint)
         if not prefill:
-            return _Request("/chat/completions", {"model": self.model, "messages": conversation, **sampling}, kind, None)
+            return _Request("/chat/completions", {"model": self.model, "messages": conversation, **sampling}, kind, None,
+                            constraint=record)
         continuation = CONTINUATION[kind]
         if continuation == "client_template":
             template = await self._chat_template()
@@ -478,14 +592,38 @@ class HTTPBackend:
                 refused = f"the chat template of {template.source} cannot render this conversation: {type(exc).__name__}: {exc}"
                 raise _Unavailable(refused) from exc
             payload = {"model": self.model, "prompt": prompt, **sampling}
-            return _Request("/completions", payload, kind, continuation, template.source)
+            return _Request("/completions", payload, kind, continuation, template.source, record)
         conversation.append({"role": "assistant", "content": prefill})
         flags: dict[str, Any] = {}
         if continuation == "continue_final_message":
             flags = {"continue_final_message": True, "add_generation_prompt": False}
         elif continuation == "emulated":
             conversation.append({"role": "user", "content": EMULATED_CONTINUATION_PROMPT})
-        return _Request("/chat/completions", {"model": self.model, "messages": conversation, **sampling, **flags}, kind, continuation)
+        return _Request("/chat/completions", {"model": self.model, "messages": conversation, **sampling, **flags}, kind,
+                        continuation, constraint=record)
+
+    def _constrain(
+        self, detection: Detection, constraint: Constraint | None
+    ) -> tuple[dict[str, Any], Mapping[str, object] | None]:
+        """The request fields for ``constraint`` on this server and its record; raises `_Unavailable`
+        (nothing is sent) when it is required and this server cannot enforce it."""
+        if constraint is None:
+            return {}, None
+        how, reason = _constraint_support(detection, constraint.stage)
+        if how is None:
+            if constraint.required:
+                refused = f"the constraint is required but this {detection.kind} server cannot enforce it: {reason}; no request was sent"
+                raise _Unavailable(refused, constraint_record(constraint, None, refused))
+            self._log_once(f"{detection.kind} {constraint.stage}", f"constrained decoding is off for the {constraint.stage} stage: {reason}")
+            return {}, constraint_record(constraint, None, f"sent unconstrained: {reason}")
+        if detection.kind == "ollama":
+            self._log_once("ollama json", OLLAMA_JSON_ONLY)
+        return _constraint_fields(how, constraint), constraint_record(constraint, how)
+
+    def _log_once(self, key: str, message: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            _log.warning("%s: %s", self.config.base_url, message)
 
     def _lock(self, name: str) -> asyncio.Lock:
         """A lock of the running loop (an asyncio.Lock cannot be shared between loops)."""
@@ -503,7 +641,17 @@ class HTTPBackend:
         return self._detection
 
     async def _probe(self) -> Detection:
-        """Ask the server what it is: its own endpoints first, then who owns its models."""
+        """Ask the server what it is (`_identify`), with vLLM's version, on which its request fields depend."""
+        detection, probes = await self._identify()
+        if detection.kind == "vllm":
+            answer = probes["vllm"].data if probes["vllm"].ok else None
+            version = answer.get("version") if isinstance(answer, dict) else None
+            if isinstance(version, str):
+                detection = replace(detection, version=version)
+        return detection
+
+    async def _identify(self) -> tuple[Detection, dict[str, Any]]:
+        """The kind from the server's own endpoints first, then who owns its models; and every probe's answer."""
         root = _root_url(self.config.base_url)
         urls = {
             "models": "/models",
@@ -521,17 +669,17 @@ class HTTPBackend:
             )
         owner = _owned_by(probes["models"].data) if probes["models"].ok else None
         if owner is not None and owner in _OWNERS:
-            return Detection(_OWNERS[owner], f"GET {self.config.base_url}/models lists owned_by {owner!r}")
+            return Detection(_OWNERS[owner], f"GET {self.config.base_url}/models lists owned_by {owner!r}"), probes
         if probes["props"].ok and _has(probes["props"].data, "default_generation_settings", "total_slots"):
-            return Detection("llama.cpp", f"GET {root}/props answers like llama.cpp's llama-server")
+            return Detection("llama.cpp", f"GET {root}/props answers like llama.cpp's llama-server"), probes
         if probes["sglang"].ok and _has(probes["sglang"].data, "model_path"):
-            return Detection("sglang", f"GET {root}/get_model_info answers like SGLang")
+            return Detection("sglang", f"GET {root}/get_model_info answers like SGLang"), probes
         if probes["ollama"].ok and _has(probes["ollama"].data, "version"):
-            return Detection("ollama", f"GET {root}/api/version answers like Ollama")
+            return Detection("ollama", f"GET {root}/api/version answers like Ollama"), probes
         if probes["vllm"].ok and _has(probes["vllm"].data, "version"):
-            return Detection("vllm", f"GET {root}/version answers like vLLM")
+            return Detection("vllm", f"GET {root}/version answers like vLLM"), probes
         seen = f"owned_by {owner!r}" if owner else "no owned_by"
-        return Detection("openai", f"no probe matched a known server kind ({seen}); treated as a plain OpenAI-compatible server")
+        return Detection("openai", f"no probe matched a known server kind ({seen}); treated as a plain OpenAI-compatible server"), probes
 
     async def _chat_template(self) -> ChatTemplate:
         if isinstance(self._template, ChatTemplate):

@@ -15,8 +15,11 @@ in words. With ``kind`` it impersonates one server kind: it answers that kind's 
 ``/get_model_info`` for SGLang, its ``owned_by`` in ``/v1/models``), treats a trailing assistant
 message the way that server does (`FakeRequest.prefill`: continued or a new turn), and reports the
 matched stop string where that server does (vLLM ``stop_reason``, SGLang ``matched_stop``,
-llama.cpp ``stopping_word`` as ``llama-server --verbose`` does). A ``/v1/completions`` prompt in
-ChatML is read back into messages and a partial assistant turn.
+llama.cpp ``stopping_word`` as ``llama-server --verbose`` does), and reports ``version`` where that
+server does (vLLM ``/version``, Ollama ``/api/version``, SGLang ``/get_server_info``), since a
+client may choose request fields by it. A ``/v1/completions`` prompt in ChatML is read back into
+messages and a partial assistant turn. Every request body is kept as received
+(`FakeRequest.body` in ``received``), so a test can check exactly which fields a client sent.
 
 Start it in the running event loop (``async with FakeOpenAI(script) as server``) or in its own
 thread (``with FakeOpenAI(script) as server``, for synchronous code). It listens on 127.0.0.1 only,
@@ -43,6 +46,9 @@ __all__ = ["FAKE_KINDS", "FakeKind", "FakeOpenAI", "FakeRequest", "Fault", "Repl
 Fault = Literal["rate_limit", "server_error", "hang", "garbage", "drop", "overflow", "content_filter"]
 FakeKind = Literal["vllm", "sglang", "llama.cpp", "ollama", "llama-cpp-python", "openai"]
 FAKE_KINDS: tuple[FakeKind, ...] = ("vllm", "sglang", "llama.cpp", "ollama", "llama-cpp-python", "openai")
+
+_VERSIONS: dict[FakeKind, str] = {"vllm": "0.11.0", "ollama": "0.12.6", "sglang": "0.5.0"}
+"""The version each kind reports unless ``version`` is given."""
 
 _OWNED_BY: dict[FakeKind | None, str] = {
     None: "gtalign-testing",
@@ -187,6 +193,7 @@ class FakeOpenAI:
     kind: the server kind to impersonate (None: a generic server that continues a trailing
         assistant message and answers no probes).
     echo_prefill: answer with the continued prefill followed by the new text, as some servers do.
+    version: the version the impersonated server reports (None: a fixed one per kind).
     port: the loopback port to listen on (0: a free one), e.g. one that refused connections
         before, to test a client against a server that comes back.
 
@@ -206,6 +213,7 @@ class FakeOpenAI:
         model: str = "fake-judge",
         kind: FakeKind | None = None,
         echo_prefill: bool = False,
+        version: str | None = None,
         port: int = 0,
     ) -> None:
         if not 0 <= port <= 65535:
@@ -221,6 +229,7 @@ class FakeOpenAI:
         self.model = model
         self.kind: FakeKind | None = kind
         self.echo_prefill = echo_prefill
+        self.version = version
         self.probes: list[str] = []
         self.requests = 0
         self.in_flight = 0
@@ -384,6 +393,7 @@ class FakeOpenAI:
     def _probe_answer(self, path: str) -> dict[str, Any] | None:
         """What the impersonated server answers to a GET at its root (None: 404)."""
         kind, model = self.kind, self.model
+        version = self.version or (_VERSIONS.get(kind, "0.0.0") if kind is not None else "0.0.0")
         if path == "/health" and kind in ("llama.cpp", "vllm", "sglang"):
             return {"status": "ok"}
         if kind == "llama.cpp" and path == "/props":
@@ -395,15 +405,15 @@ class FakeOpenAI:
                 "build_info": "b0000-fake",
             }
         if kind == "ollama" and path == "/api/version":
-            return {"version": "0.12.6"}
+            return {"version": version}
         if kind == "ollama" and path == "/api/tags":
             return {"models": [{"name": model, "model": model}]}
         if kind == "vllm" and path == "/version":
-            return {"version": "0.11.0"}
+            return {"version": version}
         if kind == "sglang" and path == "/get_model_info":
             return {"model_path": model, "tokenizer_path": model, "is_generation": True}
         if kind == "sglang" and path in ("/get_server_info", "/server_info"):
-            return {"model_path": model, "version": "0.5.0"}
+            return {"model_path": model, "version": version}
         return None
 
     @staticmethod
