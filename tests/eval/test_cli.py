@@ -154,3 +154,14 @@ def test_a_bad_config_file_exits_2_naming_the_file_and_key(tmp_path: Path, capsy
     assert message in capsys.readouterr().err
     assert main(["eval", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "run")]) == 2
     assert "cannot read the config file" in capsys.readouterr().err
+
+
+def test_constrain_is_an_answer_setting_on_the_command_line() -> None:
+    from gtalign.cli._eval import config_from_args
+
+    parse = build_parser().parse_args
+    config = config_from_args(parse(["eval", "--benchmark", "sample", "--backend", "embedded", "--preset", "paper",
+                                     "--judge", "rule", "--constrain", "auto", "--out", "o"]))
+    assert config.constrain == "auto" and config.to_json()["constrain"] == "auto"
+    assert config_from_args(parse(["eval", "--benchmark", "sample", "--backend", "embedded", "--preset", "paper",
+                                   "--judge", "rule", "--out", "o"])).constrain == "off"

@@ -261,3 +261,42 @@ def test_the_judge_is_warmed_up_at_run_start_only_when_a_row_needs_maths(tmp_pat
         assert judge.warmed == 1
     finally:
         judge.close()
+
+
+def test_constrain_asks_the_backend_for_the_whole_answers_grammar_and_the_record_keeps_its_reply(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from gtalign.backends._base import constraint_record
+
+    inner = scripted()
+
+    class Enforcing:  # the scripted model, reporting constrained calls as an enforcing backend does
+        name, model, calls = inner.name, inner.model, inner.calls
+
+        async def generate(self, messages, *, prefill="", params=None):
+            generation = await inner.generate(messages, prefill=prefill, params=params)
+            return replace(generation, extra={"constraint": constraint_record(params.constraint, "scripted")})
+
+        async def aclose(self) -> None:
+            return None
+
+    backend = Enforcing()
+    config = EvalConfig(("fake",), backend="scripted", constrain="on")
+    judge = RuleJudge()
+    try:
+        run_eval(config, tmp_path / "run", rows=rows(2), backend=backend, judge=judge)
+    finally:
+        judge.close()
+    assert {(c.params.constraint.stage, c.params.constraint.required) for c in backend.calls} == {("full", True)}
+    records = read_run_log(tmp_path / "run").records
+    assert [r.constraint["how"] for r in records] == ["scripted", "scripted"]
+    assert config.to_json()["constrain"] == "on"
+    assert "constrain" not in EvalConfig(("fake",)).to_json()  # off keeps every older run's config hash
+
+
+def test_constrained_steering_asks_each_stage(tmp_path: Path, judge: RuleJudge) -> None:
+    backend = scripted()
+    config = EvalConfig(("fake",), backend="scripted", steer=True, constrain="auto")
+    run_eval(config, tmp_path / "run", rows=rows(1), backend=backend, judge=judge)
+    stages = [c.params.constraint.stage for c in backend.calls if c.params.constraint is not None]
+    assert stages[:2] == ["payoff", "response"] and all(not c.params.constraint.required for c in backend.calls if c.params.constraint)

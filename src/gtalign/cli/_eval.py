@@ -105,6 +105,10 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     model.add_argument("--temperature", type=non_negative_float, metavar="T",
                        help="sampling temperature (default: 0, greedy, for one epoch; 0.7 with --epochs above 1)")
     model.add_argument("--epochs", type=positive_int, metavar="K", help="answers per prompt (default: 1)")
+    model.add_argument("--constrain", choices=_modes.CONSTRAIN_MODES, metavar="MODE",
+                       help="protocol-constrained decoding (%(choices)s) of the one-pass answer or of each steering stage: "
+                       "auto where the backend can enforce the grammar (each record says whether it did), on to fail "
+                       "rows it cannot (default: off)")
     model.add_argument("--answers-from", metavar="RUN_DIR",
                        help="score the answers of the run in RUN_DIR instead of generating (the model is not called); "
                        "its settings are taken, so give only --preset, --judge and --out")
@@ -144,7 +148,7 @@ _ANSWER_FLAGS = {
     "benchmarks": "--benchmark", "data": "--data", "limit": "--limit", "seed": "--seed", "sources": "--source",
     "prompt": "--prompt", "split": "--split", "backend": "--backend", "model": "--model", "max_tokens": "--max-tokens",
     "temperature": "--temperature", "epochs": "--epochs", "steer": "--steer", "pricing": "--pricing",
-    "pricing_params": "--pricing-param", "rule": "--rule", "on_ignored": "--on-ignored",
+    "pricing_params": "--pricing-param", "rule": "--rule", "on_ignored": "--on-ignored", "constrain": "--constrain",
 }
 """The flag of each answer setting (`gtalign.eval.ANSWER_SETTINGS`): those a --answers-from run takes from its source."""
 
@@ -158,7 +162,7 @@ def _answer_settings(args: argparse.Namespace) -> dict[str, Any]:
         "split": args.split, "backend": args.backend, "model": args.model, "max_tokens": args.max_tokens,
         "temperature": args.temperature, "epochs": args.epochs, "steer": args.steer, "pricing": args.pricing,
         "pricing_params": yaml_params(args.pricing_param) if args.pricing_param else None, "rule": args.rule,
-        "on_ignored": args.on_ignored,
+        "on_ignored": args.on_ignored, "constrain": args.constrain,
     }
     return {key: value for key, value in values.items() if value is not None}
 

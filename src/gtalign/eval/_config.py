@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from gtalign.eval._log import config_hash
-from gtalign.steering._modes import DEFAULT_ON_IGNORED, IGNORED_PROTOCOL
+from gtalign.steering._modes import CONSTRAIN_MODES, DEFAULT_ON_IGNORED, IGNORED_PROTOCOL
 
 __all__ = [
     "ANSWER_SETTINGS", "CONFIG_LABELS", "EvalConfig", "EvalSetupError", "SAMPLED_TEMPERATURE", "read_eval_settings",
@@ -38,7 +38,7 @@ copies of one answer, which gives no spread."""
 CONFIG_LABELS = ("name", "answers_from")
 """Keys of the header's config that label the run without changing a record (not hashed)."""
 ANSWER_SETTINGS = ("benchmarks", "data", "limit", "seed", "sources", "prompt", "split", "backend", "model", "max_tokens",
-                   "temperature", "epochs", "steer", "pricing", "pricing_params", "rule", "on_ignored")
+                   "temperature", "epochs", "steer", "pricing", "pricing_params", "rule", "on_ignored", "constrain")
 """The settings that determine a run's answers: a run with ``answers_from`` takes them from its source."""
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -89,7 +89,9 @@ class EvalConfig:
     judge, judge_model: ``rule``, an ``http(s)://`` URL (with its served model), a registered judge
         or ``module:attr``; None scores without a judge (rows that need a verdict are unscored).
     steer: answer through `SteeringEngine` with ``pricing`` (+ ``pricing_params``), the welfare
-        ``rule`` and ``on_ignored``; without it the model answers in one pass. ``rule`` also names
+        ``rule`` and ``on_ignored``; without it the model answers in one pass. ``constrain``
+        (``off``, ``auto``, ``on``) decodes under the protocol's grammar (`gtalign.protocol.ProtocolGrammar`),
+        the whole answer in one pass or each steering stage. ``rule`` also names
         the welfare choice each record's parse is checked against (`AnswerParse.welfare_key`).
     epochs: answers per prompt. temperature: None means 0 (greedy) for one epoch and
         `SAMPLED_TEMPERATURE` for several (`effective_temperature`).
@@ -125,6 +127,7 @@ class EvalConfig:
     pricing_params: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     rule: str = "sum"
     on_ignored: str = DEFAULT_ON_IGNORED
+    constrain: str = "off"
     epochs: int = 1
     temperature: float | None = None
     max_tokens: int = 512
@@ -163,6 +166,8 @@ class EvalConfig:
             raise EvalSetupError(f"temperature must be a finite number >= 0, got {self.temperature!r}")
         if self.prompt not in _PROMPTS:
             raise EvalSetupError(f"prompt must be one of {', '.join(_PROMPTS)}, got {self.prompt!r}")
+        if self.constrain not in CONSTRAIN_MODES:
+            raise EvalSetupError(f"constrain must be one of {', '.join(CONSTRAIN_MODES)}, got {self.constrain!r}")
         if self.on_ignored not in IGNORED_PROTOCOL:
             raise EvalSetupError(f"on_ignored must be one of {', '.join(IGNORED_PROTOCOL)}, got {self.on_ignored!r}")
         if not self.steer:
@@ -218,6 +223,7 @@ class EvalConfig:
             "temperature": self.effective_temperature,
             "max_tokens": self.max_tokens,
             # Only when set: the hash of every ordinary run stays what it was.
+            **({"constrain": self.constrain} if self.constrain != "off" else {}),
             **({"answers_hash": self.answers_hash} if self.answers_from is not None else {}),
         }
 

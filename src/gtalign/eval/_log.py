@@ -191,6 +191,7 @@ class SampleRecord:
     seconds: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     error: str = ""
     tokens_by_block: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    constraint: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
@@ -254,6 +255,7 @@ class SampleRecord:
             "steering": None if self.steering is None else dict(self.steering), "judge_raw": self.judge_raw,
             "tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "seconds": dict(self.seconds),
             "tokens_by_block": dict(self.tokens_by_block),
+            **({"constraint": dict(self.constraint)} if self.constraint is not None else {}),
         }
 
     @classmethod
@@ -277,6 +279,7 @@ class SampleRecord:
             seconds={str(k): float(v) for k, v in (data.get("seconds") or {}).items()},
             error=str(data.get("error") or ""),
             tokens_by_block=_block_tokens(data.get("tokens_by_block")),
+            constraint=dict(data["constraint"]) if isinstance(data.get("constraint"), Mapping) else None,
         )
 
 

@@ -87,6 +87,7 @@ class _Answer:
     error: str = ""
     tokens_by_block: Mapping[str, int] | None = None
     """Known already (the record it comes from has them); None: count them when scoring."""
+    constraint: Mapping[str, Any] | None = None
 
 
 def _row_problem(row: BenchmarkRow) -> str:
@@ -113,15 +114,20 @@ class _Generator:
     def params(self, epoch: int) -> Any:
         from gtalign.backends._base import SamplingParams
 
+        from gtalign.backends._base import Constraint
+
         config = self.config
-        return SamplingParams(max_tokens=config.max_tokens, temperature=config.effective_temperature, seed=config.seed_for(epoch))
+        constraint = None if config.constrain == "off" else Constraint(stage="full", required=config.constrain == "on")
+        return SamplingParams(max_tokens=config.max_tokens, temperature=config.effective_temperature, seed=config.seed_for(epoch),
+                              constraint=constraint)
 
     def _make_engine(self, epoch: int) -> Any:
         from gtalign.steering import Fallback, SteeringEngine
 
         try:
-            return SteeringEngine(self.backend, self.policy, rule=self.config.rule, params=self.params(epoch),
-                                  fallback=Fallback.when_ignored(self.config.on_ignored))  # type: ignore[arg-type]
+            return SteeringEngine(self.backend, self.policy, rule=self.config.rule, params=replace(self.params(epoch), constraint=None),
+                                  fallback=Fallback.when_ignored(self.config.on_ignored),  # type: ignore[arg-type]
+                                  constrain=self.config.constrain)  # type: ignore[arg-type]
         except ValueError as exc:
             raise EvalSetupError(f"steering: {exc}") from None
 
@@ -140,7 +146,9 @@ class _Generator:
         if not generation.ok:
             return _Answer(item, tokens_in=generation.tokens_in, seconds=seconds,
                            failure=f"{generation.status}: {generation.reason or 'no reason given'}")
-        return _Answer(item, generation.text, None, generation.tokens_in, generation.tokens_out, seconds)
+        constraint = generation.extra.get("constraint") if generation.extra else None
+        return _Answer(item, generation.text, None, generation.tokens_in, generation.tokens_out, seconds,
+                       constraint=constraint if isinstance(constraint, Mapping) else None)
 
     @staticmethod
     def _steered(item: _Item, result: Any, seconds: float) -> _Answer:
@@ -169,7 +177,7 @@ def _recorded(item: _Item, record: SampleRecord) -> _Answer:
     """The answer ``record`` holds, as if it had just been generated (its block counts included,
     when it has them)."""
     return _Answer(item, record.answer, record.steering, record.tokens_in, record.tokens_out, record.seconds.get("generate", 0.0),
-                   tokens_by_block=record.tokens_by_block or None)
+                   tokens_by_block=record.tokens_by_block or None, constraint=record.constraint)
 
 
 class _SourceAnswers:
@@ -316,7 +324,7 @@ def _base_record(answer: _Answer) -> SampleRecord:
         id=row.id, epoch=answer.item.epoch, benchmark=row.benchmark, data_source=row.data_source, status="error",
         label=row.label, prompt=tuple(dict(m) for m in row.messages), ground_truth=row.ground_truth,
         steering=answer.steering, tokens_in=answer.tokens_in, tokens_out=answer.tokens_out,
-        seconds={"generate": round(answer.seconds, 6)},
+        seconds={"generate": round(answer.seconds, 6)}, constraint=answer.constraint,
     )
 
 
