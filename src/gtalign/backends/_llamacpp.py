@@ -12,6 +12,9 @@ continuation step of steering cheap.
 A caller that gives up (a cancelled ``generate``, a timeout, a stream closed early) frees the
 worker for the queue: its call is dropped if still queued, stopped at the next token otherwise.
 `LlamaCppBackend.stream` yields the text as it is decoded (a `StreamingBackend`).
+A `Constraint` in the parameters is enforced while decoding with llama.cpp's own GBNF grammar
+sampler (``LlamaGrammar``, compiled once per grammar and stage): `constraint_support` is ``"gbnf"``
+at every stage, and the `Generation` says so in ``extra["constraint"]``.
 Each `Generation.extra` says how long the call waited for the worker (``queued_s``) and how long
 it ran (``compute_s``).
 
@@ -33,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from gtalign._chat_client import TextStream
-from gtalign.backends._base import Generation, Message, SamplingParams
+from gtalign.backends._base import Constraint, Generation, Message, SamplingParams, constraint_record
 from gtalign.backends._model_store import DEFAULT_GGUF_NAME, DEFAULT_MODEL_NAME, default_gguf
 from gtalign.backends._relay import _Relay
+from gtalign.protocol import ProtocolGrammar, Stage
 
 __all__ = ["LlamaCppBackend"]
 
@@ -85,6 +89,7 @@ class LlamaCppBackend:
         self.context = context
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
+        self._grammars: dict[tuple[ProtocolGrammar, Stage], Any] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gtalign-llamacpp")
 
     def load(self) -> float:
@@ -119,6 +124,19 @@ class LlamaCppBackend:
                              time.perf_counter() - started)
             self._loaded = loaded
             return loaded
+
+    def constraint_support(self, stage: Stage) -> str | None:
+        """``"gbnf"``: llama.cpp's grammar sampler enforces every stage's GBNF while decoding."""
+        return "gbnf"
+
+    def _grammar(self, constraint: Constraint) -> Any:
+        """The ``LlamaGrammar`` for this grammar and stage, made once (only the worker thread calls it)."""
+        key = (constraint.grammar, constraint.stage)
+        if key not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[key] = LlamaGrammar.from_string(constraint.grammar.gbnf(constraint.stage), verbose=False)
+        return self._grammars[key]
 
     def render_prompt(self, messages: Sequence[Message], prefill: str = "") -> str:
         """The text the model continues; ends with ``prefill`` verbatim when one is given."""
@@ -208,8 +226,11 @@ class LlamaCppBackend:
         started = time.perf_counter()
         result = self._decode(call)
         ended = time.perf_counter()
-        result = dataclasses.replace(result, latency=ended - call.submitted,
-                                     extra={"queued_s": started - call.submitted, "compute_s": ended - started})
+        extra: dict[str, object] = {**result.extra, "queued_s": started - call.submitted, "compute_s": ended - started}
+        constraint = call.params.constraint
+        if constraint is not None and "constraint" not in extra:
+            extra["constraint"] = constraint_record(constraint, "gbnf")
+        result = dataclasses.replace(result, latency=ended - call.submitted, extra=extra)
         if call.relay is not None:
             call.relay.finish(result)
         return result
@@ -233,13 +254,21 @@ class LlamaCppBackend:
         limit = min(params.max_tokens, room)
         stops = tuple(s for s in params.stop if s)
         window = max((len(s.encode()) for s in stops), default=0) + 4
+        grammar = None
+        if params.constraint is not None:
+            try:
+                grammar = self._grammar(params.constraint)
+            except Exception as exc:  # a grammar llama.cpp refuses: never decode unconstrained by surprise
+                reason = f"llama.cpp cannot use the {params.constraint.stage} grammar: {type(exc).__name__}: {exc}"
+                return Generation("", "error", tokens_in=len(prompt_ids), status="failed", reason=reason,
+                                  extra={"constraint": constraint_record(params.constraint, None, reason)})
         if params.temperature > 0:
             llm.set_seed(params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little"))
         pieces: list[bytes] = []
         produced, finish, ended = 0, "length", False
         try:
             for token in llm.generate(prompt_ids, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0,
-                                      repeat_penalty=1.0):
+                                      repeat_penalty=1.0, grammar=grammar):
                 produced += 1
                 if call.cancelled.is_set():
                     return _cancelled(len(prompt_ids), produced)
