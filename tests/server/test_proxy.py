@@ -376,3 +376,16 @@ def test_each_request_is_logged_on_one_line(caplog: pytest.LogCaptureFixture) ->
     assert "latency_ms=" in lines[0]
     assert "key=- " in lines[1] and "http=401" in lines[1]
     assert KEY not in "".join(lines)
+
+
+def test_constrained_decoding_is_the_servers_default_or_the_requests_choice() -> None:
+    backend = scripted()
+    with serve(backend=backend, constrain="auto") as served:
+        client(served.base_url).chat.completions.create(model=MODEL, messages=QUESTION)
+        client(served.base_url).chat.completions.create(model=MODEL, messages=QUESTION, extra_body={"gtalign": {"constrain": "off"}})
+        client(served.base_url).chat.completions.create(model=MODEL, messages=QUESTION, extra_body={"gtalign": {"constrain": "on"}})
+        with pytest.raises(openai.BadRequestError) as bad:
+            client(served.base_url).chat.completions.create(model=MODEL, messages=QUESTION, extra_body={"gtalign": {"constrain": "yes"}})
+    asked = [None if c.params.constraint is None else (c.params.constraint.stage, c.params.constraint.required) for c in backend.calls]
+    assert asked == [("payoff", False), ("response", False), None, None, ("payoff", True), ("response", True)]
+    assert "gtalign.constrain" in json.dumps(error_of(bad.value))

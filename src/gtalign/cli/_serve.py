@@ -142,6 +142,11 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
         help="when the model ignores the four-block protocol (%(choices)s): retry once then take the default action, "
         f"take the default action at once, or keep its own answer unsteered (default: {d.on_ignored})",
     )
+    steering.add_argument(
+        "--constrain", choices=_modes.CONSTRAIN_MODES, metavar="MODE",
+        help="protocol-constrained decoding (%(choices)s): auto where the backend can enforce the grammar, on to fail "
+        f"requests it cannot; a request may choose with \"gtalign\": {{\"constrain\": MODE}} (default: {d.constrain})",
+    )
     limits = parser.add_argument_group("limits")
     for flag, kind, metavar, text in _LIMITS:
         default = getattr(d, flag[2:].replace("-", "_"))

@@ -196,6 +196,7 @@ class _Plan:
     rule: str
     params: SamplingParams
     stops: tuple[str, ...]
+    constrain: str = "off"
 
 
 def _plan(proxy: _Proxy, key: ApiKey, chat: ChatCompletionRequest) -> _Plan:
@@ -250,7 +251,8 @@ def _plan(proxy: _Proxy, key: ApiKey, chat: ChatCompletionRequest) -> _Plan:
         sampling["top_p"] = chat.top_p
     if chat.seed is not None:
         sampling["seed"] = chat.seed
-    return _Plan(key, messages, pricing, rule, SamplingParams(**sampling), chat.stops)
+    constrain = options.constrain if options is not None and options.constrain is not None else config.constrain
+    return _Plan(key, messages, pricing, rule, SamplingParams(**sampling), chat.stops, constrain)
 
 
 def _apply_stops(text: str, stops: tuple[str, ...]) -> str:
@@ -305,7 +307,7 @@ async def _run(proxy: _Proxy, plan: _Plan) -> Steered:
     try:
         return await asyncio.wait_for(
             steer(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule, params=plan.params,
-                  fallback=proxy.fallback),
+                  fallback=proxy.fallback, constrain=plan.constrain),
             proxy.config.timeout,
         )
     except TimeoutError:
@@ -363,7 +365,7 @@ async def _open_stream(proxy: _Proxy, plan: _Plan) -> _Live | Steered:
     deadline = asyncio.get_running_loop().time() + proxy.config.timeout
     try:
         steering = steer_stream(proxy.backend, plan.messages, policy=proxy.policies[plan.pricing], rule=plan.rule,
-                                params=plan.params, fallback=proxy.fallback)
+                                params=plan.params, fallback=proxy.fallback, constrain=plan.constrain)
         async with asyncio.timeout_at(deadline):
             first = await anext(steering, None)
     except BaseException as exc:

@@ -142,6 +142,8 @@ class ServerConfig:
     rule: the default welfare rule.
     on_ignored: what steering does when the model ignores the four-block protocol, one of
         `gtalign.steering.IGNORED_PROTOCOL` (see `Fallback.when_ignored`).
+    constrain: protocol-constrained decoding by default (``off``, ``auto``, ``on``; see
+        `SteeringEngine`); a request may choose its own with ``"gtalign": {"constrain": ...}``.
     max_request_bytes: larger bodies get 413.
     max_tokens: the largest ``max_tokens`` a request may ask for (more: 400).
     default_max_tokens: the budget when a request gives none.
@@ -163,6 +165,7 @@ class ServerConfig:
     allowed_pricing: tuple[str, ...] = ()
     rule: str = "sum"
     on_ignored: str = _modes.DEFAULT_ON_IGNORED
+    constrain: str = "off"
     max_request_bytes: int = 1_000_000
     max_tokens: int = 2048
     default_max_tokens: int = 512
@@ -183,6 +186,8 @@ class ServerConfig:
             raise ConfigError(f"port must be in 0..65535, got {self.port!r}")
         if not self.model_name:
             raise ConfigError("model_name must not be empty")
+        if self.constrain not in _modes.CONSTRAIN_MODES:
+            raise ConfigError(f"constrain must be one of {', '.join(_modes.CONSTRAIN_MODES)}, got {self.constrain!r}")
         if self.on_ignored not in _modes.IGNORED_PROTOCOL:
             raise ConfigError(f"on_ignored must be one of {', '.join(_modes.IGNORED_PROTOCOL)}, got {self.on_ignored!r}")
         for name in ("max_request_bytes", "max_tokens", "default_max_tokens", "max_concurrency", "retry_after"):

@@ -74,10 +74,12 @@ class ChatMessage(BaseModel):
 
 
 class GtalignOptions(_Strict):
-    """The proxy's request extension: choose the pricing policy and the welfare rule of this request."""
+    """The proxy's request extension: choose the pricing policy, the welfare rule and the
+    constrained decoding (``off``, ``auto``, ``on``) of this request."""
 
     pricing: str | None = None
     rule: str | None = None
+    constrain: Literal["off", "auto", "on"] | None = None
 
 
 class StreamOptions(BaseModel):

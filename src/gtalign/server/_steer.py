@@ -58,19 +58,20 @@ def prompt(messages: Sequence[Mapping[str, str]], rule: str) -> list[dict[str, s
 
 async def steer(
     backend: ChatBackend, messages: Sequence[Mapping[str, str]], *, policy: PricingPolicy, rule: str,
-    params: SamplingParams, fallback: Fallback = Fallback(),
+    params: SamplingParams, fallback: Fallback = Fallback(), constrain: str = "off",
 ) -> Steered:
-    """Steer one prompt (from `prompt`)."""
-    engine = SteeringEngine(backend, policy, rule=rule, params=params, fallback=fallback)
+    """Steer one prompt (from `prompt`); ``constrain`` as `SteeringEngine` takes it."""
+    engine = SteeringEngine(backend, policy, rule=rule, params=params, fallback=fallback, constrain=constrain)  # type: ignore[arg-type]
     return report(await engine.run(messages))
 
 
 def steer_stream(
     backend: ChatBackend, messages: Sequence[Mapping[str, str]], *, policy: PricingPolicy, rule: str,
-    params: SamplingParams, fallback: Fallback = Fallback(),
+    params: SamplingParams, fallback: Fallback = Fallback(), constrain: str = "off",
 ) -> TextStream[SteeringResult]:
     """`steer`, with the response text streamed as the model writes it (`SteeringEngine.stream`)."""
-    return SteeringEngine(backend, policy, rule=rule, params=params, fallback=fallback).stream(messages)
+    engine = SteeringEngine(backend, policy, rule=rule, params=params, fallback=fallback, constrain=constrain)  # type: ignore[arg-type]
+    return engine.stream(messages)
 
 
 def report(result: SteeringResult) -> Steered:
