@@ -265,3 +265,98 @@ def test_a_constraint_names_its_grammar_and_stage() -> None:
         Constraint(stage="middle")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must be a ProtocolGrammar"):
         Constraint(grammar="root ::= x")  # type: ignore[arg-type]
+
+
+# -- the Lark rendering (llguidance), with token caps ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llg() -> Any:
+    """llguidance's matcher factory for the SmolLM2 tokenizer (the embedded default's)."""
+    llguidance = pytest.importorskip("llguidance", reason="the Lark rendering is llguidance's: pip install 'gtalign[constrain]'")
+    import llguidance.hf
+
+    transformers = pytest.importorskip("transformers")
+    from gtalign.backends._model_store import ModelStoreError, resolve_model
+
+    try:
+        folder = resolve_model(None).path
+    except ModelStoreError as exc:
+        pytest.skip(f"the embedded default model is not installed: {exc}")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    vocabulary = llguidance.hf.from_tokenizer(tokenizer, n_vocab=len(tokenizer))
+
+    def accepts(lark: str, text: str) -> bool:
+        matcher = llguidance.LLMatcher(vocabulary, llguidance.grammar_from("lark", lark), log_level=0)
+        assert not matcher.is_error(), matcher.get_error()
+        return matcher.consume_tokens(tokenizer(text, add_special_tokens=False)["input_ids"]) and matcher.is_accepting()
+
+    return accepts
+
+
+@pytest.mark.parametrize("stage", ["full", "payoff", "response"])
+@pytest.mark.parametrize("options", [{}, {"key_order": "free"}, {"thinking_tokens": 30, "analyze_tokens": 20, "response_tokens": 60},
+                                     {"frontier": False, "numbers": PayoffNumbers(-100, 100, 2)}])
+def test_the_lark_compiles_in_llguidance(llg: Any, stage: Any, options: dict[str, Any]) -> None:
+    lark = ProtocolGrammar(**options).lark(stage)
+    assert lark.startswith("start: ")
+    assert not llg(lark, "<nothing>")  # compiles (the helper asserts it), and refuses a stranger
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(grammar=GRAMMARS, data=st.data())
+def test_every_answer_the_lark_accepts_is_accepted_by_llguidance_and_parses(llg: Any, grammar: ProtocolGrammar,
+                                                                             data: st.DataObject) -> None:
+    rules = grammar._lark_rules("full")
+    text = Sampler(rules, data.draw).text(rules["root"])
+    assert llg(grammar.lark(), text), text
+    assert_reads_cleanly(text, grammar)
+    if grammar.key_order == "fixed":
+        assert re.fullmatch(grammar.regex(), text), text  # the Lark language is within the regex's
+
+
+LARK_GOOD = GOOD.replace("Paris; and 3 < 4.", "Paris; and 3 is less than 4.")
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    (lambda t: t, None),
+    (lambda t: " " + t, "text before <thinking>"),
+    (lambda t: t + "\nmore", "text after </response>"),
+    (lambda t: t.replace("Clear question.", " "), "an empty <thinking>"),
+    (lambda t: t.replace('"LLM": 3', '"LLM": 11'), "a payoff above the range"),
+    (lambda t: t.replace('"LLM": 3', '"LLM": 03'), "a leading zero"),
+    (lambda t: t.replace('"DQ_CQ"', '"DQ_DA"'), "a duplicate key"),
+    (lambda t: t.replace("Best sum.", "I pick VQ_CQ."), "a second key in the analysis"),
+    (lambda t: t.replace("Chosen key: DQ_DA.", "Chosen key: DQ_DA"), "the chosen key without its full stop"),
+    (lambda t: t.replace("3 is less", "<p>3</p> is less"), "a tag in the response"),
+    (lambda t: t.replace("</payoff>\n", "</payoff>\n\n"), "two newlines between blocks"),
+])
+def test_the_lark_refuses_near_misses(llg: Any, change: Any, why: str | None) -> None:
+    assert llg(ProtocolGrammar().lark(), change(LARK_GOOD)) is (why is None), why
+
+
+@pytest.mark.parametrize(("cap", "block", "long"), [
+    ("thinking_tokens", "Clear question.", "A clear question with a long thought that goes on and on, and on again, and then some more."),
+    ("analyze_tokens", "Best sum.", " It has the best sum of all the cells, by far, and so on, and so forth, for ever and ever."),
+    ("response_tokens", "Paris; and 3 is less than 4.", "Paris, the capital of France, on the Seine, for centuries, and the largest city of the country."),
+])
+def test_token_caps_end_a_free_text_block(llg: Any, cap: str, block: str, long: str) -> None:
+    capped = ProtocolGrammar(**{cap: 12})
+    assert llg(capped.lark(), LARK_GOOD)
+    assert not llg(capped.lark(), LARK_GOOD.replace(block, long)), "a block longer than its token cap"
+    assert llg(ProtocolGrammar().lark(), LARK_GOOD.replace(block, long))
+    assert "[max_tokens=12]" in capped.lark() and "max_tokens" not in capped.gbnf()
+
+
+def test_each_steering_stage_has_its_lark(llg: Any) -> None:
+    grammar = ProtocolGrammar(thinking_tokens=40, analyze_tokens=40, response_tokens=40)
+    first, rest = LARK_GOOD.split("\n<analyze>")
+    second = rest.split("Chosen key: DQ_DA.", 1)[1]
+    assert llg(grammar.lark("payoff"), first) and not llg(grammar.lark("payoff"), LARK_GOOD)
+    assert llg(grammar.lark("response"), second) and not llg(grammar.lark("response"), first)
+
+
+def test_token_caps_are_options_checked_by_name() -> None:
+    with pytest.raises(GrammarError, match="thinking_tokens must be None or an integer"):
+        ProtocolGrammar(thinking_tokens=0)
+    assert ProtocolGrammar(response_tokens=5).to_json()["response_tokens"] == 5

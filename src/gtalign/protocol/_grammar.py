@@ -242,6 +242,13 @@ class ProtocolGrammar:
     response_chars: int | None = None
     key_order: KeyOrder = "fixed"
     frontier: bool = True
+    thinking_tokens: int | None = None
+    analyze_tokens: int | None = None
+    response_tokens: int | None = None
+    """Token caps on the free text of ``<thinking>``, of ``<analyze>`` (after the chosen key) and
+    of ``<response>`` (None: no cap). Only the Lark rendering (`lark`) carries them: a character
+    cap lets a small model loop inside a block until its token budget runs out, a token cap ends
+    the block and the closing tag follows."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.space, StrategySpace):
@@ -254,6 +261,10 @@ class ProtocolGrammar:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
                 raise GrammarError(f"{name} must be an integer from 1 to {most}, got {value!r}")
+        for name in ("thinking_tokens", "analyze_tokens", "response_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000):
+                raise GrammarError(f"{name} must be None or an integer from 1 to 100000, got {value!r}")
         if self.key_order not in ("fixed", "free"):
             raise GrammarError(f"key_order must be 'fixed' or 'free', got {self.key_order!r}")
         if self.key_order == "free" and len(self.space.keys) > 12:
@@ -261,7 +272,9 @@ class ProtocolGrammar:
 
     # The rules, shared by every rendering.
 
-    def _rules(self, stage: Stage) -> dict[str, Any]:
+    def _rules(self, stage: Stage, *, split: bool = False) -> dict[str, Any]:
+        """The rule tree; ``split`` puts each free text in a rule of its own (`FREE_TEXT`), so a
+        rendering can cap it (the language is the same either way)."""
         if stage not in STAGES:
             raise GrammarError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
         keys = self.space.keys
@@ -272,15 +285,18 @@ class ProtocolGrammar:
         unit = _alt(_Class(_TEXT_NOT, negated=True), _seq(_Lit("<"), _Class(_TAG_STARTS, negated=True)))
         first_unit = _alt(_Class(_TEXT_NOT + _SPACE, negated=True), _seq(_Lit("<"), _Class(_TAG_STARTS, negated=True)))
         rest = self.response_chars - 1 if self.response_chars is not None else None
+        texts = {"thinking_text": _seq(_opt(_Class("\n ")), visible, _Rep(text, 0, self.thinking_chars - 1)),
+                 "response_text": _seq(_opt(_Class("\n ")), first_unit, _Rep(unit, 0, rest))}
+        thinking_text, response_text = (_Ref(name) for name in texts) if split else texts.values()
         rules: dict[str, Any] = {
-            "thinking": _seq(_Lit("<thinking>"), _opt(_Class("\n ")), visible, _Rep(text, 0, self.thinking_chars - 1), _Lit("</thinking>")),
+            "thinking": _seq(_Lit("<thinking>"), thinking_text, _Lit("</thinking>")),
             "payoff": _seq(_Lit("<payoff>"), _Ref("ws"), _Ref("matrix"), _Ref("ws"), _Lit("</payoff>")),
             "matrix": self._matrix(),
             "cell": _seq(_Lit('{"LLM":'), _Ref("sp"), _Ref("num"), _Lit(","), _Ref("sp"), _Lit('"user":'), _Ref("sp"), _Ref("num"), _Lit("}")),
             "num": self.numbers.node(),
             "key": key,
             "tail": _Rep(calm, 0, self.analyze_chars),
-            "response": _seq(_Lit("<response>"), _opt(_Class("\n ")), first_unit, _Rep(unit, 0, rest), _Lit("</response>")),
+            "response": _seq(_Lit("<response>"), response_text, _Lit("</response>")),
             "nl": _opt(_Lit("\n")),
             "ws": _Rep(_Class("\n "), 0, 3),
             "sp": _opt(_Lit(" ")),
@@ -289,6 +305,8 @@ class ProtocolGrammar:
         if self.frontier:
             head += [_Lit("Pareto frontier: "), _Ref("key"), _Rep(_seq(_Lit(", "), _Ref("key")), 0, len(keys) - 1), _Lit(". ")]
         rules["analyze"] = _seq(*head, _Lit("Chosen key: "), _Ref("key"), _Lit("."), _Ref("tail"), _Lit("</analyze>"))
+        if split:
+            rules.update(texts)
         if self.key_order == "free":
             rules.update(self._free_order_rules())
         if stage == "full":
@@ -346,6 +364,26 @@ class ProtocolGrammar:
         rules = self._rules(stage)
         return _Regex(rules).render(rules["root"])
 
+    def lark(self, stage: Stage = "full") -> str:
+        """The grammar in llguidance's Lark, with the token caps: each free text is a rule
+        ``name[max_tokens=N]: /regex/`` (one lexeme, capped), and the fixed structure between two
+        free texts is one regex lexeme (a free text never ends in a fixed phrase it could swallow:
+        llguidance's lexemes are greedy). The language is `gbnf`'s when no cap is hit, except that
+        ``<response>`` holds no ``<`` (a greedy lexeme that took a ``<`` as text cannot give it back
+        when ``/response>`` follows)."""
+        rules = self._lark_rules(stage)
+        caps = {"thinking_text": self.thinking_tokens, "tail": self.analyze_tokens, "response_text": self.response_tokens}
+        return _Lark(rules, caps).render()
+
+    def _lark_rules(self, stage: Stage) -> dict[str, Any]:
+        """The split rule tree `lark` renders: ``<response>``'s text without ``<``."""
+        rules = self._rules(stage, split=True)
+        if "response_text" in rules:
+            text = rules["response_text"]
+            rules["response_text"] = _seq(text.items[0], _Class(_TEXT_NOT + _SPACE, negated=True),
+                                          _Rep(_Class(_TEXT_NOT, negated=True), 0, text.items[2].high))
+        return rules
+
     def payoff_schema(self) -> dict[str, Any]:
         """A JSON schema of the payoff object alone: every key required, no others, each
         ``{"LLM": number, "user": number}`` within the declared range (precision is not expressible
@@ -360,7 +398,9 @@ class ProtocolGrammar:
         """The options, JSON-ready (for records and logs)."""
         return {"question_types": list(self.space.question_types), "actions": list(self.space.actions),
                 "numbers": self.numbers.to_json(), "thinking_chars": self.thinking_chars, "analyze_chars": self.analyze_chars,
-                "response_chars": self.response_chars, "key_order": self.key_order, "frontier": self.frontier}
+                "response_chars": self.response_chars, "key_order": self.key_order, "frontier": self.frontier,
+                "thinking_tokens": self.thinking_tokens, "analyze_tokens": self.analyze_tokens,
+                "response_tokens": self.response_tokens}
 
 
 def _subsets(keys: Sequence[str]) -> Iterator[frozenset[str]]:
@@ -468,3 +508,79 @@ def _count(low: int, high: int | None) -> str:
     if high is None:
         return "*" if low == 0 else "+" if low == 1 else f"{{{low},}}"
     return f"{{{low}}}" if low == high else f"{{{low},{high}}}"
+
+
+_RUST_META = set("\\.+*?()|[]{}^$#&-~")
+_RUST_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+class _RustRegex(_Regex):
+    """`_Regex` in the Rust ``regex`` dialect llguidance reads: literals escape only its meta
+    characters (Python's ``re.escape`` also escapes spaces and newlines, which Rust refuses)."""
+
+    def render(self, node: Any) -> str:
+        if isinstance(node, _Lit):
+            return "".join(_RUST_ESCAPES.get(c) or ("\\" + c if c in _RUST_META else c) if " " <= c or c in _RUST_ESCAPES
+                           else f"\\u{ord(c):04x}" for c in node.text)
+        return super().render(node)
+
+
+class _Lark:
+    """llguidance Lark from a split rule tree: the free texts (``caps``' names) and the rules of a
+    free key order stay rules; every other rule is inlined, and consecutive inlined pieces become
+    one regex lexeme."""
+
+    def __init__(self, rules: Mapping[str, Any], caps: Mapping[str, int | None]) -> None:
+        self.rules, self.caps = rules, caps
+        self.kept = {name for name in rules if name in caps or name.startswith("pairs-")}
+        self.regex = _RustRegex(rules)
+
+    def render(self) -> str:
+        used = _reachable(self.rules)
+        lines = [f"start: {self.body(self.rules['root'])}"]
+        for name in self.rules:
+            if name in self.kept and name in used:
+                cap = self.caps.get(name)
+                head = f"{_lark_name(name)}[max_tokens={cap}]" if cap is not None else _lark_name(name)
+                lines.append(f"{head}: {self.body(self.rules[name])}")
+        return "\n".join(lines) + "\n"
+
+    def regular(self, node: Any) -> bool:
+        if isinstance(node, _Ref):
+            return node.name not in self.kept and self.regular(self.rules[node.name])
+        if isinstance(node, (_Seq, _Alt)):
+            return all(self.regular(item) for item in node.items)
+        if isinstance(node, _Rep):
+            return self.regular(node.item)
+        return True
+
+    def flat(self, node: Any) -> list[Any]:
+        if isinstance(node, _Ref) and node.name not in self.kept:
+            return self.flat(self.rules[node.name])
+        if isinstance(node, _Seq):
+            return [piece for item in node.items for piece in self.flat(item)]
+        return [node]
+
+    def body(self, node: Any) -> str:
+        if isinstance(node, _Alt) and not self.regular(node):
+            return "(" + " | ".join(self.body(item) for item in node.items) + ")"
+        if isinstance(node, _Rep) and not self.regular(node):
+            return f"({self.body(node.item)}){_count(node.low, node.high)}"
+        if isinstance(node, _Ref) and node.name in self.kept:
+            return _lark_name(node.name)
+        out: list[str] = []
+        run: list[Any] = []
+        for piece in [*self.flat(node), None]:
+            if piece is not None and self.regular(piece):
+                run.append(piece)
+                continue
+            if run:
+                out.append("/" + self.regex.render(_seq(*run)).replace("/", "\\/") + "/")
+                run = []
+            if piece is not None:
+                out.append(self.body(piece))
+        return " ".join(out)
+
+
+def _lark_name(name: str) -> str:
+    return name.replace("-", "_")
