@@ -58,9 +58,6 @@ def expected_fields(kind: ServerKind, version: str | None, stage: str) -> dict[s
         return {"ebnf": gbnf}
     if kind in ("llama.cpp", "llama-cpp-python"):
         return {"grammar": gbnf}
-    if kind == "ollama" and stage == "payoff":
-        schema = {"name": "payoff", "schema": GRAMMAR.payoff_schema(), "strict": True}
-        return {"response_format": {"type": "json_schema", "json_schema": schema}}
     return {}
 
 
@@ -100,8 +97,6 @@ async def test_each_kind_receives_exactly_its_own_fields(kind: ServerKind, versi
         assert constrained.ok and constrained.text == plain.text
 
         how = "vllm guided_grammar" if old_vllm(kind, version) else HOW[kind]
-        if kind == "ollama" and stage == "payoff":
-            how = "ollama response_format json_schema (payoff JSON only)"
         record = constrained.extra["constraint"]
         assert record == constraint_record(Constraint(GRAMMAR, stage), how, record["reason"])  # type: ignore[arg-type, index]
         assert bool(record["reason"]) == (how is None)  # type: ignore[index]
@@ -118,7 +113,7 @@ async def test_support_is_unknown_until_the_kind_is_detected() -> None:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-@pytest.mark.parametrize(("kind", "stage"), [("openai", "full"), ("openai", "payoff"), ("ollama", "full"), ("ollama", "response")])
+@pytest.mark.parametrize(("kind", "stage"), [("openai", "full"), ("openai", "payoff"), ("ollama", "full"), ("ollama", "payoff")])
 async def test_a_required_constraint_the_server_cannot_enforce_fails_without_a_request(
     kind: ServerKind, stage: str, streamed: bool
 ) -> None:
@@ -148,12 +143,14 @@ async def test_unenforced_stages_and_ollamas_json_only_are_logged_once(caplog: p
     caplog.set_level(logging.WARNING, logger="gtalign.backends.http")
     async with FakeOpenAI(answer, kind="ollama") as fake, backend_for(fake) as backend:
         for _ in range(2):
-            await backend.generate(MESSAGES, params=params("payoff"))
+            payoff = await backend.generate(MESSAGES, params=params("payoff"))
             unconstrained = await backend.generate(MESSAGES, params=params("full"))
     messages = [record.getMessage() for record in caplog.records]
-    assert sum(OLLAMA_JSON_ONLY in m for m in messages) == 1
+    assert sum(OLLAMA_JSON_ONLY in m for m in messages) == 2  # once per stage: payoff, full
     assert sum("constrained decoding is off for the full stage" in m for m in messages) == 1
-    assert unconstrained.extra["constraint"]["reason"].startswith("sent unconstrained: Ollama constrains JSON only")  # type: ignore[index]
+    for result in (payoff, unconstrained):
+        assert result.extra["constraint"]["reason"] == f"sent unconstrained: {OLLAMA_JSON_ONLY}"  # type: ignore[index]
+    assert all("response_format" not in r.body for r in fake.received)
 
 
 async def test_a_failed_call_still_carries_the_record() -> None:

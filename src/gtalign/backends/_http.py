@@ -33,9 +33,8 @@ kind                 constraint field
 ``sglang``           ``ebnf`` (GBNF, read by its xgrammar backend)
 ``llama.cpp``        ``grammar`` (llama-server's GBNF)
 ``llama-cpp-python`` ``grammar`` (its server compiles it with ``LlamaGrammar.from_string``)
-``ollama``           payoff stage only: ``response_format: {"type": "json_schema", ...}``
-                     with the payoff's JSON schema, which Ollama's OpenAI endpoint turns into
-                     its ``format``; Ollama constrains JSON only (see `OLLAMA_JSON_ONLY`)
+``ollama``           none: Ollama constrains JSON only (`OLLAMA_JSON_ONLY`), and every stage of
+                     the protocol is tagged text around the JSON
 ``openai``           none: sent unconstrained
 ==================== =====================================================================
 
@@ -107,11 +106,12 @@ EMULATED_CONTINUATION_PROMPT = (
 """The user turn sent after the partial assistant message when the server cannot continue one."""
 
 OLLAMA_JSON_ONLY = (
-    "Ollama constrains JSON only (its format, from response_format json_schema): the payoff stage is held to the "
-    "payoff's JSON schema, so the model writes that JSON object alone, without the <thinking> block and the "
-    "<payoff> tags around it"
+    "Ollama constrains JSON only (its format, from response_format json_schema): held to the payoff's JSON schema, "
+    "the model would write that JSON object alone, without the <thinking> block and the <payoff> tags every stage "
+    "of the protocol needs, so its requests go out unconstrained"
 )
-"""Logged (once per backend) when an Ollama payoff stage is constrained: what is enforced there."""
+"""Why an Ollama stage goes out unconstrained. Enforcing the payoff's schema needs a stage that asks
+for the JSON alone (prefilled up to ``<payoff>``), which steering does not have yet."""
 
 _VLLM_STRUCTURED_OUTPUTS = (0, 12)
 """vLLM 0.12 removed the ``guided_*`` request fields (ignored silently since), leaving ``structured_outputs``."""
@@ -248,9 +248,7 @@ def _constraint_support(detection: Detection, stage: Stage) -> tuple[str | None,
     if kind == "llama-cpp-python":
         return "llama-cpp-python grammar", ""
     if kind == "ollama":
-        if stage == "payoff":
-            return "ollama response_format json_schema (payoff JSON only)", ""
-        return None, f"Ollama constrains JSON only (format / response_format json_schema), not a grammar, and the {stage} stage is not JSON"
+        return None, OLLAMA_JSON_ONLY
     return None, f"a plain OpenAI-compatible server takes no grammar in its requests ({detection.evidence})"
 
 
@@ -261,9 +259,6 @@ def _gbnf(grammar: ProtocolGrammar, stage: Stage) -> str:
 
 def _constraint_fields(how: str, constraint: Constraint) -> dict[str, Any]:
     """The request fields that carry ``constraint`` the way ``how`` names."""
-    if how.startswith("ollama"):
-        schema = {"name": "payoff", "schema": constraint.grammar.payoff_schema(), "strict": True}
-        return {"response_format": {"type": "json_schema", "json_schema": schema}}
     gbnf = _gbnf(constraint.grammar, constraint.stage)
     if how == "vllm structured_outputs.grammar":
         return {"structured_outputs": {"grammar": gbnf}}
@@ -616,8 +611,6 @@ class HTTPBackend:
                 raise _Unavailable(refused, constraint_record(constraint, None, refused))
             self._log_once(f"{detection.kind} {constraint.stage}", f"constrained decoding is off for the {constraint.stage} stage: {reason}")
             return {}, constraint_record(constraint, None, f"sent unconstrained: {reason}")
-        if detection.kind == "ollama":
-            self._log_once("ollama json", OLLAMA_JSON_ONLY)
         return _constraint_fields(how, constraint), constraint_record(constraint, how)
 
     def _log_once(self, key: str, message: str) -> None:
