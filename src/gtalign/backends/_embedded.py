@@ -17,6 +17,10 @@ A caller that gives up (a cancelled ``generate``, a timeout, a stream closed ear
 out of the work: dropped if still queued, ended at the next decoding step otherwise, so the CPU
 goes back to the other rows of its batch and to the queue. `EmbeddedBackend.stream` yields a row's
 text while it is decoded, from the same batches.
+
+A call whose ``params.constraint`` asks for the protocol's grammar decodes under llguidance's mask
+(`gtalign.backends._constrain`), row by row, so constrained and free rows share a batch; without
+llguidance the call goes out free and says why, or fails when the constraint is required.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ except ImportError as exc:
     raise ImportError(f"the embedded backend needs torch and transformers ({exc}): pip install 'gtalign[embedded]'") from exc
 
 from gtalign._chat_client import TextStream
-from gtalign.backends._base import Generation, Message, SamplingParams
+from gtalign.backends import _constrain
+from gtalign.backends._base import Constraint, Generation, Message, SamplingParams, constraint_record
 from gtalign.backends._model_store import DEFAULT_MODEL_NAME, Announce, ModelSource, resolve_model
 from gtalign.backends._relay import _Relay
+from gtalign.protocol import Stage
 
 __all__ = ["EmbeddedBackend", "LoadInfo", "auto_dtype", "default_threads"]
 
@@ -145,6 +151,10 @@ class _Row:
     job: _Job
     prompt_ids: list[int]
     max_tokens: int
+    matcher: Any = None
+    """The row's llguidance matcher when its constraint is enforced (`gtalign.backends._constrain`)."""
+    constraint: dict[str, object] | None = None
+    """What goes to ``extra["constraint"]`` (`constraint_record`), when the row asked for one."""
 
 
 class _RowSampler(LogitsProcessor):
@@ -276,6 +286,7 @@ class EmbeddedBackend:
         self._cache = Path(cache_dir).expanduser() if cache_dir is not None else None
         self._announce = announce
         self._engine: _Engine | None = None
+        self._llg_vocabulary: _constrain.Vocabulary | None = None
         self._load_lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -285,6 +296,43 @@ class EmbeddedBackend:
         """Batches decoded so far (each `Generation.extra` also carries its ``batch_id`` and ``batch_size``)."""
         self.rows_cancelled = 0
         """Calls whose caller gave up before they ended: dropped from the queue or cut short in a batch."""
+
+    # -- constrained decoding ------------------------------------------------------------------
+
+    def constraint_support(self, stage: Stage) -> str | None:
+        """``"llguidance"`` when llguidance is installed (every stage), else None."""
+        return "llguidance" if _constrain.import_llguidance() is not None else None
+
+    def _vocabulary(self, engine: _Engine, llg: Any) -> _constrain.Vocabulary:
+        """llguidance's view of the tokenizer, built once per loaded model."""
+        vocabulary = self._llg_vocabulary
+        if vocabulary is None or vocabulary.tokenizer is not engine.tokenizer:
+            size = int(getattr(engine.model.config, "vocab_size", 0) or len(engine.tokenizer))
+            vocabulary = self._llg_vocabulary = _constrain.Vocabulary.build(llg, engine.tokenizer, size)
+        return vocabulary
+
+    def _constrain_row(self, engine: _Engine, job: _Job) -> tuple[Any, dict[str, object] | None, Generation | None]:
+        """The row's matcher and its record, or the failed `Generation` when the constraint is
+        required and cannot be enforced."""
+        constraint: Constraint | None = job.params.constraint
+        if constraint is None:
+            return None, None, None
+        llg = _constrain.import_llguidance()
+        if llg is None:
+            reason = f"the embedded backend enforces grammars with llguidance, which is not installed: {_constrain.INSTALL_HINT}"
+            record = constraint_record(constraint, None, reason)
+            if constraint.required:
+                return None, record, Generation("", "error", status="failed", reason=reason, extra={"constraint": record})
+            return None, record, None
+        try:
+            matcher = _constrain.row_matcher(self._vocabulary(engine, llg), _constrain.RowGrammar.of(constraint, job.prefill))
+        except ValueError as exc:
+            reason = f"cannot constrain this call: {exc}"
+            record = constraint_record(constraint, None, reason)
+            if constraint.required:
+                return None, record, Generation("", "error", status="failed", reason=reason, extra={"constraint": record})
+            return None, record, None
+        return matcher, constraint_record(constraint, "llguidance"), None
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -532,7 +580,11 @@ class EmbeddedBackend:
                                              reason=f"prompt of {len(prompt_ids)} tokens leaves no room in the "
                                                     f"{engine.context}-token context"))
                 continue
-            rows.append(_Row(job, prompt_ids, min(job.params.max_tokens, room)))
+            matcher, record, failed = self._constrain_row(engine, job)
+            if failed is not None:
+                self._finish(job, dataclasses.replace(failed, tokens_in=len(prompt_ids)))
+                continue
+            rows.append(_Row(job, prompt_ids, min(job.params.max_tokens, room), matcher, record))
         if not rows:
             return
         batch_id = next(self._batch_ids)
@@ -569,14 +621,31 @@ class EmbeddedBackend:
         config = GenerationConfig(max_new_tokens=max(row.max_tokens for row in rows), do_sample=False,
                                   eos_token_id=sorted(engine.eos_ids), pad_token_id=engine.pad_id, use_cache=True,
                                   repetition_penalty=1.0, no_repeat_ngram_size=0)
+        processors: list[Any] = [_RowSampler(samplers)]
+        mask = None
+        if any(row.matcher is not None for row in rows):
+            # Before the sampler, which turns a sampled row's scores one-hot.
+            mask = _constrain.GrammarMask([row.matcher for row in rows], engine.eos_ids, stops.done_at)
+            processors.insert(0, mask)
         with torch.inference_mode():
             output = model.generate(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-                                    generation_config=config, logits_processor=LogitsProcessorList([_RowSampler(samplers)]),
+                                    generation_config=config, logits_processor=LogitsProcessorList(processors),
                                     stopping_criteria=StoppingCriteriaList([stops]))
         new = output[:, width:].tolist()
         self.rows_cancelled += sum(stops.cancelled)
-        return [_cancelled(len(row.prompt_ids), stops.done_at[i]) if stops.cancelled[i]
-                else self._result(engine, row, new[i], stops.done_at[i]) for i, row in enumerate(rows)]
+        results = [_cancelled(len(row.prompt_ids), stops.done_at[i]) if stops.cancelled[i]
+                   else self._result(engine, row, new[i], stops.done_at[i]) for i, row in enumerate(rows)]
+        for i, row in enumerate(rows):
+            if row.constraint is None:
+                continue
+            extra: dict[str, object] = {**results[i].extra, "constraint": row.constraint}
+            if mask is not None and row.matcher is not None:
+                extra["constraint_mask_steps"] = mask.steps
+                extra["constraint_mask_ms_per_step"] = 1000 * mask.mask_seconds / max(1, mask.steps)
+                if mask.errors[i] is not None:
+                    extra["constraint_error"] = mask.errors[i]
+            results[i] = dataclasses.replace(results[i], extra=extra)
+        return results
 
     @staticmethod
     def _generator(params: SamplingParams) -> torch.Generator | None:
