@@ -298,7 +298,7 @@ class ProtocolGrammar:
             "tail": _Rep(calm, 0, self.analyze_chars),
             "response": _seq(_Lit("<response>"), response_text, _Lit("</response>")),
             "nl": _opt(_Lit("\n")),
-            "ws": _Rep(_Class("\n "), 0, 3),
+            "ws": _opt(_Class("\n ")),
             "sp": _opt(_Lit(" ")),
         }
         head = [_Lit("<analyze>"), _opt(_Class("\n "))]
