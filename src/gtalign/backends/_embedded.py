@@ -236,6 +236,15 @@ class _RowStops(StoppingCriteria):
         relay.offer(self.tokenizer.decode(ids, skip_special_tokens=True))
 
 
+
+def _unconstrained(constraint: Any, reason: str) -> tuple[None, dict[str, object], Generation | None]:
+    """A call that cannot be constrained: it goes out free (its record says why), or fails at once
+    when the constraint is required."""
+    record = constraint_record(constraint, None, reason)
+    if constraint.required:
+        return None, record, Generation("", "error", status="failed", reason=reason, extra={"constraint": record})
+    return None, record, None
+
 class EmbeddedBackend:
     """A `ChatBackend` over a local model, batched across concurrent calls.
 
@@ -319,19 +328,11 @@ class EmbeddedBackend:
             return None, None, None
         llg = _constrain.import_llguidance()
         if llg is None:
-            reason = f"the embedded backend enforces grammars with llguidance, which is not installed: {_constrain.INSTALL_HINT}"
-            record = constraint_record(constraint, None, reason)
-            if constraint.required:
-                return None, record, Generation("", "error", status="failed", reason=reason, extra={"constraint": record})
-            return None, record, None
+            return _unconstrained(constraint, f"the embedded backend enforces grammars with llguidance, which is not installed: {_constrain.INSTALL_HINT}")
         try:
             matcher = _constrain.row_matcher(self._vocabulary(engine, llg), _constrain.RowGrammar.of(constraint, job.prefill))
         except ValueError as exc:
-            reason = f"cannot constrain this call: {exc}"
-            record = constraint_record(constraint, None, reason)
-            if constraint.required:
-                return None, record, Generation("", "error", status="failed", reason=reason, extra={"constraint": record})
-            return None, record, None
+            return _unconstrained(constraint, f"cannot constrain this call: {exc}")
         return matcher, constraint_record(constraint, "llguidance"), None
 
     # -- loading ----------------------------------------------------------------------------
