@@ -185,7 +185,7 @@ GOOD = (STAGE_ONE + "\n<analyze>Pareto frontier: DQ_DA. Chosen key: DQ_DA. Best 
         "<response>Paris; and 3 < 4.</response>")
 
 
-@pytest.mark.parametrize(("change", "why"), [
+NEAR_MISSES: list[tuple[Any, str | None]] = [
     (lambda t: t, None),
     (lambda t: " " + t, "text before <thinking>"),
     (lambda t: t + "\nmore", "text after </response>"),
@@ -196,9 +196,15 @@ GOOD = (STAGE_ONE + "\n<analyze>Pareto frontier: DQ_DA. Chosen key: DQ_DA. Best 
     (lambda t: t.replace('"DQ_CQ"', '"DQ_DA"'), "a duplicate key"),
     (lambda t: t.replace("Best sum.", "I pick VQ_CQ."), "a second key in the analysis"),
     (lambda t: t.replace("Chosen key: DQ_DA.", "Chosen key: DQ_DA"), "the chosen key without its full stop"),
+    (lambda t: t.replace("</payoff>\n", "</payoff>\n\n"), "two newlines between blocks"),
+]
+"""Changes to a good answer that every rendering refuses (the first is no change: accepted)."""
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    *NEAR_MISSES,
     (lambda t: t.replace("3 < 4", "<p>3</p>"), "a tag in the response"),
     (lambda t: t.replace("3 < 4", "</response>"), "a closing tag in the response"),
-    (lambda t: t.replace("</payoff>\n", "</payoff>\n\n"), "two newlines between blocks"),
 ])
 def test_the_regex_refuses_near_misses(change: Any, why: str | None) -> None:
     regex = ProtocolGrammar().regex()
@@ -319,17 +325,8 @@ LARK_GOOD = GOOD.replace("Paris; and 3 < 4.", "Paris; and 3 is less than 4.")
 
 
 @pytest.mark.parametrize(("change", "why"), [
-    (lambda t: t, None),
-    (lambda t: " " + t, "text before <thinking>"),
-    (lambda t: t + "\nmore", "text after </response>"),
-    (lambda t: t.replace("Clear question.", " "), "an empty <thinking>"),
-    (lambda t: t.replace('"LLM": 3', '"LLM": 11'), "a payoff above the range"),
-    (lambda t: t.replace('"LLM": 3', '"LLM": 03'), "a leading zero"),
-    (lambda t: t.replace('"DQ_CQ"', '"DQ_DA"'), "a duplicate key"),
-    (lambda t: t.replace("Best sum.", "I pick VQ_CQ."), "a second key in the analysis"),
-    (lambda t: t.replace("Chosen key: DQ_DA.", "Chosen key: DQ_DA"), "the chosen key without its full stop"),
+    *NEAR_MISSES,
     (lambda t: t.replace("3 is less", "<p>3</p> is less"), "a tag in the response"),
-    (lambda t: t.replace("</payoff>\n", "</payoff>\n\n"), "two newlines between blocks"),
 ])
 def test_the_lark_refuses_near_misses(llg: Any, change: Any, why: str | None) -> None:
     assert llg(ProtocolGrammar().lark(), change(LARK_GOOD)) is (why is None), why
