@@ -33,7 +33,6 @@ import cProfile
 import io
 import itertools
 import json
-import multiprocessing
 import os
 import platform
 import pstats
@@ -44,11 +43,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+import _fake_server  # benchmarks/_fake_server.py, beside this script
 
 MODEL = "bench-eval"
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,30 +98,9 @@ class AnswerScript:
         return Reply(text=numbered_answer(next(self._numbers)) if self.varying else FIXED_ANSWER)
 
 
-def _serve(conn: Connection, capacity: int, latency: float, varying: bool) -> None:
-    """Child process: run the fake server until told to stop, then send its counters back."""
-    from gtalign.testing import FakeOpenAI
-
-    with FakeOpenAI(AnswerScript(varying), capacity=capacity, latency=latency, model=MODEL) as server:
-        conn.send(server.base_url)
-        conn.recv()
-        conn.send({"requests": server.requests, "max_in_flight": server.max_in_flight})
-
-
-@contextlib.contextmanager
-def served(capacity: int, latency: float, varying: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The fake server in its own process (as a real server would be): ``(base_url, counters)``,
-    ``counters`` filled when the block exits."""
-    ours, theirs = multiprocessing.Pipe()
-    child = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, capacity, latency, varying), daemon=True)
-    child.start()
-    counters: dict[str, Any] = {}
-    try:
-        yield ours.recv(), counters
-    finally:
-        ours.send("stop")
-        counters.update(ours.recv())
-        child.join(timeout=10)
+def served(capacity: int, latency: float, varying: bool = True) -> contextlib.AbstractContextManager[tuple[str, dict[str, Any]]]:
+    """The fake server, answering `AnswerScript`, in its own process: ``(base_url, counters)``."""
+    return _fake_server.served(AnswerScript(varying), capacity=capacity, latency=latency, model=MODEL)
 
 
 def bench_rows(n: int) -> list[Any]:

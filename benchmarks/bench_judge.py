@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import random
 import shlex
@@ -26,16 +25,16 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import _fake_server  # benchmarks/_fake_server.py, beside this script
 import httpx
 
 from gtalign._chat_client import ChatClient
 from gtalign.judges._llm import LLMJudge
 from gtalign.reward._types import JudgeRequest
-from gtalign.testing import FakeOpenAI, FakeRequest, Reply
+from gtalign.testing import FakeRequest, Reply
 
 MODEL = "bench-judge"
 
@@ -77,30 +76,9 @@ class FaultScript:
         return Reply(text=f"The final answer agrees. \\boxed{{{value}}}")
 
 
-def _serve(conn: Connection, script: FaultScript, capacity: int, latency: float) -> None:
-    """Child process: run the fake server until told to stop, then send its counters back."""
-    with FakeOpenAI(script, capacity=capacity, latency=latency, model=MODEL) as server:
-        conn.send(server.base_url)
-        conn.recv()
-        conn.send({"requests": server.requests, "max_in_flight": server.max_in_flight, "counts": dict(server.counts)})
-
-
-@contextlib.contextmanager
-def served(script: FaultScript, capacity: int, latency: float) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The fake server in its own process (as a real server would be): ``(base_url, counters)``.
-
-    ``counters`` is filled when the block exits.
-    """
-    ours, theirs = multiprocessing.Pipe()
-    child = multiprocessing.get_context("spawn").Process(target=_serve, args=(theirs, script, capacity, latency), daemon=True)
-    child.start()
-    counters: dict[str, Any] = {}
-    try:
-        yield ours.recv(), counters
-    finally:
-        ours.send("stop")
-        counters.update(ours.recv())
-        child.join(timeout=10)
+def served(script: FaultScript, capacity: int, latency: float) -> contextlib.AbstractContextManager[tuple[str, dict[str, Any]]]:
+    """The fake server in its own process (as a real server would be): ``(base_url, counters)``."""
+    return _fake_server.served(script, capacity=capacity, latency=latency, model=MODEL)
 
 
 def plan_faults(responses: list[str], rng: random.Random) -> dict[str, str]:
