@@ -1,7 +1,8 @@
 """Protocol-constrained decoding on the real embedded model (SmolLM2-135M-Instruct, llguidance).
 
 Untrained, this model writes the four blocks 0 times in 4 (docs STACK.md); under the grammar every
-answer must parse. Token caps keep each answer short, so the 20 answers decode in two batches.
+answer must parse. The 20 answers are given the default grammar and a budget of 300 tokens: the
+backend fits the grammar's token caps to the budget, so every answer closes within it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from gtalign.steering._steps import ANALYZE_OPEN  # noqa: E402
 
 GRAMMAR = ProtocolGrammar(thinking_tokens=16, analyze_tokens=8, response_tokens=24)
 CONSTRAINED = SamplingParams(max_tokens=320, constraint=Constraint(GRAMMAR))
+BUDGET = 300
+FITTED = SamplingParams(max_tokens=BUDGET, constraint=Constraint(ProtocolGrammar()))
 QUESTIONS = [
     "What is 17 times 23?",  # maths
     "Solve for x: 3x + 5 = 20.",
@@ -62,7 +65,7 @@ def backend() -> Iterator[EmbeddedBackend]:
 
 @pytest.fixture(scope="module")
 def answers(backend: EmbeddedBackend) -> list[Generation]:
-    return backend.generate_batch([(build_messages(q), "") for q in QUESTIONS], CONSTRAINED)
+    return backend.generate_batch([(build_messages(q), "") for q in QUESTIONS], FITTED)
 
 
 def assert_parses(text: str) -> None:
@@ -78,10 +81,16 @@ def test_the_backend_says_it_constrains_with_llguidance(backend: EmbeddedBackend
     assert all(backend.constraint_support(stage) == "llguidance" for stage in ("full", "payoff", "response"))
 
 
-def test_twenty_varied_prompts_all_answer_in_the_protocol(answers: list[Generation]) -> None:
+def test_twenty_varied_prompts_all_answer_in_the_protocol_within_their_budget(backend: EmbeddedBackend, answers: list[Generation]) -> None:
+    tokenizer = backend._engine.tokenizer
+    fitted = ProtocolGrammar().fit(BUDGET, lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    assert fitted is not None and fitted.response_tokens
+    caps = {"thinking": fitted.thinking_tokens, "analyze": fitted.analyze_tokens, "response": fitted.response_tokens}
     for answer in answers:
         assert answer.ok and answer.finish_reason == "stop", (answer.finish_reason, answer.text)
-        assert answer.extra["constraint"] == {"enforced": True, "how": "llguidance", "stage": "full", "required": False, "reason": ""}
+        assert answer.extra["constraint"] == {"enforced": True, "how": "llguidance", "stage": "full", "required": False,
+                                              "reason": "", "token_caps": caps}
+        assert answer.tokens_out is not None and answer.tokens_out <= BUDGET
         assert "constraint_error" not in answer.extra
         assert_parses(answer.text)
     steps = [a.extra["constraint_mask_steps"] for a in answers]

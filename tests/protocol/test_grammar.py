@@ -357,3 +357,53 @@ def test_token_caps_are_options_checked_by_name() -> None:
     with pytest.raises(GrammarError, match="thinking_tokens must be None or an integer"):
         ProtocolGrammar(thinking_tokens=0)
     assert ProtocolGrammar(response_tokens=5).to_json()["response_tokens"] == 5
+
+
+FREE_TEXTS = ("thinking_text", "tail", "response_text")
+CAPS = {"thinking_text": "thinking_tokens", "tail": "analyze_tokens", "response_text": "response_tokens"}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammar=GRAMMARS, stage=st.sampled_from(g.STAGES), data=st.data())
+def test_the_skeleton_is_the_longest_fixed_structure(grammar: ProtocolGrammar, stage: Any, data: st.DataObject) -> None:
+    rules = grammar._rules(stage, split=True)
+    structure_only = {**rules, **{name: g._Lit("") for name in FREE_TEXTS if name in rules}}
+    text = Sampler(structure_only, data.draw).text(structure_only["root"])
+    assert len(text) <= len(grammar.skeleton(stage)), (text, grammar.skeleton(stage))
+
+
+@settings(max_examples=300, deadline=None)
+@given(grammar=GRAMMARS, stage=st.sampled_from(g.STAGES), budget=st.integers(1, 3000),
+       given_cap=st.sampled_from([None, *CAPS.values()]))
+def test_fitted_caps_and_the_structure_fit_the_budget(grammar: ProtocolGrammar, stage: Any, budget: int, given_cap: str | None) -> None:
+    """With one token per character (the worst a tokenizer can do), the longest structure plus every
+    free text at its cap plus the end-of-turn token is within the budget; caps a user set stay."""
+    if given_cap is not None:
+        grammar = g.replace(grammar, **{given_cap: 5})
+    fitted = grammar.fit(budget, len, stage)
+    layout = "full" if stage == "payoff" else stage
+    present = [cap for name, cap in CAPS.items() if name in g._reachable(grammar._rules(layout, split=True))]
+    structure = len(grammar.skeleton(layout))
+    if fitted is None:
+        assert structure + len(present) + 1 > budget - structure * 0.1 - 8
+        return
+    caps = [getattr(fitted, cap) for cap in present]
+    assert all(isinstance(cap, int) and cap >= 1 for cap in caps)
+    if given_cap is not None:
+        assert getattr(fitted, given_cap) == 5
+    else:
+        assert structure + sum(caps) + 1 <= budget
+    assert fitted.thinking_tokens is None or fitted.thinking_tokens <= max(grammar.thinking_chars, grammar.thinking_tokens or 0)
+    assert g.replace(fitted, thinking_tokens=None, analyze_tokens=None, response_tokens=None) == g.replace(
+        grammar, thinking_tokens=None, analyze_tokens=None, response_tokens=None)
+
+
+def test_a_fitted_grammar_gives_the_response_the_rest() -> None:
+    count = {"full": 200, "response": 10}
+    fitted = ProtocolGrammar().fit(1000, lambda text: count["full"] if "<payoff>" in text else count["response"])
+    assert fitted is not None and (fitted.thinking_tokens, fitted.analyze_tokens) == (231, 115)  # 30% and 15% of 1000 - (200 * 1.1 + 8) - 1
+    assert fitted.response_tokens == 771 - 231 - 115
+    second = ProtocolGrammar().fit(100, lambda text: 10, stage="response")
+    assert second is not None and (second.thinking_tokens, second.analyze_tokens, second.response_tokens) == (None, 16, 64)
+    with pytest.raises(GrammarError, match="budget must be at least 1"):
+        ProtocolGrammar().fit(0, len)

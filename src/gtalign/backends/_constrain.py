@@ -55,18 +55,37 @@ class Vocabulary:
     def build(cls, llg: ModuleType, tokenizer: Any, size: int) -> Vocabulary:
         return cls(llg, tokenizer, llg.hf.from_tokenizer(tokenizer, n_vocab=size), size)
 
+    def count(self, text: str) -> int:
+        """Tokens of ``text`` as the tokenizer writes it."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
 
 @dataclass(frozen=True, slots=True)
 class RowGrammar:
     """What one row decodes under: the stage's Lark grammar, and the prefill text a whole-answer or
-    stage-1 grammar must first read (stage 2's grammar starts after the prefill by construction)."""
+    stage-1 grammar must first read (stage 2's grammar starts after the prefill by construction).
+
+    ``caps``: the token caps the grammar carries (`ProtocolGrammar.fit` to the row's ``max_tokens``,
+    so the answer closes within its budget), or None when the budget cannot hold the structure and
+    the row is decoded without caps (it may then end at ``max_tokens`` unclosed)."""
 
     lark: str
     prefill: str = ""
+    caps: dict[str, int | None] | None = None
 
     @classmethod
-    def of(cls, constraint: Constraint, prefill: str) -> RowGrammar:
-        return cls(constraint.grammar.lark(constraint.stage), "" if constraint.stage == "response" else prefill)
+    def of(cls, constraint: Constraint, prefill: str, budget: int, vocabulary: Vocabulary) -> RowGrammar:
+        grammar = constraint.grammar.fit(budget, vocabulary.count, constraint.stage)
+        caps = None if grammar is None else {"thinking": grammar.thinking_tokens, "analyze": grammar.analyze_tokens,
+                                              "response": grammar.response_tokens}
+        lark = (grammar or constraint.grammar).lark(constraint.stage)
+        return cls(lark, "" if constraint.stage == "response" else prefill, caps)
+
+    def note(self, budget: int) -> str:
+        """Why the answer may end unclosed, or "" when its caps fit the budget."""
+        if self.caps is not None:
+            return ""
+        return f"max_tokens {budget} cannot hold the protocol's fixed structure, so the answer may end at the limit unclosed"
 
 
 def row_matcher(vocabulary: Vocabulary, row: RowGrammar) -> Any:

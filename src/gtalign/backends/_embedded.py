@@ -330,10 +330,13 @@ class EmbeddedBackend:
         if llg is None:
             return _unconstrained(constraint, f"the embedded backend enforces grammars with llguidance, which is not installed: {_constrain.INSTALL_HINT}")
         try:
-            matcher = _constrain.row_matcher(self._vocabulary(engine, llg), _constrain.RowGrammar.of(constraint, job.prefill))
+            vocabulary = self._vocabulary(engine, llg)
+            row = _constrain.RowGrammar.of(constraint, job.prefill, job.params.max_tokens, vocabulary)
+            matcher = _constrain.row_matcher(vocabulary, row)
         except ValueError as exc:
             return _unconstrained(constraint, f"cannot constrain this call: {exc}")
-        return matcher, constraint_record(constraint, "llguidance"), None
+        record = {**constraint_record(constraint, "llguidance"), "token_caps": row.caps, "reason": row.note(job.params.max_tokens)}
+        return matcher, record, None
 
     # -- loading ----------------------------------------------------------------------------
 

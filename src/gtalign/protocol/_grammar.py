@@ -35,9 +35,11 @@ block (stage 2).
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Any, Literal
 
 from gtalign.game import DEFAULT_SPACE, StrategySpace
@@ -384,6 +386,52 @@ class ProtocolGrammar:
                                           _Rep(_Class(_TEXT_NOT, negated=True), 0, text.items[2].high))
         return rules
 
+    def skeleton(self, stage: Stage = "full") -> str:
+        """The longest text the grammar fixes at ``stage``, its free texts left empty: the tags,
+        the payoff with every number at its widest, a frontier naming every key. What a token
+        budget must hold besides the free texts (`fit`).
+
+        >>> ProtocolGrammar().skeleton("response")
+        '</analyze>\\n<response></response>'
+        """
+        rules = self._rules(stage, split=True)
+        return _Longest(rules).text(rules["root"])
+
+    def fit(self, budget: int, count_tokens: Callable[[str], int], stage: Stage = "full") -> ProtocolGrammar | None:
+        """This grammar with token caps that make an answer of ``stage`` close within ``budget``
+        tokens, or None when even the fixed structure may not fit.
+
+        The structure is `skeleton` counted by ``count_tokens`` (the backend's tokenizer), with a
+        margin, since a constrained model may spell a tag in more tokens than the tokenizer would.
+        The rest goes to the free texts: ``<thinking>`` up to 30% and ``<analyze>`` up to 15%
+        (never above their character caps, which bound their tokens too), ``<response>`` the
+        remainder. Caps already set are kept. Stage 1 of steering (``payoff``) is given the whole
+        answer's budget, so it is split as the whole answer is; stage 2 (``response``) splits what
+        is left between the analysis and the response.
+
+        >>> fitted = ProtocolGrammar().fit(512, lambda text: len(text) // 3)  # 3 characters a token
+        >>> fitted.thinking_tokens, fitted.analyze_tokens, fitted.response_tokens
+        (106, 53, 196)
+        >>> ProtocolGrammar().fit(400, len) is None  # a token per character: 403 characters of structure
+        True
+        """
+        if budget < 1:
+            raise GrammarError(f"budget must be at least 1 token, got {budget}")
+        layout: Stage = "full" if stage == "payoff" else stage
+        structure = math.ceil(count_tokens(self.skeleton(layout)) * _STRUCTURE_MARGIN) + _STRUCTURE_SLACK
+        free = budget - structure - 1  # the end-of-turn token the mask forces after the last tag
+        shares = {"thinking_tokens": 0.30, "analyze_tokens": 0.15} if layout == "full" else {"analyze_tokens": 0.20}
+        if free < len(shares) + 1:
+            return None
+        caps: dict[str, int] = {}
+        chars = {"thinking_tokens": self.thinking_chars, "analyze_tokens": self.analyze_chars}
+        for name, share in shares.items():
+            given = getattr(self, name)
+            caps[name] = given if given is not None else max(1, min(chars[name], int(free * share)))
+        if self.response_tokens is None:
+            caps["response_tokens"] = max(1, free - sum(caps.values()))
+        return replace(self, **caps)
+
     def payoff_schema(self) -> dict[str, Any]:
         """A JSON schema of the payoff object alone: every key required, no others, each
         ``{"LLM": number, "user": number}`` within the declared range (precision is not expressible
@@ -401,6 +449,46 @@ class ProtocolGrammar:
                 "response_chars": self.response_chars, "key_order": self.key_order, "frontier": self.frontier,
                 "thinking_tokens": self.thinking_tokens, "analyze_tokens": self.analyze_tokens,
                 "response_tokens": self.response_tokens}
+
+
+_FREE_TEXTS = frozenset({"thinking_text", "tail", "response_text"})
+_STRUCTURE_MARGIN = Fraction(11, 10)
+_STRUCTURE_SLACK = 8
+
+
+class _Longest:
+    """The longest text a rule tree fixes, free texts left empty (`ProtocolGrammar.skeleton`):
+    every choice takes its longest option, every bounded repetition its most, a character class
+    a digit where it allows one (payoff numbers)."""
+
+    def __init__(self, rules: Mapping[str, Any]) -> None:
+        self.rules = rules
+
+    def text(self, node: Any) -> str:
+        if isinstance(node, _Lit):
+            return node.text
+        if isinstance(node, _Class):
+            return _a_char(node)
+        if isinstance(node, _Seq):
+            return "".join(self.text(item) for item in node.items)
+        if isinstance(node, _Alt):
+            return max((self.text(item) for item in node.items), key=len)
+        if isinstance(node, _Rep):
+            if node.high is None:
+                raise GrammarError("an unbounded repetition outside the free texts has no longest text")
+            return self.text(node.item) * node.high
+        if node.name in _FREE_TEXTS:
+            return ""
+        return self.text(self.rules[node.name])
+
+
+def _a_char(node: _Class) -> str:
+    """A character the class allows: a digit when it allows one, else the first it names."""
+    for c in "8" + "\n " + "".join(chr(i) for i in range(33, 127)):
+        inside = c in node.chars or any(low <= c <= high for low, high in node.ranges)
+        if inside != node.negated:
+            return c
+    raise GrammarError(f"a character class allows no printable character: {node}")
 
 
 def _subsets(keys: Sequence[str]) -> Iterator[frozenset[str]]:
