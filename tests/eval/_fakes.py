@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from gtalign.benchmarks import BenchmarkRow
 from gtalign.judges import RuleJudge
 from gtalign.reward import JudgeRequest, Verdict
-from gtalign.testing import ScriptedBackend
+from gtalign.testing import ScriptedBackend, ScriptedConstrainingBackend
 
 PAYOFF = {
     "DQ_AQ": {"LLM": 2.0, "user": 2.1}, "DQ_CQ": {"LLM": 1.0, "user": 0.9}, "DQ_DA": {"LLM": 3.0, "user": 3.1},
@@ -66,10 +66,11 @@ def four_blocks(question: str, seed: int | None) -> str:
             f"<response>{response_for(question, seed)}</response>")
 
 
-def scripted(**kwargs) -> ScriptedBackend:
+def scripted(*, constraining: bool = False, **kwargs) -> ScriptedBackend:
     """A `ScriptedBackend` whose answers depend on the question and the call's seed (read from the
     call it has just recorded: with no latency nothing runs between the record and the script).
-    A call with a prefill (steering's continuation) gets the rest of the answer after ``</payoff>``."""
+    A call with a prefill (steering's continuation) gets the rest of the answer after ``</payoff>``.
+    ``constraining``: a `ScriptedConstrainingBackend` (it says it enforces the grammar)."""
     holder: list[ScriptedBackend] = []
 
     def script(messages, prefill):
@@ -79,7 +80,7 @@ def scripted(**kwargs) -> ScriptedBackend:
             return " The frontier decides.</analyze>\n<response>" + response_for(question_of(messages), seed) + "</response>"
         return text
 
-    backend = ScriptedBackend(script, **kwargs)
+    backend = (ScriptedConstrainingBackend if constraining else ScriptedBackend)(script, **kwargs)
     holder.append(backend)
     return backend
 

@@ -264,23 +264,7 @@ def test_the_judge_is_warmed_up_at_run_start_only_when_a_row_needs_maths(tmp_pat
 
 
 def test_constrain_asks_the_backend_for_the_whole_answers_grammar_and_the_record_keeps_its_reply(tmp_path: Path) -> None:
-    from dataclasses import replace
-
-    from gtalign.backends._base import constraint_record
-
-    inner = scripted()
-
-    class Enforcing:  # the scripted model, reporting constrained calls as an enforcing backend does
-        name, model, calls = inner.name, inner.model, inner.calls
-
-        async def generate(self, messages, *, prefill="", params=None):
-            generation = await inner.generate(messages, prefill=prefill, params=params)
-            return replace(generation, extra={"constraint": constraint_record(params.constraint, "scripted")})
-
-        async def aclose(self) -> None:
-            return None
-
-    backend = Enforcing()
+    backend = scripted(constraining=True)
     config = EvalConfig(("fake",), backend="scripted", constrain="on")
     judge = RuleJudge()
     try:
@@ -294,8 +278,22 @@ def test_constrain_asks_the_backend_for_the_whole_answers_grammar_and_the_record
     assert "constrain" not in EvalConfig(("fake",)).to_json()  # off keeps every older run's config hash
 
 
-def test_constrained_steering_asks_each_stage(tmp_path: Path, judge: RuleJudge) -> None:
+def test_a_backend_that_cannot_constrain_answers_free_under_auto_and_fails_rows_under_on(tmp_path: Path, judge: RuleJudge) -> None:
+    backend = scripted()  # a plain ChatBackend: no constraint_support
+    run_eval(EvalConfig(("fake",), backend="scripted", constrain="auto"), tmp_path / "auto", rows=rows(2), backend=backend, judge=judge)
+    assert [c.params.constraint for c in backend.calls] == [None, None]
+    records = read_run_log(tmp_path / "auto").records
+    assert all(r.status == "scored" and r.constraint is not None and r.constraint["enforced"] is False for r in records)
+    assert all("ScriptedBackend cannot enforce a grammar" in r.constraint["reason"] for r in records)
     backend = scripted()
+    summary = run_eval(EvalConfig(("fake",), backend="scripted", constrain="on"), tmp_path / "on", rows=rows(2), backend=backend, judge=judge)
+    assert backend.calls == [] and summary.exit_code == 1
+    records = read_run_log(tmp_path / "on").records
+    assert all(r.status == "generation_failed" and "ScriptedBackend cannot enforce a grammar" in r.error for r in records)
+
+
+def test_constrained_steering_asks_each_stage(tmp_path: Path, judge: RuleJudge) -> None:
+    backend = scripted(constraining=True)
     config = EvalConfig(("fake",), backend="scripted", steer=True, constrain="auto")
     run_eval(config, tmp_path / "run", rows=rows(1), backend=backend, judge=judge)
     stages = [c.params.constraint.stage for c in backend.calls if c.params.constraint is not None]

@@ -15,7 +15,7 @@ import uvicorn
 
 from gtalign.backends._base import ChatBackend, Generation, Message, SamplingParams
 from gtalign.server import ServerConfig, create_app
-from gtalign.testing import ScriptedBackend
+from gtalign.testing import ScriptedBackend, ScriptedConstrainingBackend
 from gtalign.testing.scripted_backend import BackendCall
 
 __all__ = ["KEY", "MODEL", "PAYOFF", "Served", "StallingBackend", "response_for", "script", "scripted", "serve"]
@@ -60,8 +60,10 @@ def script(messages: Sequence[Mapping[str, str]], prefill: str) -> str:
     return f"{tail}<response>\n{response_for(key)}\n</response>"
 
 
-def scripted(latency: float = 0.0, **kwargs: object) -> ScriptedBackend:
-    return ScriptedBackend(script, latency=latency, **kwargs)  # type: ignore[arg-type]
+def scripted(latency: float = 0.0, *, constraining: bool = False, **kwargs: object) -> ScriptedBackend:
+    """The scripted model; ``constraining``: one that says it enforces the grammar."""
+    kind = ScriptedConstrainingBackend if constraining else ScriptedBackend
+    return kind(script, latency=latency, **kwargs)  # type: ignore[arg-type]
 
 
 @dataclass

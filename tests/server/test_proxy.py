@@ -379,8 +379,8 @@ def test_each_request_is_logged_on_one_line(caplog: pytest.LogCaptureFixture) ->
 
 
 def test_constrained_decoding_is_the_servers_default_or_the_requests_choice() -> None:
-    backend = scripted()
-    with serve(backend=backend, constrain="auto") as served:
+    backend = scripted(constraining=True)
+    with serve(backend=backend) as served:  # auto by default
         client(served.base_url).chat.completions.create(model=MODEL, messages=QUESTION)
         client(served.base_url).chat.completions.create(model=MODEL, messages=QUESTION, extra_body={"gtalign": {"constrain": "off"}})
         client(served.base_url).chat.completions.create(model=MODEL, messages=QUESTION, extra_body={"gtalign": {"constrain": "on"}})
@@ -389,3 +389,7 @@ def test_constrained_decoding_is_the_servers_default_or_the_requests_choice() ->
     asked = [None if c.params.constraint is None else (c.params.constraint.stage, c.params.constraint.required) for c in backend.calls]
     assert asked == [("payoff", False), ("response", False), None, None, ("payoff", True), ("response", True)]
     assert "gtalign.constrain" in json.dumps(error_of(bad.value))
+    backend = scripted(constraining=True)
+    with serve(backend=backend, constrain="off") as served:
+        client(served.base_url).chat.completions.create(model=MODEL, messages=QUESTION)
+    assert all(c.params.constraint is None for c in backend.calls)

@@ -10,7 +10,7 @@ import pytest
 
 import gtalign.cli._chat as chat
 from gtalign.cli import main
-from gtalign.testing import ScriptedBackend
+from gtalign.testing import ScriptedBackend, ScriptedConstrainingBackend
 from tests.steering._fixtures import LLM_SHIFT_FLIPS, first_stage
 
 CONTINUATION = " It helps.\n</analyze>\n<response>\nParis [bold]. Want its population too?\n</response>"
@@ -21,7 +21,7 @@ def backend(monkeypatch):
     made: list[ScriptedBackend] = []
 
     def build(spec, model=None, server_kind="auto"):
-        made.append(ScriptedBackend(lambda m, prefill: CONTINUATION if prefill else first_stage(LLM_SHIFT_FLIPS)))
+        made.append(ScriptedConstrainingBackend(lambda m, prefill: CONTINUATION if prefill else first_stage(LLM_SHIFT_FLIPS)))
         made[-1].spec = (spec, model, server_kind)
         return made[-1]
 
@@ -141,7 +141,7 @@ def test_chat_constrain_asks_the_backend_for_the_grammar(monkeypatch, capsys):
     made: list[ScriptedBackend] = []
 
     def build(spec, model=None, server_kind="auto"):
-        made.append(ScriptedBackend(lambda m, prefill: CONTINUATION if prefill else first_stage(LLM_SHIFT_FLIPS)))
+        made.append(ScriptedConstrainingBackend(lambda m, prefill: CONTINUATION if prefill else first_stage(LLM_SHIFT_FLIPS)))
         return made[-1]
 
     monkeypatch.setattr(chat, "build_backend", build)
@@ -149,7 +149,10 @@ def test_chat_constrain_asks_the_backend_for_the_grammar(monkeypatch, capsys):
     stages = [(c.params.constraint.stage, c.params.constraint.required) for c in made[0].calls if c.params.constraint]
     assert stages == [("payoff", True), ("response", True)]
     assert main(["chat", "Capital of France?", "--json"]) == 0
-    assert all(c.params.constraint is None for c in made[1].calls)  # off by default
+    stages = [(c.params.constraint.stage, c.params.constraint.required) for c in made[1].calls if c.params.constraint]
+    assert stages == [("payoff", False), ("response", False)]  # auto by default
+    assert main(["chat", "Capital of France?", "--json", "--constrain", "off"]) == 0
+    assert all(c.params.constraint is None for c in made[2].calls)
     capsys.readouterr()
     assert main(["chat", "Q", "--constrain", "always"]) == 2
     assert "invalid choice: 'always'" in capsys.readouterr().err

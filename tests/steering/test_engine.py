@@ -12,7 +12,7 @@ from gtalign.backends._base import Generation, SamplingParams
 from gtalign.game import PayoffMatrix, StrategySpace
 from gtalign.protocol import build_messages, parse_answer
 from gtalign.steering import ANALYZE_OPEN, Fallback, PolicyError, SteeringEngine, SteeringResult
-from gtalign.testing import ScriptedBackend
+from gtalign.testing import ScriptedBackend, ScriptedConstrainingBackend
 from tests.steering._fixtures import LLM_SHIFT_FLIPS, PAYER_FLIPS, first_stage
 
 QUESTION = "What is the capital of France?"
@@ -393,24 +393,9 @@ def test_keep_unstructured_reads_a_lone_response_block():
     assert result.response == "Hello there, I can help."
 
 
-class ConstrainingScript(ScriptedBackend):
-    """The scripted model, reporting each constrained call the way a backend that enforces the
-    grammar does (`constraint_record`)."""
-
-    async def generate(self, messages, *, prefill="", params=SamplingParams()):  # type: ignore[override]
-        from dataclasses import replace
-
-        from gtalign.backends._base import constraint_record
-
-        generation = await super().generate(messages, prefill=prefill, params=params)
-        if params.constraint is None:
-            return generation
-        return replace(generation, extra={"constraint": constraint_record(params.constraint, "scripted")})
-
-
 @pytest.mark.parametrize("mode", ["auto", "on"])
 def test_constrain_asks_each_stage_for_its_grammar_and_records_it(mode: str) -> None:
-    backend = ConstrainingScript(scripted(first_stage(LLM_SHIFT_FLIPS)).script)
+    backend = ScriptedConstrainingBackend(scripted(first_stage(LLM_SHIFT_FLIPS)).script)
     result = run(SteeringEngine(backend, "research-llm-shift", constrain=mode))  # type: ignore[arg-type]
     assert result.status == "ok"
     constraints = [call.params.constraint for call in backend.calls]
@@ -425,10 +410,23 @@ def test_constrain_off_sends_no_grammar_and_a_forced_response_is_free_text() -> 
     run(SteeringEngine(backend, constrain="off"))
     assert all(call.params.constraint is None for call in backend.calls)
     # The model closes <analyze> but writes no <response>: the engine opens one and lets it write freely.
-    backend = scripted(first_stage(LLM_SHIFT_FLIPS), then=" Done.\n</analyze>")
+    backend = ScriptedConstrainingBackend(scripted(first_stage(LLM_SHIFT_FLIPS), then=" Done.\n</analyze>").script)
     result = run(SteeringEngine(backend, constrain="auto"))
     assert [c.params.constraint and c.params.constraint.stage for c in backend.calls] == ["payoff", "response", None]
     assert [s["name"] for s in result.to_record()["stages"]] == ["payoff", "continue", "response"]
+
+
+def test_a_backend_that_cannot_constrain_goes_free_under_auto_and_fails_under_on() -> None:
+    backend = scripted(first_stage(LLM_SHIFT_FLIPS))  # a plain ChatBackend: no constraint_support
+    result = run(SteeringEngine(backend, "research-llm-shift", constrain="auto"))
+    assert result.status == "ok" and all(call.params.constraint is None for call in backend.calls)
+    records = [stage["constraint"] for stage in result.to_record()["stages"]]
+    assert [(r["stage"], r["enforced"]) for r in records] == [("payoff", False), ("response", False)]
+    assert all("ScriptedBackend cannot enforce a grammar" in r["reason"] for r in records)
+    backend = scripted(first_stage(LLM_SHIFT_FLIPS))
+    result = run(SteeringEngine(backend, "research-llm-shift", constrain="on"))
+    assert backend.calls == [] and result.status == "failed"
+    assert "ScriptedBackend cannot enforce a grammar" in result.stages[0].reason
 
 
 def test_constrain_options_are_checked() -> None:

@@ -10,6 +10,7 @@ chat template on ``/v1/completions``, or the tokenizer's template for embedded m
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from gtalign._chat_client import TextStream
 
 __all__ = [
-    "ChatBackend", "ConstrainingBackend", "Constraint", "Generation", "constraint_record", "GenerationStatus", "Message", "SamplingParams",
+    "ChatBackend", "ConstrainingBackend", "Constraint", "Generation", "constraint_gate", "constraint_record", "GenerationStatus", "Message", "SamplingParams", "with_constraint_record",
     "StreamingBackend", "TokenCounter",
 ]
 
@@ -56,6 +57,29 @@ def constraint_record(constraint: Constraint, how: str | None, reason: str = "")
     enforced, how (None: it went out unconstrained), at which stage, and why not."""
     return {"enforced": how is not None, "how": how, "stage": constraint.stage, "required": constraint.required,
             "reason": reason if how is None else ""}
+
+
+def constraint_gate(backend: object, params: SamplingParams) -> tuple[SamplingParams, dict[str, object] | None, Generation | None]:
+    """How to call ``backend`` with ``params`` when it cannot constrain at all (it is not a
+    `ConstrainingBackend`, e.g. a custom backend): the params without the constraint and the record
+    saying the call went out free, or, when the constraint is required, the failed `Generation` to
+    use instead of calling. A `ConstrainingBackend` gets the params unchanged and records for itself.
+    Callers put the record in the generation's extra with `with_constraint_record`."""
+    constraint = params.constraint
+    if constraint is None or isinstance(backend, ConstrainingBackend):
+        return params, None, None
+    reason = f"the backend {type(backend).__name__} cannot enforce a grammar (it has no constraint_support)"
+    record = constraint_record(constraint, None, reason)
+    if constraint.required:
+        return params, record, Generation("", "error", status="failed", reason=reason, extra={"constraint": record})
+    return dataclasses.replace(params, constraint=None), record, None
+
+
+def with_constraint_record(generation: Generation, record: dict[str, object] | None) -> Generation:
+    """``generation`` with ``record`` (from `constraint_gate`) as its ``extra["constraint"]``."""
+    if record is None:
+        return generation
+    return dataclasses.replace(generation, extra={**generation.extra, "constraint": record})
 
 
 @dataclass(frozen=True, slots=True)

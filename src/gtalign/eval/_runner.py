@@ -138,10 +138,14 @@ class _Generator:
         start = time.perf_counter()
         if self.config.steer:
             return self._steered(item, await self._engines[item.epoch].run(item.row.messages), time.perf_counter() - start)
+        from gtalign.backends._base import constraint_gate, with_constraint_record
+
+        params, record, failed = constraint_gate(self.backend, self.params(item.epoch))
         try:
-            generation = await self.backend.generate(item.row.messages, params=self.params(item.epoch))
+            generation = failed or await self.backend.generate(item.row.messages, params=params)
         except Exception as exc:  # a backend bug: the row failed, the run goes on
             return _Answer(item, seconds=time.perf_counter() - start, failure=f"the backend raised {type(exc).__name__}: {exc}")
+        generation = with_constraint_record(generation, record)
         seconds = time.perf_counter() - start
         if not generation.ok:
             return _Answer(item, tokens_in=generation.tokens_in, seconds=seconds,

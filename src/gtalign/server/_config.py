@@ -165,7 +165,7 @@ class ServerConfig:
     allowed_pricing: tuple[str, ...] = ()
     rule: str = "sum"
     on_ignored: str = _modes.DEFAULT_ON_IGNORED
-    constrain: str = "off"
+    constrain: str = "auto"
     max_request_bytes: int = 1_000_000
     max_tokens: int = 2048
     default_max_tokens: int = 512

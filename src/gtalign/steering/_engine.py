@@ -31,7 +31,15 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from gtalign._chat_client import TextStream
-from gtalign.backends._base import ChatBackend, Constraint, Generation, SamplingParams, StreamingBackend
+from gtalign.backends._base import (
+    ChatBackend,
+    Constraint,
+    Generation,
+    SamplingParams,
+    StreamingBackend,
+    constraint_gate,
+    with_constraint_record,
+)
 from gtalign.game import DEFAULT_SPACE, PayoffError, StrategySpace, WelfareRule, decide, welfare_rule
 from gtalign.protocol import DEFAULT_SYSTEM, ProtocolGrammar, build_messages, parse_answer
 from gtalign.protocol import Stage as GrammarStage
@@ -311,6 +319,9 @@ class _Run:
         backend can) and the response text it contains goes to the sink as it comes."""
         start = time.perf_counter()
         backend = self.engine.backend
+        params, record, failed = constraint_gate(backend, params)
+        if failed is not None:
+            return failed, time.perf_counter() - start
         try:
             relay = response is not None and self.sink is not None
             if relay and isinstance(backend, StreamingBackend):
@@ -323,7 +334,7 @@ class _Run:
                 self.sink(held)
         except Exception as exc:  # a backend bug must not take the caller down with it
             generation = Generation("", "error", status="failed", reason=f"backend raised {type(exc).__name__}: {exc}")
-        return generation, time.perf_counter() - start
+        return with_constraint_record(generation, record), time.perf_counter() - start
 
     async def _relay(self, stream: TextStream[Generation], response: ResponseText) -> Generation:
         async with stream:

@@ -9,15 +9,17 @@ fail. Tests of the real models live with the backends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from gtalign._chat_client import TextStream
-from gtalign.backends._base import Generation, Message, SamplingParams
+from gtalign.backends._base import Generation, Message, SamplingParams, constraint_record
+from gtalign.protocol import Stage
 
-__all__ = ["BackendCall", "ScriptedBackend"]
+__all__ = ["BackendCall", "ScriptedBackend", "ScriptedConstrainingBackend"]
 
 BackendScript = Callable[[Sequence[Message], str], str]
 
@@ -95,3 +97,27 @@ class ScriptedBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+@dataclass
+class ScriptedConstrainingBackend(ScriptedBackend):
+    """A `ScriptedBackend` that says it enforces every `Constraint` (`constraint_support` names
+    ``how``) and records so, as a constraining server does: for tests of what callers ask for and
+    record. It enforces nothing itself; its script must write text in the grammar."""
+
+    how: str = "scripted"
+
+    def constraint_support(self, stage: Stage) -> str | None:
+        return self.how
+
+    async def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        prefill: str = "",
+        params: SamplingParams = SamplingParams(),
+    ) -> Generation:
+        generation = await ScriptedBackend.generate(self, messages, prefill=prefill, params=params)
+        if params.constraint is None:
+            return generation
+        return dataclasses.replace(generation, extra={**generation.extra, "constraint": constraint_record(params.constraint, self.how)})
