@@ -374,13 +374,15 @@ def test_the_skeleton_is_the_longest_fixed_structure(grammar: ProtocolGrammar, s
 
 @settings(max_examples=300, deadline=None)
 @given(grammar=GRAMMARS, stage=st.sampled_from(g.STAGES), budget=st.integers(1, 3000),
-       given_cap=st.sampled_from([None, *CAPS.values()]))
-def test_fitted_caps_and_the_structure_fit_the_budget(grammar: ProtocolGrammar, stage: Any, budget: int, given_cap: str | None) -> None:
+       given_cap=st.sampled_from([None, *CAPS.values()]), spent=st.none() | st.integers(0, 3000))
+def test_fitted_caps_and_the_structure_fit_the_budget(grammar: ProtocolGrammar, stage: Any, budget: int, given_cap: str | None,
+                                                      spent: int | None) -> None:
     """With one token per character (the worst a tokenizer can do), the longest structure plus every
-    free text at its cap plus the end-of-turn token is within the budget; caps a user set stay."""
+    free text at its cap plus the end-of-turn token is within the budget, also for a stage of a
+    larger answer (``answer_budget``); caps a user set stay."""
     if given_cap is not None:
         grammar = g.replace(grammar, **{given_cap: 5})
-    fitted = grammar.fit(budget, len, stage)
+    fitted = grammar.fit(budget, len, stage, answer_budget=None if spent is None else budget + spent)
     layout = "full" if stage == "payoff" else stage
     present = [cap for name, cap in CAPS.items() if name in g._reachable(grammar._rules(layout, split=True))]
     structure = len(grammar.skeleton(layout))
@@ -396,6 +398,20 @@ def test_fitted_caps_and_the_structure_fit_the_budget(grammar: ProtocolGrammar, 
     assert fitted.thinking_tokens is None or fitted.thinking_tokens <= max(grammar.thinking_chars, grammar.thinking_tokens or 0)
     assert g.replace(fitted, thinking_tokens=None, analyze_tokens=None, response_tokens=None) == g.replace(
         grammar, thinking_tokens=None, analyze_tokens=None, response_tokens=None)
+
+
+def test_stage_two_of_a_steered_answer_keeps_the_whole_answers_caps_when_they_fit() -> None:
+    def count(text: str) -> int:
+        return 200 if "<payoff>" in text else 10
+
+    whole = ProtocolGrammar().fit(1000, count)
+    assert whole is not None
+    second = ProtocolGrammar().fit(700, count, stage="response", answer_budget=1000)  # 300 spent on stage 1
+    assert second is not None and (second.analyze_tokens, second.response_tokens) == (whole.analyze_tokens, whole.response_tokens)
+    assert second.thinking_tokens is None
+    tight = ProtocolGrammar().fit(200, count, stage="response", answer_budget=1000)  # stage 1 took most of it
+    assert tight is not None and (tight.analyze_tokens, tight.response_tokens) == (36, 144)  # 20% of 200-19-1, the rest
+    assert tight == ProtocolGrammar().fit(200, count, stage="response")
 
 
 def test_a_fitted_grammar_gives_the_response_the_rest() -> None:

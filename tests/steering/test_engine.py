@@ -401,6 +401,7 @@ def test_constrain_asks_each_stage_for_its_grammar_and_records_it(mode: str) -> 
     constraints = [call.params.constraint for call in backend.calls]
     assert [(c.stage, c.required) for c in constraints if c is not None] == [("payoff", mode == "on"), ("response", mode == "on")]
     assert all(c is not None and c.grammar.space == StrategySpace() for c in constraints)
+    assert {c.answer_budget for c in constraints} == {SamplingParams().max_tokens}  # each stage's caps fit the whole answer
     records = [stage["constraint"] for stage in result.to_record()["stages"]]
     assert [(r["stage"], r["enforced"], r["how"]) for r in records] == [("payoff", True, "scripted"), ("response", True, "scripted")]
 

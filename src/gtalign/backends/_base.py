@@ -44,12 +44,18 @@ class Constraint:
     grammar: ProtocolGrammar = field(default_factory=ProtocolGrammar)
     stage: Stage = "full"
     required: bool = False
+    answer_budget: int | None = None
+    """The token budget of the whole answer, when this call is one stage of it (steering): a
+    backend that fits token caps to a budget (`ProtocolGrammar.fit`) fits them to the whole
+    answer's, so a steered answer gets the caps a one-pass answer of that budget gets."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.grammar, ProtocolGrammar):
             raise ValueError(f"constraint grammar must be a ProtocolGrammar, got {type(self.grammar).__name__}")
         if self.stage not in STAGES:
             raise ValueError(f"constraint stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.answer_budget is not None and self.answer_budget < 1:
+            raise ValueError(f"constraint answer_budget must be >= 1, got {self.answer_budget}")
 
 
 def constraint_record(constraint: Constraint, how: str | None, reason: str = "") -> dict[str, object]:

@@ -75,7 +75,7 @@ class RowGrammar:
 
     @classmethod
     def of(cls, constraint: Constraint, prefill: str, budget: int, vocabulary: Vocabulary) -> RowGrammar:
-        grammar = constraint.grammar.fit(budget, vocabulary.count, constraint.stage)
+        grammar = constraint.grammar.fit(budget, vocabulary.count, constraint.stage, answer_budget=constraint.answer_budget)
         caps = None if grammar is None else {"thinking": grammar.thinking_tokens, "analyze": grammar.analyze_tokens,
                                               "response": grammar.response_tokens}
         lark = (grammar or constraint.grammar).lark(constraint.stage)

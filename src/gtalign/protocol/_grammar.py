@@ -397,7 +397,8 @@ class ProtocolGrammar:
         rules = self._rules(stage, split=True)
         return _Longest(rules).text(rules["root"])
 
-    def fit(self, budget: int, count_tokens: Callable[[str], int], stage: Stage = "full") -> ProtocolGrammar | None:
+    def fit(self, budget: int, count_tokens: Callable[[str], int], stage: Stage = "full", *,
+            answer_budget: int | None = None) -> ProtocolGrammar | None:
         """This grammar with token caps that make an answer of ``stage`` close within ``budget``
         tokens, or None when even the fixed structure may not fit.
 
@@ -406,8 +407,10 @@ class ProtocolGrammar:
         The rest goes to the free texts: ``<thinking>`` up to 30% and ``<analyze>`` up to 15%
         (never above their character caps, which bound their tokens too), ``<response>`` the
         remainder. Caps already set are kept. Stage 1 of steering (``payoff``) is given the whole
-        answer's budget, so it is split as the whole answer is; stage 2 (``response``) splits what
-        is left between the analysis and the response.
+        answer's budget, so it is split as the whole answer is; stage 2 (``response``) is given
+        what is left: with ``answer_budget`` (the whole answer's) it keeps the caps the whole
+        answer's split gives the analysis and the response when they fit what is left, so a
+        steered answer is capped as a one-pass answer is; otherwise it splits what is left.
 
         >>> fitted = ProtocolGrammar().fit(512, lambda text: len(text) // 3)  # 3 characters a token
         >>> fitted.thinking_tokens, fitted.analyze_tokens, fitted.response_tokens
@@ -417,6 +420,13 @@ class ProtocolGrammar:
         """
         if budget < 1:
             raise GrammarError(f"budget must be at least 1 token, got {budget}")
+        if stage == "response" and answer_budget is not None and answer_budget >= budget:
+            whole = self.fit(answer_budget, count_tokens, "full")
+            if whole is not None:
+                kept = replace(self, analyze_tokens=whole.analyze_tokens, response_tokens=whole.response_tokens)
+                structure = math.ceil(count_tokens(self.skeleton("response")) * _STRUCTURE_MARGIN) + _STRUCTURE_SLACK
+                if structure + kept.analyze_tokens + kept.response_tokens + 1 <= budget:  # type: ignore[operator]
+                    return kept
         layout: Stage = "full" if stage == "payoff" else stage
         structure = math.ceil(count_tokens(self.skeleton(layout)) * _STRUCTURE_MARGIN) + _STRUCTURE_SLACK
         free = budget - structure - 1  # the end-of-turn token the mask forces after the last tag

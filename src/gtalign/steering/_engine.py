@@ -226,7 +226,7 @@ class SteeringEngine:
         """The constraint of one stage's calls under this engine's ``constrain`` mode."""
         if self.constrain == "off":
             return None
-        return Constraint(self.grammar, stage, required=self.constrain == "on")
+        return Constraint(self.grammar, stage, required=self.constrain == "on", answer_budget=self.params.max_tokens)
 
     def _policy(self, policy: PolicySpec) -> PricingPolicy:
         loaded = load_policy(policy)
