@@ -1,7 +1,8 @@
 """Protocol-constrained decoding over HTTP: each server kind (the fake server impersonating it)
 receives exactly its own constraint fields and an otherwise unchanged body, every constrained
 `Generation` carries the record, and a required constraint a server cannot enforce fails without a
-request. A real llama-cpp-python server on loopback (slow) checks that its ``grammar`` field holds."""
+request. A real llama-cpp-python server on loopback (slow) checks that its ``grammar`` field holds.
+Ollama's payoff stage, two calls, has its own tests (``test_http_ollama_payoff.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from typing import Any
 import pytest
 
 from gtalign.backends._base import Constraint, Generation, SamplingParams, constraint_record
-from gtalign.backends._http import OLLAMA_JSON_ONLY, SERVER_KINDS, ChatTemplate, HTTPBackend, ServerKind
+from gtalign.backends._http import (
+    OLLAMA_JSON_ONLY,
+    OLLAMA_PAYOFF,
+    OLLAMA_PREFILLED_PAYOFF,
+    SERVER_KINDS,
+    ChatTemplate,
+    HTTPBackend,
+    ServerKind,
+)
 from gtalign.protocol import ProtocolGrammar, parse_answer
 from gtalign.testing import FakeOpenAI, FakeRequest, Reply
 from tests.backends._http_helpers import ChatMLTokenizer, RecordingTransport, Sleeps, llama_server  # noqa: F401 (a fixture)
@@ -69,7 +78,9 @@ HOW: dict[ServerKind, str | None] = {
     "openai": None,
 }
 
-CASES = [(kind, None, stage) for kind in SERVER_KINDS for stage in ("full", "payoff", "response")] + [
+# Ollama's payoff stage is two requests, not one with a field: test_http_ollama_payoff.py.
+CASES = [(kind, None, stage) for kind in SERVER_KINDS for stage in ("full", "payoff", "response")
+         if (kind, stage) != ("ollama", "payoff")] + [
     ("vllm", "0.11.0", "full"), ("vllm", "0.12.0", "full"), ("vllm", "0.13.2rc1", "payoff"), ("vllm", "v1.0.0", "response")]
 
 
@@ -112,11 +123,13 @@ async def test_support_is_unknown_until_the_kind_is_detected() -> None:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-@pytest.mark.parametrize(("kind", "stage"), [("openai", "full"), ("openai", "payoff"), ("ollama", "full"), ("ollama", "payoff")])
+@pytest.mark.parametrize(("kind", "stage", "prefill"), [
+    ("openai", "full", ""), ("openai", "payoff", ""), ("ollama", "full", ""), ("ollama", "response", PREFILL),
+    ("ollama", "payoff", "<thinking>Started"),  # Ollama holds a payoff stage only from the answer's start
+])
 async def test_a_required_constraint_the_server_cannot_enforce_fails_without_a_request(
-    kind: ServerKind, stage: str, streamed: bool
+    kind: ServerKind, stage: str, prefill: str, streamed: bool
 ) -> None:
-    prefill = PREFILL if stage == "response" else ""
     async with FakeOpenAI(answer, kind=kind) as fake, backend_for(fake) as backend:
         if streamed:
             stream = backend.stream(MESSAGES, prefill=prefill, params=params(stage, required=True))
@@ -127,6 +140,8 @@ async def test_a_required_constraint_the_server_cannot_enforce_fails_without_a_r
         assert fake.requests == 0 and fake.received == []
         assert result.status == "failed" and result.text == ""
         assert "required" in result.reason and "cannot enforce" in result.reason and "no request was sent" in result.reason
+        if kind == "ollama":
+            assert (OLLAMA_PREFILLED_PAYOFF if stage == "payoff" else OLLAMA_JSON_ONLY) in result.reason
         record = result.extra["constraint"]
         assert record == {"enforced": False, "how": None, "stage": stage, "required": True, "reason": result.reason}
 
@@ -142,14 +157,18 @@ async def test_unenforced_stages_and_ollamas_json_only_are_logged_once(caplog: p
     caplog.set_level(logging.WARNING, logger="gtalign.backends.http")
     async with FakeOpenAI(answer, kind="ollama") as fake, backend_for(fake) as backend:
         for _ in range(2):
-            payoff = await backend.generate(MESSAGES, params=params("payoff"))
-            unconstrained = await backend.generate(MESSAGES, params=params("full"))
+            rest = await backend.generate(MESSAGES, prefill=PREFILL, params=params("response"))
+            whole = await backend.generate(MESSAGES, params=params("full"))
+            prefilled = await backend.generate(MESSAGES, prefill="<thinking>Started", params=params("payoff"))
+        assert backend.constraint_support("payoff") == OLLAMA_PAYOFF  # from the answer's start
     messages = [record.getMessage() for record in caplog.records]
-    assert sum(OLLAMA_JSON_ONLY in m for m in messages) == 2  # once per stage: payoff, full
+    assert sum(OLLAMA_JSON_ONLY in m for m in messages) == 2  # once per stage: response, full
+    assert sum(OLLAMA_PREFILLED_PAYOFF in m for m in messages) == 1
     assert sum("constrained decoding is off for the full stage" in m for m in messages) == 1
-    for result in (payoff, unconstrained):
+    for result in (rest, whole):
         assert result.extra["constraint"]["reason"] == f"sent unconstrained: {OLLAMA_JSON_ONLY}"  # type: ignore[index]
-    assert all("response_format" not in r.body for r in fake.received)
+    assert prefilled.extra["constraint"]["reason"] == f"sent unconstrained: {OLLAMA_PREFILLED_PAYOFF}"  # type: ignore[index]
+    assert len(fake.received) == 6 and all("response_format" not in r.body for r in fake.received)
 
 
 async def test_a_failed_call_still_carries_the_record() -> None:

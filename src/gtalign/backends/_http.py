@@ -33,14 +33,34 @@ kind                 constraint field
 ``sglang``           ``ebnf`` (GBNF, read by its xgrammar backend)
 ``llama.cpp``        ``grammar`` (llama-server's GBNF)
 ``llama-cpp-python`` ``grammar`` (its server compiles it with ``LlamaGrammar.from_string``)
-``ollama``           none: Ollama constrains JSON only (`OLLAMA_JSON_ONLY`), and every stage of
-                     the protocol is tagged text around the JSON
+``ollama``           the ``payoff`` stage only, in two calls (`OLLAMA_PAYOFF`, below); the
+                     whole answer and the ``response`` stage: none, since Ollama constrains
+                     JSON only (`OLLAMA_JSON_ONLY`) and they are tagged text
 ``openai``           none: sent unconstrained
 ==================== =====================================================================
 
 A kind that cannot enforce the stage sends the request unconstrained, or, when the constraint is
 ``required``, sends nothing and fails with the reason. Each `Generation` of a constrained call says
 which in ``extra["constraint"]`` (`constraint_record`).
+
+Ollama holds output to a JSON schema (its ``format``, which its ``/v1/chat/completions`` reads from
+``response_format: {"type": "json_schema", "json_schema": {"schema": ...}}``), and continues a
+trailing assistant message with that format applied to the new text only. So its ``payoff`` stage
+(from the answer's start, no prefill) is two calls, the way Ollama itself gives thinking models a
+format: (1) the thinking, free, continuing a prefilled ``<thinking>`` up to ``</thinking>``, with at
+most the stage's ``max_tokens`` less a reserve for the payoff (`_thinking_budget`); a thinking cut
+there is closed by the backend, as the grammar's cap would close it; (2) the turn so far plus
+``</thinking>\n<payoff>``, continued under ``response_format`` with `ProtocolGrammar.payoff_schema`
+and the rest of the budget (what call 1 left, by its reported usage). The stage's text is the
+whole of it, ``<thinking>`` first, with ``</payoff>`` at the end: cut as the stop string when it is
+one (``stop="</payoff>"``, as a server that wrote it reports), appended otherwise. Tokens and
+attempts are the two calls' sums; a failure of either call fails the stage and says which. The
+stop strings are applied here, not sent (Ollama does not say which one it hit): call 1 sends only
+``</thinking>``, so a stop string of the caller's inside the thinking ends the stage there with
+the payoff not reached. The record says the thinking was free and whether the payoff was held
+(``extra["constraint"]["thinking"]``, ``["payoff"]``). Streamed, the stage comes as one piece at
+its end. A ``payoff`` stage that continues a prefill goes out unconstrained
+(`OLLAMA_PREFILLED_PAYOFF`).
 
 Whatever the server does, `Generation.text` is only the new text: a reply that repeats a whole
 prefill of at least 16 characters is taken as an echo and the repeat is dropped (shorter prefills
@@ -57,7 +77,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -74,6 +94,8 @@ __all__ = [
     "CONTINUATION",
     "EMULATED_CONTINUATION_PROMPT",
     "OLLAMA_JSON_ONLY",
+    "OLLAMA_PAYOFF",
+    "OLLAMA_PREFILLED_PAYOFF",
     "SERVER_KINDS",
     "ChatTemplate",
     "Continuation",
@@ -105,13 +127,28 @@ EMULATED_CONTINUATION_PROMPT = (
 )
 """The user turn sent after the partial assistant message when the server cannot continue one."""
 
+OLLAMA_PAYOFF = "ollama format (payoff JSON)"
+"""How an Ollama server enforces the ``payoff`` stage: the thinking free, then the payoff's JSON
+under ``response_format`` json_schema (Ollama's ``format``), in two calls (see the module docstring)."""
+
 OLLAMA_JSON_ONLY = (
-    "Ollama constrains JSON only (its format, from response_format json_schema): held to the payoff's JSON schema, "
-    "the model would write that JSON object alone, without the <thinking> block and the <payoff> tags every stage "
-    "of the protocol needs, so its requests go out unconstrained"
+    "Ollama constrains JSON only (its format, from response_format json_schema): the whole answer and the "
+    "response stage are tagged text around free text, so they go out unconstrained (only the payoff stage "
+    "is held, its JSON to the payoff's schema)"
 )
-"""Why an Ollama stage goes out unconstrained. Enforcing the payoff's schema needs a stage that asks
-for the JSON alone (prefilled up to ``<payoff>``), which steering does not have yet."""
+"""Why an Ollama ``full`` or ``response`` stage goes out unconstrained."""
+
+OLLAMA_PREFILLED_PAYOFF = (
+    "Ollama holds the payoff stage in two calls that start the answer (<thinking> first, then the payoff's JSON "
+    "under its schema); this payoff stage continues a prefill, so it goes out unconstrained"
+)
+"""Why an Ollama ``payoff`` stage that continues a prefill goes out unconstrained."""
+
+_THINKING_OPEN = "<thinking>"
+_THINKING_CLOSE = "</thinking>"
+_PAYOFF_OPEN = "\n<payoff>"
+_PAYOFF_CLOSE = "</payoff>"
+_FREE_THINKING = "free: written without a grammar up to </thinking>"
 
 _VLLM_STRUCTURED_OUTPUTS = (0, 12)
 """vLLM 0.12 removed the ``guided_*`` request fields (ignored silently since), leaving ``structured_outputs``."""
@@ -234,8 +271,9 @@ def _vllm_version(version: str | None) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def _constraint_support(detection: Detection, stage: Stage) -> tuple[str | None, str]:
-    """How this server enforces a constraint at ``stage`` (None: it cannot) and, if not, why."""
+def _constraint_support(detection: Detection, stage: Stage, prefill: str = "") -> tuple[str | None, str]:
+    """How this server enforces a constraint at ``stage`` continuing ``prefill`` (None: it cannot)
+    and, if not, why."""
     kind = detection.kind
     if kind == "vllm":
         version = _vllm_version(detection.version)
@@ -248,7 +286,9 @@ def _constraint_support(detection: Detection, stage: Stage) -> tuple[str | None,
     if kind == "llama-cpp-python":
         return "llama-cpp-python grammar", ""
     if kind == "ollama":
-        return None, OLLAMA_JSON_ONLY
+        if stage != "payoff":
+            return None, OLLAMA_JSON_ONLY
+        return (None, OLLAMA_PREFILLED_PAYOFF) if prefill else (OLLAMA_PAYOFF, "")
     return None, f"a plain OpenAI-compatible server takes no grammar in its requests ({detection.evidence})"
 
 
@@ -258,7 +298,11 @@ def _gbnf(grammar: ProtocolGrammar, stage: Stage) -> str:
 
 
 def _constraint_fields(how: str, constraint: Constraint) -> dict[str, Any]:
-    """The request fields that carry ``constraint`` the way ``how`` names."""
+    """The request fields that carry ``constraint`` the way ``how`` names (for `OLLAMA_PAYOFF`: those
+    of its second call, the payoff's JSON)."""
+    if how == OLLAMA_PAYOFF:
+        schema = constraint.grammar.payoff_schema()
+        return {"response_format": {"type": "json_schema", "json_schema": {"name": "payoff", "schema": schema}}}
     gbnf = _gbnf(constraint.grammar, constraint.stage)
     if how == "vllm structured_outputs.grammar":
         return {"structured_outputs": {"grammar": gbnf}}
@@ -267,6 +311,36 @@ def _constraint_fields(how: str, constraint: Constraint) -> dict[str, Any]:
     if how == "sglang ebnf":
         return {"ebnf": gbnf}
     return {"grammar": gbnf}
+
+
+def _payoff_reserve(grammar: ProtocolGrammar) -> int:
+    """Tokens Ollama's payoff call may need: a token per character of the widest payoff JSON the
+    grammar allows (a token of ASCII text covers at least one character), and the end of turn."""
+    skeleton = grammar.skeleton("payoff")
+    start = skeleton.index(_PAYOFF_OPEN) + len(_PAYOFF_OPEN)
+    return len(skeleton[start : skeleton.rindex(_PAYOFF_CLOSE)].strip()) + 1
+
+
+def _thinking_budget(max_tokens: int, grammar: ProtocolGrammar) -> int:
+    """``max_tokens`` of Ollama's thinking call: what the payoff's reserve leaves of the stage's
+    budget (half of it when the budget cannot hold the reserve, so the payoff may end at the limit),
+    never more than a thinking the grammar allows could take (``thinking_tokens``, or a token per
+    character of ``thinking_chars``) with its closing tag."""
+    reserve = _payoff_reserve(grammar)
+    share = max_tokens - reserve if max_tokens > reserve else max(1, max_tokens // 2)
+    most = grammar.thinking_tokens if grammar.thinking_tokens is not None else grammar.thinking_chars
+    return max(1, min(share, most + len(_THINKING_CLOSE)))
+
+
+def _total(counts: Iterable[int | None]) -> int | None:
+    """The sum of token counts, None when one is unknown."""
+    known = list(counts)
+    return None if None in known else sum(c for c in known if c is not None)
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """How many characters at the end of ``text`` begin ``tag`` (a tag cut off by a token limit)."""
+    return max((k for k in range(1, len(tag)) if text.endswith(tag[:k])), default=0)
 
 
 @dataclass
@@ -443,14 +517,12 @@ class HTTPBackend:
         """The next text after ``messages`` (and after ``prefill``, continuing that assistant turn)."""
         started = time.perf_counter()
         try:
+            if await self._in_two_calls(prefill, params):
+                return await self._payoff_in_two_calls(messages, params, started)
             request = await self._request(messages, prefill, params)
         except _Unavailable as exc:
             return _unavailable_generation(exc, params, time.perf_counter() - started)
-        result = await self._client.send(request.path, request.payload)
-        text_filter = _TextFilter(prefill, params.stop)
-        if result.ok:
-            text_filter.feed(result.text or "")
-            text_filter.finish()
+        result, text_filter = await self._send(request, prefill, params.stop)
         return self._generation(result, request, text_filter, time.perf_counter() - started)
 
     def stream(
@@ -508,9 +580,16 @@ class HTTPBackend:
     ) -> AsyncGenerator[str | Generation, None]:
         started = time.perf_counter()
         try:
-            request = await self._request(messages, prefill, params)
+            split = await self._in_two_calls(prefill, params)
+            request = None if split else await self._request(messages, prefill, params)
         except _Unavailable as exc:
             yield _unavailable_generation(exc, params, time.perf_counter() - started)
+            return
+        if request is None:  # Ollama's payoff stage: two calls, handed out whole at the end
+            generation = await self._payoff_in_two_calls(messages, params, started)
+            if generation.text:
+                yield generation.text
+            yield generation
             return
         text_filter = _TextFilter(prefill, params.stop)
         result: ChatResult | None = None
@@ -563,11 +642,96 @@ class HTTPBackend:
             tokens_in=result.tokens_in, tokens_out=result.tokens_out, latency=latency, extra=extra,
         )
 
+    async def _send(self, request: _Request, prefill: str, stops: tuple[str, ...]) -> tuple[ChatResult, _TextFilter]:
+        """One call, not streamed; its text as new text only (`_TextFilter`)."""
+        result = await self._client.send(request.path, request.payload)
+        text_filter = _TextFilter(prefill, stops)
+        if result.ok:
+            text_filter.feed(result.text or "")
+            text_filter.finish()
+        return result, text_filter
+
+    async def _in_two_calls(self, prefill: str, params: SamplingParams) -> bool:
+        """Whether this call is Ollama's payoff stage, held in two calls (`OLLAMA_PAYOFF`)."""
+        constraint = params.constraint
+        if constraint is None or constraint.stage != "payoff":
+            return False
+        return _constraint_support(await self._detect(), "payoff", prefill)[0] == OLLAMA_PAYOFF
+
+    async def _payoff_in_two_calls(self, messages: Sequence[Message], params: SamplingParams, started: float) -> Generation:
+        """Ollama's payoff stage: the thinking free, then the payoff's JSON under its schema (the
+        module docstring says how, and why the stop strings are applied here)."""
+        constraint = params.constraint
+        assert constraint is not None
+        budget, stops = params.max_tokens, params.stop
+        record: dict[str, object] = {**constraint_record(constraint, OLLAMA_PAYOFF), "thinking": _FREE_THINKING}
+        calls: list[tuple[ChatResult, _TextFilter]] = []
+
+        def done(text: str, finish: str = "stop", stop: str | None = None, failed: str = "") -> Generation:
+            last = calls[-1][0]
+            extra: dict[str, object] = {
+                "server_kind": "ollama", "endpoint": "/chat/completions", "continuation": CONTINUATION["ollama"],
+                "calls": len(calls), "attempts": sum(r.attempts for r, _ in calls), "waited": sum(r.waited for r, _ in calls),
+                "http_status": last.http_status, "constraint": record,
+            }
+            if any(f.echoed for _, f in calls):
+                extra["echo_stripped"] = True
+            # A failed call that reports no usage returned nothing: it counts 0, not unknown.
+            tokens_in = _total(r.tokens_in if r.ok else r.tokens_in or 0 for r, _ in calls)
+            tokens_out = _total(r.tokens_out if r.ok else r.tokens_out or 0 for r, _ in calls)
+            latency = time.perf_counter() - started
+            if failed:
+                return Generation("", "error", status=last.status, reason=failed, tokens_in=tokens_in,
+                                  tokens_out=tokens_out, latency=latency, extra=extra)
+            return Generation(text, finish, stop, tokens_in=tokens_in, tokens_out=tokens_out, latency=latency, extra=extra)
+
+        thinking_budget = _thinking_budget(budget, constraint.grammar)
+        first = replace(params, max_tokens=thinking_budget, stop=(_THINKING_CLOSE,), constraint=None)
+        calls.append(await self._send(await self._request(messages, _THINKING_OPEN, first), _THINKING_OPEN,
+                                      (_THINKING_CLOSE, *stops)))
+        result, text_filter = calls[-1]
+        if not result.ok:
+            record["payoff"] = "not reached: the thinking call failed"
+            return done("", failed=f"the first of Ollama's two payoff-stage calls (the thinking) failed: {result.reason}")
+        thinking = text_filter.text
+        if text_filter.stopped and text_filter.matched != _THINKING_CLOSE:  # the caller's stop, inside the thinking
+            record["payoff"] = f"not reached: the thinking ended at the stop string {text_filter.matched!r}"
+            return done(_THINKING_OPEN + thinking, "stop", text_filter.matched)
+        if result.finish_reason == "length" and not text_filter.stopped:
+            thinking = thinking[: len(thinking) - _partial_suffix(thinking, _THINKING_CLOSE)]
+            record["thinking"] = f"{_FREE_THINKING}, cut at {thinking_budget} tokens and closed by the backend"
+        left = budget - (result.tokens_out if result.tokens_out is not None else thinking_budget)
+        if left < 1:
+            record["payoff"] = f"not reached: the thinking used the whole budget of {budget} tokens"
+            return done(_THINKING_OPEN + thinking, "length")
+        head = _THINKING_OPEN + thinking + _THINKING_CLOSE + _PAYOFF_OPEN
+        second = replace(params, max_tokens=left, stop=(), constraint=None)
+        request = await self._request(messages, head, second)
+        request = replace(request, payload={**request.payload, **_constraint_fields(OLLAMA_PAYOFF, constraint)})
+        calls.append(await self._send(request, head, stops))
+        result, text_filter = calls[-1]
+        if not result.ok:
+            record["payoff"] = "failed: the payoff call failed"
+            return done("", failed=f"the second of Ollama's two payoff-stage calls (the payoff's JSON under its "
+                                   f"schema, after a thinking of {len(thinking)} characters) failed: {result.reason}")
+        held = "enforced: its JSON held to the payoff's schema (response_format json_schema)"
+        text = head + text_filter.text
+        if text_filter.stopped:  # the caller's stop string inside the JSON
+            record["payoff"] = f"{held}, cut at the stop string {text_filter.matched!r}"
+            return done(text, "stop", text_filter.matched)
+        if result.finish_reason == "length":
+            record["payoff"] = f"{held}, cut at max_tokens ({left} tokens were left after the thinking)"
+            return done(text, "length")
+        record["payoff"] = held
+        if _PAYOFF_CLOSE in stops:
+            return done(text, "stop", _PAYOFF_CLOSE)
+        return done(text + _PAYOFF_CLOSE)
+
     async def _request(self, messages: Sequence[Message], prefill: str, params: SamplingParams) -> _Request:
         """The request body for this server kind (detecting the kind first when needed)."""
         detection = await self._detect()
         kind = detection.kind
-        constraint, record = self._constrain(detection, params.constraint)
+        constraint, record = self._constrain(detection, params.constraint, prefill)
         conversation: list[dict[str, Any]] = [dict(m) for m in messages]
         sampling: dict[str, Any] = {"max_tokens": params.max_tokens, "temperature": params.temperature, "top_p": params.top_p}
         if params.seed is not None:
@@ -598,13 +762,13 @@ class HTTPBackend:
                         continuation, constraint=record)
 
     def _constrain(
-        self, detection: Detection, constraint: Constraint | None
+        self, detection: Detection, constraint: Constraint | None, prefill: str
     ) -> tuple[dict[str, Any], Mapping[str, object] | None]:
         """The request fields for ``constraint`` on this server and its record; raises `_Unavailable`
         (nothing is sent) when it is required and this server cannot enforce it."""
         if constraint is None:
             return {}, None
-        how, reason = _constraint_support(detection, constraint.stage)
+        how, reason = _constraint_support(detection, constraint.stage, prefill)
         if how is None:
             if constraint.required:
                 refused = f"the constraint is required but this {detection.kind} server cannot enforce it: {reason}; no request was sent"
