@@ -21,17 +21,31 @@ bound how long an unreachable judge holds up a batch (see `AdapterConfig`).
 
 The reward is async by default (TRL runs it on its own event loop, next to other async rewards);
 ``asynchronous=False`` gives a synchronous one for TRL versions without async reward support.
+
+`make_trl_reward_parts` gives U and L as two reward functions instead of their product, so that
+TRL combines them (``reward_weights``, ``multi_objective_aggregation="normalize_then_sum"``):
+
+    user, llm = make_trl_reward_parts("paper", judge="rule")
+    trainer = GRPOTrainer(model, reward_funcs=[user, llm], args=GRPOConfig(
+        multi_objective_aggregation="normalize_then_sum", ...), ...)
+
+Both share one scorer and score each batch once (the second function reuses the first one's
+results); the ``gtalign/`` metrics are logged once per batch, as with the single reward. A row
+without a score is None in both.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gtalign.integrations._common import AdapterConfig, build_judge, report_unscored, run_blocking, to_sample
+from gtalign.integrations._common import AdapterConfig, build_judge, completion_text, report_unscored, run_blocking, to_sample
 from gtalign.reward._engine import RewardScorer, get_preset
 from gtalign.reward._preset import RewardPreset
 from gtalign.reward._types import RewardResult, Sample
@@ -39,7 +53,8 @@ from gtalign.reward._types import RewardResult, Sample
 if TYPE_CHECKING:
     from gtalign.judges._base import Judge
 
-__all__ = ["TRLWelfareReward", "TRLWelfareRewardSync", "make_trl_reward"]
+__all__ = ["PART_NAMES", "TRLRewardPart", "TRLRewardPartSync", "TRLWelfareReward", "TRLWelfareRewardSync", "make_trl_reward",
+           "make_trl_reward_parts"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +63,12 @@ DEFAULT_NAME = "gtalign_welfare"
 # under the paper preset, U or L under its baselines).
 _METRICS: tuple[str, ...] = (
     "score", "user_reward", "llm_reward", "utility", "answer_reward", "format_reward", "format", "reward_gap",
+    "payoff_reward", "consistency",
 )
+PART_NAMES: Mapping[str, str] = {"user_reward": "gtalign_user", "llm_reward": "gtalign_llm"}
+"""The `RewardResult` field each reward part returns, and the part's default name (TRL's
+``rewards/<name>/mean``)."""
+_SHARED_BATCHES = 8  # batches a shared reward remembers until every part has read them
 
 
 def _column(kwargs: Mapping[str, Any], name: str, count: int) -> Sequence[Any] | None:
@@ -85,6 +105,7 @@ class TRLWelfareReward:
     judge_total_timeout: float | None = None
     judge_attempt_timeout: float | None = None
     _scorer: RewardScorer | None = field(default=None, init=False, repr=False, compare=False)
+    _batches: OrderedDict[str, _SharedBatch] = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
 
     @property
     def __name__(self) -> str:  # TRL names the reward (logs, completions table) after __name__
@@ -93,6 +114,7 @@ class TRLWelfareReward:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_scorer"] = None
+        state["_batches"] = OrderedDict()
         return state
 
     @property
@@ -137,11 +159,36 @@ class TRLWelfareReward:
             infos = [{**(info or {}), "judge_verdict": verdict} for info, verdict in zip(infos, verdicts)]
         return [to_sample(*row) for row in zip(sources, completions, truths, infos, reward_models)]
 
-    async def score(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: Mapping[str, Any]) -> list[float | None]:
+    async def results(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: Mapping[str, Any]) -> list[RewardResult]:
+        """The batch's results; the batch's warning and ``gtalign/`` metrics are logged once here."""
         results = await self.scorer.ascore(self.samples(prompts, completions, kwargs))
         report_unscored(logger, f"TRL reward {self.name}", results, "returned as None: TRL leaves them out of the reward")
         self._log(results, kwargs.get("log_metric"), kwargs.get("log_extra"))
-        return [result.score for result in results]
+        return results
+
+    async def score(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: Mapping[str, Any]) -> list[float | None]:
+        return [result.score for result in await self.results(prompts, completions, kwargs)]
+
+    async def shared_results(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: Mapping[str, Any],
+                             reader: str, readers: int) -> list[RewardResult]:
+        """The batch's results, scored once for ``readers`` reward parts (each named ``reader``).
+
+        The first part to ask scores the batch (and logs it); the others get the same results,
+        also while the scoring is still running (TRL awaits async rewards together). A part that
+        asks again for a batch it has read already gets it scored anew: that is the next step's
+        batch, equal by chance."""
+        key = _batch_key(prompts, completions, kwargs)
+        loop = asyncio.get_running_loop()
+        entry = self._batches.get(key)
+        if entry is None or reader in entry.readers or entry.loop is not loop:
+            entry = _SharedBatch(loop, loop.create_task(self.results(prompts, completions, kwargs)))
+            self._batches[key] = entry
+            while len(self._batches) > _SHARED_BATCHES:
+                self._batches.popitem(last=False)
+        entry.readers.add(reader)
+        if len(entry.readers) >= readers:
+            self._batches.pop(key, None)
+        return list(await asyncio.shield(entry.task))
 
     async def __call__(
         self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Any] | None = None, **kwargs: Any
@@ -198,3 +245,85 @@ def make_trl_reward(
     return cls(preset=preset, judge=judge, judge_url=judge_url, judge_model=judge_model, data_source=data_source,
                name=name, judge_max_retries=judge_max_retries, judge_total_timeout=judge_total_timeout,
                judge_attempt_timeout=judge_attempt_timeout)
+
+
+@dataclass
+class _SharedBatch:
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[list[RewardResult]]
+    readers: set[str] = field(default_factory=set)
+
+
+def _batch_key(prompts: Sequence[Any], completions: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """What identifies a batch for the parts that share it: the completions and every column."""
+    columns = {name: values for name, values in kwargs.items()
+               if name not in ("trainer_state", "log_metric", "log_extra", "environments")}
+    return json.dumps([[completion_text(c) for c in completions], [str(p) for p in prompts], columns],
+                      sort_keys=True, default=str)
+
+
+@dataclass
+class TRLRewardPart:
+    """One component of the reward (``user_reward`` U or ``llm_reward`` L) as an async GRPO reward
+    function; the parts made together by `make_trl_reward_parts` share ``source`` and score each
+    batch once. A row without a score is None (TRL leaves it out), never 0."""
+
+    source: TRLWelfareReward
+    part: str
+    name: str
+    readers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.part not in PART_NAMES:
+            raise ValueError(f"unknown reward part {self.part!r}; valid: {', '.join(PART_NAMES)}")
+
+    @property
+    def __name__(self) -> str:
+        return self.name
+
+    async def score(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: Mapping[str, Any]) -> list[float | None]:
+        results = await self.source.shared_results(prompts, completions, kwargs, self.name, self.readers)
+        return [float(value) if r.scored and (value := getattr(r, self.part)) is not None else None for r in results]
+
+    async def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Any] | None = None, **kwargs: Any
+    ) -> list[float | None]:
+        return await self.score(prompts, completions, kwargs)
+
+
+@dataclass
+class TRLRewardPartSync(TRLRewardPart):
+    """The same part, synchronous (on the adapters' shared event loop)."""
+
+    def __call__(  # type: ignore[override]
+        self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Any] | None = None, **kwargs: Any
+    ) -> list[float | None]:
+        return run_blocking(self.score(prompts, completions, kwargs))
+
+
+def make_trl_reward_parts(
+    preset: str | RewardPreset | None = None,
+    judge: Judge | str | None = None,
+    *,
+    parts: Sequence[str] = ("user_reward", "llm_reward"),
+    names: Sequence[str] | None = None,
+    asynchronous: bool = True,
+    **options: Any,
+) -> list[TRLRewardPart]:
+    """U and L (or other `PART_NAMES`) of ``preset`` as separate TRL reward functions, sharing one
+    scorer and one judge call per row: ``reward_funcs=make_trl_reward_parts("paper", judge="rule")``.
+
+    ``names`` default to ``gtalign_user`` and ``gtalign_llm``; ``options`` are those of
+    `make_trl_reward` (``judge_url``, ``judge_model``, ``data_source``, ``name`` (of the shared
+    scorer, in its warnings), the ``judge_*`` limits). TRL combines the parts by
+    ``reward_weights`` and ``multi_objective_aggregation`` instead of the preset's own product.
+    """
+    parts = list(parts)
+    if not parts or len(set(parts)) != len(parts):
+        raise ValueError(f"parts must be distinct names from {', '.join(PART_NAMES)}, got {parts}")
+    names = list(names) if names is not None else [PART_NAMES.get(part, part) for part in parts]
+    if len(names) != len(parts) or len(set(names)) != len(names):
+        raise ValueError(f"names must be {len(parts)} distinct names, got {names}")
+    source = make_trl_reward(preset, judge, asynchronous=True, **options)
+    cls = TRLRewardPart if asynchronous else TRLRewardPartSync
+    return [cls(source, part, name, readers=len(parts)) for part, name in zip(parts, names)]
