@@ -64,22 +64,22 @@ def core_results(preset: str = "paper") -> list[dict[str, Any]]:
     return [{**engine_log(r, -1.0), "reason": r.reason, "preset": preset} for r in results]
 
 
-def make_tokenizer(folder: str) -> Any:
-    """A tokenizer trained on the responses of ROWS (no download), saved to ``folder``."""
-    tokenizer = train_tokenizer(text for _, text, _, _ in ROWS)
+def make_tokenizer(folder: str, rows: list[tuple[str, str, str, dict[str, Any]]] = ROWS) -> Any:
+    """A tokenizer trained on the responses of ``rows`` (no download), saved to ``folder``."""
+    tokenizer = train_tokenizer(text for _, text, _, _ in rows)
     tokenizer.save_pretrained(folder)
     return tokenizer
 
 
-def make_dataproto(tokenizer: Any) -> Any:
-    """ROWS as verl's rollout output: left-padded prompts, right-padded responses ending in EOS."""
+def make_dataproto(tokenizer: Any, rows: list[tuple[str, str, str, dict[str, Any]]] = ROWS) -> Any:
+    """``rows`` as verl's rollout output: left-padded prompts, right-padded responses ending in EOS."""
     import numpy as np
     import torch
     from verl import DataProto
 
     pad = tokenizer.pad_token_id
-    prompts = [tokenizer(f"Question {i}")["input_ids"] for i in range(len(ROWS))]
-    responses = [tokenizer(text)["input_ids"] + [tokenizer.eos_token_id] for _, text, _, _ in ROWS]
+    prompts = [tokenizer(f"Question {i}")["input_ids"] for i in range(len(rows))]
+    responses = [tokenizer(text)["input_ids"] + [tokenizer.eos_token_id] for _, text, _, _ in rows]
     width_p, width_r = max(map(len, prompts)), max(map(len, responses)) + 3
     prompt_ids = torch.tensor([[pad] * (width_p - len(p)) + p for p in prompts])
     prompt_mask = torch.tensor([[0] * (width_p - len(p)) + [1] * len(p) for p in prompts])
@@ -99,9 +99,9 @@ def make_dataproto(tokenizer: Any) -> Any:
             "attention_mask": torch.cat([prompt_mask, response_mask], dim=1),
         },
         non_tensors={
-            "data_source": column([ds for ds, _, _, _ in ROWS]),
-            "reward_model": column([{"ground_truth": gt, "style": "rule"} for _, _, gt, _ in ROWS]),
-            "extra_info": column([dict(info) for _, _, _, info in ROWS]),
+            "data_source": column([ds for ds, _, _, _ in rows]),
+            "reward_model": column([{"ground_truth": gt, "style": "rule"} for _, _, gt, _ in rows]),
+            "extra_info": column([dict(info) for _, _, _, info in rows]),
         },
     )
 
