@@ -263,3 +263,20 @@ async def test_steering_on_ollama_holds_the_payoff_and_answers() -> None:
     assert [("response_format" in r.body) for r in fake.received] == [False, True, False]
     assert fake.received[2].prefill is not None and fake.received[2].prefill.startswith(payoff.text + "\n<analyze>")
     assert parse_answer(result.text).problems == ()
+
+
+async def test_a_thinking_without_usage_counts_as_its_whole_budget() -> None:
+    """A server (or proxy) that reports no usage: the payoff gets what the thinking's budget left,
+    so the two calls still fit the stage's max_tokens, and the stage's count is unknown."""
+    plain = ollama()
+
+    def script(request: FakeRequest) -> Reply | str:
+        answer = plain(request)
+        return answer if "response_format" in request.body else Reply(text=str(answer), usage=False)
+
+    async with FakeOpenAI(script, kind="ollama") as fake:
+        result = await generate(fake, stage(600))
+    first, second = fake.received
+    assert second.body["max_tokens"] == 600 - first.body["max_tokens"]
+    assert result.ok and result.tokens_out is None and result.tokens_in is None
+    assert parse_answer(result.text + "</payoff>").payoff == MATRIX

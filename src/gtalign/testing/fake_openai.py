@@ -10,7 +10,7 @@ context overflow or a content filter. A capacity limit answers 429 with Retry-Af
 
 Like a model server, it applies ``stop`` strings (the stop string is not returned) and
 ``max_tokens`` (counted in whitespace-separated words) to the scripted text, and reports usage
-in words. With ``kind`` it impersonates one server kind: it answers that kind's detection probes
+in words (unless a `Reply` says ``usage=False``). With ``kind`` it impersonates one server kind: it answers that kind's detection probes
 (``GET /props`` for llama.cpp, ``/api/version`` for Ollama, ``/version`` for vLLM,
 ``/get_model_info`` for SGLang, its ``owned_by`` in ``/v1/models``), treats a trailing assistant
 message the way that server does (`FakeRequest.prefill`: continued or a new turn), and reports the
@@ -93,6 +93,7 @@ class Reply:
     finish_reason: of a normal answer (e.g. ``length`` to simulate a cut reply); the server's own
         ``stop``/``max_tokens`` cuts override it.
     stream_delay: seconds between the events of a streamed answer.
+    usage: report token usage (False: the answer has none, as some proxies and servers send it).
 
     In a streamed answer, ``drop`` breaks the connection after the first text event and
     ``garbage`` sends an event that is not JSON.
@@ -106,6 +107,7 @@ class Reply:
     latency: float | None = None
     finish_reason: str = "stop"
     stream_delay: float = 0.0
+    usage: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,7 +533,7 @@ class FakeOpenAI:
         elif fault == "content_filter":
             await self._send(writer, 200, self._completion(request, _Output(None, "content_filter", None), payload))
         else:
-            await self._send(writer, 200, self._completion(request, self._output(request, reply, payload), payload))
+            await self._send(writer, 200, self._completion(request, self._output(request, reply, payload), payload, reply.usage))
         return True
 
     def _output(self, request: FakeRequest, reply: Reply, payload: Mapping[str, Any]) -> _Output:
@@ -572,7 +574,7 @@ class FakeOpenAI:
         tokens_out = _words(text) if text else 0
         return {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}
 
-    def _completion(self, request: FakeRequest, output: _Output, payload: Mapping[str, Any]) -> bytes:
+    def _completion(self, request: FakeRequest, output: _Output, payload: Mapping[str, Any], usage: bool = True) -> bytes:
         choice: dict[str, Any] = {"index": 0, "finish_reason": output.finish_reason, "logprobs": None}
         if request.path == "/completions":
             choice["text"] = output.text or ""
@@ -588,7 +590,7 @@ class FakeOpenAI:
                 "created": int(time.time()),
                 "model": str(payload.get("model", self.model)),
                 "choices": [choice],
-                "usage": self._usage(request, output.text),
+                **({"usage": self._usage(request, output.text)} if usage else {}),
                 **self._top_extras(output),
             }
         ).encode()
@@ -636,7 +638,7 @@ class FakeOpenAI:
             end["text"] = ""
         await self._chunk(writer, event([end], **self._top_extras(output)))
         options = payload.get("stream_options")
-        if isinstance(options, dict) and options.get("include_usage") and self.kind != "llama-cpp-python":
+        if isinstance(options, dict) and options.get("include_usage") and self.kind != "llama-cpp-python" and reply.usage:
             await self._chunk(writer, event([], usage=self._usage(request, output.text)))
         await self._chunk(writer, b"data: [DONE]\n\n")
         writer.write(b"0\r\n\r\n")
