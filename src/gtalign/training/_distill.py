@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from gtalign.backends._base import ChatBackend, Generation, SamplingParams
 from gtalign.benchmarks._types import BenchmarkRow
-from gtalign.training._targets import SftTarget, SkippedRow, build_target
+from gtalign.training._targets import SftTarget, SkippedRow, bare_conversation, build_target
 
 __all__ = ["DISTILL_SYSTEM", "DistillCache", "Distilled", "DistillStatus", "distill", "distill_messages", "distilled_target"]
 
@@ -35,8 +35,6 @@ DISTILL_SYSTEM = (
 """The system message of every distillation call: a plain, direct answer (the target's action is DA)."""
 
 DistillStatus = Literal["ok", "failed", "cut_off", "no_question"]
-_ROLES = ("user", "assistant")
-_QUESTION = "Question:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,52 +50,13 @@ class Distilled:
     cached: bool = False
 
 
-def _history(extra_info: Mapping[str, Any]) -> list[dict[str, str]] | None:
-    history = extra_info.get("chat_history")
-    if history is None or isinstance(history, (str, bytes)):
-        return None
-    try:
-        turns = list(history)
-    except TypeError:
-        return None
-    messages = []
-    for turn in turns:
-        if not isinstance(turn, Mapping) or turn.get("role") not in _ROLES or not isinstance(turn.get("content"), str):
-            return None
-        messages.append({"role": str(turn["role"]), "content": str(turn["content"])})
-    if not messages or messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
-        return None
-    return messages
-
-
 def distill_messages(row: BenchmarkRow, system: str | None = DISTILL_SYSTEM) -> list[dict[str, str]] | None:
-    """The bare conversation to ask for ``row``'s plain answer, or None when it has none.
-
-    ``extra_info.chat_history`` when it is a well-formed conversation that ends with the user;
-    else ``extra_info.single_turn_prompt``; else the prompt's last user turn after its last
-    ``Question:`` (the paper's and gtalign's prompts put the instruction before it).
-    """
-    extra = row.extra_info if isinstance(row.extra_info, Mapping) else {}
-    messages = _history(extra)
+    """The bare conversation to ask for ``row``'s plain answer (`bare_conversation`: the row's own
+    conversation without the four-block instruction) after ``system``, or None when it has none."""
+    messages = bare_conversation(row)
     if messages is None:
-        single = extra.get("single_turn_prompt")
-        question = single if isinstance(single, str) and single.strip() else _question_from_prompt(row)
-        if not question:
-            return None
-        messages = [{"role": "user", "content": question}]
+        return None
     return ([{"role": "system", "content": system}] if system else []) + messages
-
-
-def _question_from_prompt(row: BenchmarkRow) -> str:
-    try:
-        last = row.messages[-1]
-        content = last.get("content") if isinstance(last, Mapping) and last.get("role") == "user" else None
-    except (IndexError, TypeError, AttributeError):
-        return ""
-    if not isinstance(content, str):
-        return ""
-    _, found, question = content.rpartition(_QUESTION)
-    return question.strip() if found else ""
 
 
 def _key(backend: ChatBackend, messages: Sequence[Mapping[str, str]], params: SamplingParams) -> str:
@@ -185,7 +144,7 @@ async def distill(
     async def one(row: BenchmarkRow) -> Distilled:
         messages = distill_messages(row, system)
         if messages is None:
-            result = Distilled(row.id, "no_question", reason="no chat_history, single_turn_prompt or 'Question:' in the prompt")
+            result = Distilled(row.id, "no_question", reason="the row's question is empty")
         else:
             key = _key(backend, messages, params)
             known = cache.get(key) if cache is not None else None

@@ -69,6 +69,7 @@ __all__ = [
     "TargetSource",
     "ambiguity_meanings",
     "analysis_text",
+    "bare_conversation",
     "build_target",
     "check_target",
     "payoff_matrix",
@@ -97,7 +98,7 @@ SKIP_REASONS: Mapping[str, str] = MappingProxyType({
     "no_meanings": "ambiguous, but the ground truth lists no meanings for the clarifying question to name",
     "bad_reference": "the answer built from the ground truth fails a check (see the detail)",
     "needs_distillation": "no reference answer; pass --distill-backend to have the base model answer it",
-    "no_question": "no bare question to ask the distillation model",
+    "no_question": "the row's question is empty",
     "distill_failed": "the distillation model's call failed (a rerun asks again)",
     "distilled_unusable": "the distilled answer cannot be used (empty, cut off, refusing, asking, ...)",
     "internal_error": "a bug in the builder (please report it with the row)",
@@ -252,16 +253,58 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
+def _history(extra_info: Mapping[str, Any]) -> list[dict[str, str]] | None:
+    history = extra_info.get("chat_history")
+    if history is None or isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        return None
+    messages = []
+    for turn in history:
+        if not isinstance(turn, Mapping) or turn.get("role") not in ("user", "assistant") or not isinstance(turn.get("content"), str):
+            return None
+        messages.append({"role": str(turn["role"]), "content": str(turn["content"])})
+    if not messages or messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
+        return None
+    return messages
+
+
+def bare_conversation(row: BenchmarkRow) -> list[dict[str, str]] | None:
+    """The row's conversation without any instruction (what a person asked), or None when it has
+    no question: ``extra_info.chat_history`` when it is a well-formed conversation ending with a
+    non-empty user turn; else ``extra_info.single_turn_prompt``; else the prompt's last user turn,
+    after its last ``Question:`` when it has one (the paper's and gtalign's prompts put the
+    instruction before it)."""
+    extra = row.extra_info if isinstance(row.extra_info, Mapping) else {}
+    history = _history(extra)
+    if history is not None:
+        return history
+    single = extra.get("single_turn_prompt")
+    if isinstance(single, str) and single.strip():
+        return [{"role": "user", "content": single}]
+    try:
+        last = row.messages[-1]
+        content = last.get("content") if isinstance(last, Mapping) and last.get("role") == "user" else None
+    except (IndexError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(content, str):
+        return None
+    head, found, tail = content.rpartition("Question:")
+    question = (tail if found else head or content).strip()
+    return [{"role": "user", "content": question}] if question else None
+
+
 def plan_target(row: BenchmarkRow, rng: random.Random | None = None) -> TargetPlan | SkippedRow:
     """What ``row``'s target will be (its kind, right cell and, where the row gives it, the
     response), or why it gets none. ``rng`` picks among phrasings (default: seeded by the row id)."""
     problem = _row_problem(row)
     if problem is not None:
         return _skip(row, "bad_row", problem)
+    if bare_conversation(row) is None:
+        return _skip(row, "no_question", "the row's question is empty (no chat_history, single_turn_prompt or text "
+                     "after 'Question:' in the prompt)")
     rng = rng or _rng(0, row.id, "text")
-    label = row.label.strip().lower()
     task = _task(row.data_source)
     task_kind = task.task if task is not None else ""
+    label = (row.label or (task.label(row.ground_truth) if task is not None else "")).strip().lower()
     if label == "ambiguous":
         meanings = ambiguity_meanings(row.ground_truth)
         if not meanings:
