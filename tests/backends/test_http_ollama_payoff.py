@@ -28,7 +28,7 @@ MATRIX = PayoffMatrix.from_arrays(user=[[3.4, 0.8, 3.2], [2.4, 0.9, 2.2]], llm=[
 PAYOFF_JSON = json.dumps(MATRIX.to_dict())  # spaced: 25 words, as the fake counts tokens
 RESPONSE = "Take an umbrella."
 FREE = "free: written without a grammar up to </thinking>"
-HELD = "enforced: its JSON held to the payoff's schema (response_format json_schema)"
+HELD = "enforced: its keys and cells held by the payoff's JSON schema (response_format json_schema), not its numbers' range"
 SCHEMA_FIELD = {"type": "json_schema", "json_schema": {"name": "payoff", "schema": GRAMMAR.payoff_schema()}}
 
 

@@ -58,9 +58,11 @@ attempts are the two calls' sums; a failure of either call fails the stage and s
 stop strings are applied here, not sent (Ollama does not say which one it hit): call 1 sends only
 ``</thinking>``, so a stop string of the caller's inside the thinking ends the stage there with
 the payoff not reached. The record says the thinking was free and whether the payoff was held
-(``extra["constraint"]["thinking"]``, ``["payoff"]``). Streamed, the stage comes as one piece at
-its end. A ``payoff`` stage that continues a prefill goes out unconstrained
-(`OLLAMA_PREFILLED_PAYOFF`).
+(``extra["constraint"]["thinking"]``, ``["payoff"]``). Ollama turns the schema into a grammar with
+llama.cpp's converter, which holds the six keys and each cell's two numbers but not a number's range
+or precision (its converter bounds integers only), so the parser still reads what the numbers are.
+Streamed, the stage comes as one piece at its end. A ``payoff`` stage that continues a prefill
+goes out unconstrained (`OLLAMA_PREFILLED_PAYOFF`).
 
 Whatever the server does, `Generation.text` is only the new text: a reply that repeats a whole
 prefill of at least 16 characters is taken as an echo and the repeat is dropped (shorter prefills
@@ -149,6 +151,8 @@ _THINKING_CLOSE = "</thinking>"
 _PAYOFF_OPEN = "\n<payoff>"
 _PAYOFF_CLOSE = "</payoff>"
 _FREE_THINKING = "free: written without a grammar up to </thinking>"
+_HELD_PAYOFF = ("enforced: its keys and cells held by the payoff's JSON schema (response_format json_schema), "
+                "not its numbers' range")
 
 _VLLM_STRUCTURED_OUTPUTS = (0, 12)
 """vLLM 0.12 removed the ``guided_*`` request fields (ignored silently since), leaving ``structured_outputs``."""
@@ -714,7 +718,7 @@ class HTTPBackend:
             record["payoff"] = "failed: the payoff call failed"
             return done("", failed=f"the second of Ollama's two payoff-stage calls (the payoff's JSON under its "
                                    f"schema, after a thinking of {len(thinking)} characters) failed: {result.reason}")
-        held = "enforced: its JSON held to the payoff's schema (response_format json_schema)"
+        held = _HELD_PAYOFF
         text = head + text_filter.text
         if text_filter.stopped:  # the caller's stop string inside the JSON
             record["payoff"] = f"{held}, cut at the stop string {text_filter.matched!r}"

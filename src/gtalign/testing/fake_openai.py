@@ -10,7 +10,8 @@ context overflow or a content filter. A capacity limit answers 429 with Retry-Af
 
 Like a model server, it applies ``stop`` strings (the stop string is not returned) and
 ``max_tokens`` (counted in whitespace-separated words) to the scripted text, and reports usage
-in words (unless a `Reply` says ``usage=False``). With ``kind`` it impersonates one server kind: it answers that kind's detection probes
+in words (none when a `Reply` says ``usage=False``). With ``kind`` it impersonates one server
+kind: it answers that kind's detection probes
 (``GET /props`` for llama.cpp, ``/api/version`` for Ollama, ``/version`` for vLLM,
 ``/get_model_info`` for SGLang, its ``owned_by`` in ``/v1/models``), treats a trailing assistant
 message the way that server does (`FakeRequest.prefill`: continued or a new turn), and reports the
