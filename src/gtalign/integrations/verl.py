@@ -8,6 +8,8 @@ verl (0.9) scores one row at a time through its reward loop, with a sync or an a
     +reward.custom_reward_function.reward_kwargs.judge=rule
 
 ``compute_score_async`` lets the reward loop score a batch's rows concurrently against the judge.
+The paper's whole PPO run (config, launch script with an LLM judge server) is a recipe shipped in
+``gtalign/examples/verl``.
 verl's ``BatchRewardManager`` (``reward_model.reward_manager=batch`` in verl versions whose
 trainer still uses ``verl.workers.reward_manager``) takes ``compute_score_batch``: one judge call
 per batch, and the only form that can run ``paper-ablation``, whose scores are normalised per
