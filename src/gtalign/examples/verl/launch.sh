@@ -39,7 +39,7 @@ PYTHON="${PYTHON:-python3}"
 DRY_RUN="${DRY_RUN:-0}"
 
 die() { echo "launch.sh: $*" >&2; exit 2; }
-count() { local IFS=,; set -- $1; echo $#; }
+count() { local -a parts; IFS=, read -r -a parts <<<"$1"; echo "${#parts[@]}"; }
 show() { printf '%q ' "$@" | sed 's/ $//'; echo; }
 
 [[ -f "$CONFIG" ]] || die "no verl config at $CONFIG (set CONFIG to a .yaml file)"
