@@ -376,16 +376,21 @@ def score_with_verl(config: Any, tokenizer: Any) -> dict[str, Any]:
 def drive_recipe() -> dict[str, Any]:
     """Run verl's config and reward code on the recipe; run inside .venv-verl (see the module doc)."""
     import verl
+
+    with tempfile.TemporaryDirectory(prefix="gtalign-verl-recipe-") as folder:
+        return _drive(folder, verl.__version__)
+
+
+def _drive(folder: str, version: str) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from verl.trainer.ppo.reward import get_custom_reward_fn, load_reward_manager
     from verl.utils.config import omega_conf_to_dataclass, validate_config
 
     import gtalign.integrations.verl as adapter
 
-    folder = tempfile.mkdtemp(prefix="gtalign-verl-recipe-")
     tokenizer = local_model(folder)
     judge_url = os.environ["GTALIGN_RECIPE_JUDGE_URL"]
-    out: dict[str, Any] = {"verl": verl.__version__}
+    out: dict[str, Any] = {"verl": version}
 
     # The recipe as shipped: the defaults of the launch script (it would start the judge here).
     shipped = compose_launch(commands(dry_run(DATA_DIR="/data/gtalign"))["train"])
