@@ -311,8 +311,6 @@ def test_launch_does_not_train_without_a_judge(tmp_path: Path, judge: str, env: 
     assert not (seen / "train.txt").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="pyproject.toml's [tool.setuptools.package-data] has no pattern for "
-                   "examples/verl/* yet: the recipe is not in a built wheel")
 def test_recipe_files_are_package_data() -> None:
     import tomllib
 
