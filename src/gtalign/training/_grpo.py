@@ -1,0 +1,68 @@
+"""``gtalign train grpo``: TRL's `GRPOTrainer` with gtalign's welfare reward.
+
+The reward is `gtalign.integrations.trl`'s: one function (the preset's score, the welfare
+sqrt(U*L) under ``paper``) or, with ``reward.mode: user-llm``, U and L as two functions that TRL
+combines by ``reward_weights`` and ``multi_objective_aggregation``. Every batch logs U, L, welfare,
+format, payoff reward, consistency (where the preset computes it) and the shares of unscored rows
+and judge failures under ``gtalign/``; a row the preset cannot score (a judge failure, an unknown
+data source) is None for TRL, which leaves it out of the advantage, never 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gtalign.training._config import RewardSettings, TrainConfig, TrainSetupError
+
+__all__ = ["build_grpo_trainer", "reward_functions"]
+
+
+def reward_functions(settings: RewardSettings) -> list[Any]:
+    """The TRL reward functions of ``settings``, their scorer and judge built now, so a preset or
+    judge that cannot be used fails before the model loads."""
+    from gtalign.integrations.trl import make_trl_reward, make_trl_reward_parts
+    from gtalign.reward import get_preset
+
+    try:
+        preset = get_preset(settings.preset, **settings.preset_params)
+    except (LookupError, TypeError, ValueError, ImportError) as exc:
+        raise TrainSetupError(f"reward.preset {settings.preset!r}: {exc}") from None
+    options: dict[str, Any] = {
+        "judge_model": settings.judge_model,
+        "judge_max_retries": settings.judge_max_retries,
+        "judge_total_timeout": settings.judge_total_timeout,
+        "judge_attempt_timeout": settings.judge_attempt_timeout,
+    }
+    judge = settings.judge if settings.judge is not None else "none"
+    if settings.mode == "welfare":
+        functions: list[Any] = [make_trl_reward(preset, judge, **options)]
+        shared = functions[0]
+    else:
+        functions = list(make_trl_reward_parts(preset, judge, **options))
+        shared = functions[0].source
+    try:
+        shared.scorer  # noqa: B018 (builds the judge)
+    except (LookupError, TypeError, ValueError, ImportError) as exc:
+        raise TrainSetupError(f"reward.judge {settings.judge!r}: {exc}") from None
+    return functions
+
+
+def build_grpo_trainer(
+    config: TrainConfig,
+    args: Any,
+    model_path: str,
+    rows: Sequence[Mapping[str, Any]],
+    reward_funcs: Sequence[Any],
+    *,
+    peft_config: Any = None,
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    """A `GRPOTrainer` for ``config`` over ``rows`` (prompt, data_source, ground_truth,
+    extra_info, id), loading the model and its tokenizer from ``model_path``."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    dataset = Dataset.from_list([dict(row) for row in rows])
+    return GRPOTrainer(model=model_path, reward_funcs=list(reward_funcs), args=args, train_dataset=dataset,
+                       peft_config=peft_config, callbacks=list(callbacks))

@@ -1,0 +1,425 @@
+"""One training run from start to finish, around TRL's trainer: the checks before the model loads,
+checkpoints and resume, the run record, the final model and its held-out evaluation.
+
+What a run leaves in ``output_dir``:
+
+- ``gtalign_train.json``: the run record (format version, gtalign/TRL/transformers/peft/torch
+  versions, the full config, the model folder, the rows read, one entry per start: from which
+  checkpoint, to which step, finished or not). A later run on the folder must agree with its
+  `IDENTITY_SETTINGS` (model, data, LoRA, reward, ...), else it is refused naming the first
+  difference; TRL settings may change (a larger ``max_steps`` continues a finished run).
+- ``checkpoint-N/``: TRL's checkpoints (model or adapter, optimizer, scheduler, RNG, trainer state).
+- ``train_log.jsonl``: every logged step (`gtalign.training._train_progress.MetricsLog`).
+- ``final/``: the trained model (a LoRA run: the adapter), with its tokenizer.
+- ``final-merged/`` (a LoRA run with an evaluation): the adapter merged into the base model.
+- ``eval-step-N/``: the held-out evaluation of the model of step N (`gtalign eval`'s run log;
+  ``gtalign report OUTPUT_DIR/eval-step-N``). A run that continues to a later step evaluates
+  its new model into a new folder; a rerun at the same step resumes that evaluation.
+
+Resuming: a run on a folder that holds a checkpoint continues from the newest complete one (its
+``trainer_state.json`` is written last and must parse), unless ``resume="never"``, which refuses
+such a folder. A checkpoint a kill left half-written is removed first, with a note. While a run
+writes the folder it holds ``gtalign_train.json.lock``; a second run on it is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gtalign.training._config import (
+    IDENTITY_SETTINGS,
+    TrainConfig,
+    TrainSetupError,
+    build_lora_config,
+    build_trl_args,
+)
+from gtalign.training._train_data import TrainRows, load_rows
+
+__all__ = [
+    "EVAL_PREFIX",
+    "FINAL_DIR",
+    "MERGED_DIR",
+    "METRICS_LOG",
+    "RECORD_FORMAT",
+    "RECORD_NAME",
+    "ResumeRefused",
+    "TrainPlan",
+    "TrainResult",
+    "checkpoints",
+    "complete_checkpoint",
+    "latest_checkpoint",
+    "plan_training",
+    "read_record",
+    "run_training",
+]
+
+RECORD_NAME = "gtalign_train.json"
+RECORD_FORMAT = 1
+METRICS_LOG = "train_log.jsonl"
+FINAL_DIR = "final"
+MERGED_DIR = "final-merged"
+EVAL_PREFIX = "eval-step-"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+Say = Callable[[str], None]
+
+
+class ResumeRefused(TrainSetupError):
+    """The output folder holds another run (or checkpoints that ``resume="never"`` forbids)."""
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
+def _is_main_process() -> bool:
+    """Global rank 0 (torchrun/accelerate set RANK; a plain run is rank 0)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def checkpoints(output_dir: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders of ``output_dir``, oldest step first."""
+    if not output_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), path) for path in output_dir.iterdir() if (m := _CHECKPOINT.match(path.name)) and path.is_dir()]
+    return [path for _, path in sorted(found)]
+
+
+def complete_checkpoint(path: Path) -> bool:
+    """Whether a checkpoint was written to the end: transformers writes ``trainer_state.json``
+    last (after the model, optimizer, scheduler and RNG state), so it must parse and name the
+    checkpoint's own step."""
+    match = _CHECKPOINT.match(path.name)
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(match) and isinstance(state, dict) and state.get("global_step") == int(match.group(1))
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint, or None."""
+    complete = [path for path in checkpoints(output_dir) if complete_checkpoint(path)]
+    return complete[-1] if complete else None
+
+
+# --- the run record -----------------------------------------------------------------------------
+
+
+def read_record(output_dir: Path) -> dict[str, Any] | None:
+    """The run record of ``output_dir``, or None when there is none; an unreadable one is refused."""
+    path = output_dir / RECORD_NAME
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResumeRefused(f"{path} cannot be read ({exc}); move it away to start a new run in {output_dir}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ResumeRefused(f"{path} is not a gtalign training record; choose another output_dir")
+    if int(record.get("format", 0)) > RECORD_FORMAT:
+        raise ResumeRefused(f"{path} was written by a newer gtalign (record format {record['format']}); upgrade gtalign")
+    return record
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically (a kill leaves the old file or the new one)."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(staging, path)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("gtalign", "trl", "transformers", "peft", "accelerate", "torch", "datasets"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything checked before the model loads: the TRL and LoRA configs as TRL and peft built
+    them, the rows, the reward functions, the model folder and where the run starts."""
+
+    config: TrainConfig
+    trl_args: Any
+    lora: Any
+    rows: TrainRows
+    reward_funcs: tuple[Any, ...]
+    model_path: Path
+    model_name: str
+    resume_from: Path | None
+    incomplete: tuple[Path, ...]
+    record: Mapping[str, Any] | None
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+    def lines(self) -> list[str]:
+        """The plan for a person (``--dry-run`` prints it)."""
+        config, args = self.config, self.trl_args
+        lora = "full fine-tune" if self.lora is None else f"LoRA r={self.lora.r} alpha={self.lora.lora_alpha}"
+        out = [
+            f"model: {self.model_name} ({self.model_path}), {lora}",
+            f"data: {self.rows.summary()}",
+            f"trl.{type(args).__name__}: max_steps {args.max_steps}, per-device batch {args.per_device_train_batch_size}, "
+            f"learning rate {args.learning_rate}, checkpoint every {args.save_steps} steps, "
+            f"device {'cpu' if args.use_cpu else 'accelerator'}, bf16 {args.bf16}",
+        ]
+        if config.kind == "grpo" and config.reward is not None:
+            names = ", ".join(getattr(f, "__name__", "?") for f in self.reward_funcs)
+            out.append(f"reward: preset {config.reward.preset}, judge {config.reward.judge}, mode {config.reward.mode} "
+                       f"({names}); {args.num_generations} generations of up to {args.max_completion_length} tokens")
+        out.extend(f"note: {note}" for note in self.rows.notes)
+        out.extend(f"note: {path.name} is incomplete (a kill while it was written); it will be removed" for path in self.incomplete)
+        start = f"resume from {self.resume_from.name}" if self.resume_from else "start from the model"
+        out.append(f"output: {self.output_dir} ({start})")
+        if config.eval is not None:
+            out.append(f"then: gtalign eval of the final model on {', '.join(config.eval['benchmarks'])} into "
+                       f"{self.output_dir / EVAL_PREFIX}<step>")
+        return out
+
+
+def _resume_point(output_dir: Path, resume: str | os.PathLike[str]) -> tuple[Path | None, tuple[Path, ...]]:
+    found = checkpoints(output_dir)
+    incomplete = tuple(path for path in found if not complete_checkpoint(path))
+    latest = latest_checkpoint(output_dir)
+    if resume == "never":
+        if found:
+            raise ResumeRefused(f"{output_dir} holds checkpoints ({', '.join(p.name for p in found[-3:])}); "
+                                "resume from them (leave out --no-resume), or choose another output_dir")
+        return None, ()
+    if resume == "auto":
+        return latest, incomplete
+    if resume == "always":
+        if latest is None:
+            raise ResumeRefused(f"--resume: {output_dir} holds no complete checkpoint to resume from")
+        return latest, incomplete
+    path = Path(resume)
+    if not complete_checkpoint(path):
+        raise ResumeRefused(f"--resume {path}: not a complete checkpoint (a checkpoint-N folder with its trainer_state.json)")
+    return path, incomplete
+
+
+def plan_training(config: TrainConfig, *, resume: str | os.PathLike[str] = "auto", say: Say = _quiet) -> TrainPlan:
+    """Check everything a run needs before loading the model: TRL's and peft's configs (their own
+    validation), the output folder's record and checkpoints, the reward (preset and judge built),
+    the data, and the model folder (a GGUF file is converted once). Raises `TrainSetupError`."""
+    output_dir = Path(config.output_dir)
+    trl_args = build_trl_args(config)
+    lora = build_lora_config(config)
+    record = read_record(output_dir)
+    if record is not None:
+        difference = config.diff(record["config"])
+        if difference is not None:
+            raise ResumeRefused(f"{output_dir} holds another training run ({difference}); choose another output_dir, "
+                                f"or give the same {', '.join(IDENTITY_SETTINGS)}")
+    resume_from, incomplete = _resume_point(output_dir, resume)
+    reward_funcs: tuple[Any, ...] = ()
+    if config.kind == "grpo" and config.reward is not None:
+        from gtalign.training._grpo import reward_functions
+
+        reward_funcs = tuple(reward_functions(config.reward))
+    rows = load_rows(config)
+    from gtalign.backends._model_store import ModelStoreError, resolve_model
+
+    try:
+        source = resolve_model(config.model_spec, announce=say)
+    except ModelStoreError as exc:
+        raise TrainSetupError(f"model: {exc}") from None
+    return TrainPlan(config, trl_args, lora, rows, reward_funcs, source.path, source.name, resume_from, incomplete, record)
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run did: the step it reached, the final model, the logged steps and the evaluation."""
+
+    output_dir: Path
+    global_step: int
+    max_steps: int
+    resumed_from: str | None
+    final_dir: Path | None
+    history: tuple[Mapping[str, Any], ...]
+    eval_summary: Any = None
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def losses(self) -> list[float]:
+        return [float(row["loss"]) for row in self.history if "loss" in row]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the run finished and its evaluation (if any) scored every sample, else the
+        evaluation's code (1 some sample failed, 130 interrupted)."""
+        return 0 if self.eval_summary is None else int(self.eval_summary.exit_code)
+
+
+def _record_start(plan: TrainPlan, run: int) -> dict[str, Any]:
+    record = dict(plan.record or {})
+    starts = list(record.get("runs", []))
+    starts.append({"run": run, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                   "resumed_from": plan.resume_from.name if plan.resume_from else None, "finished": False})
+    return {
+        "format": RECORD_FORMAT,
+        "kind": plan.config.kind,
+        "versions": _versions(),
+        "config": plan.config.to_json(),
+        "model_path": str(plan.model_path),
+        "rows": {"used": len(plan.rows.rows), "skipped": len(plan.rows.skipped), "per_source": dict(plan.rows.per_source)},
+        "runs": starts,
+    }
+
+
+def _remove_incomplete(plan: TrainPlan, say: Say) -> None:
+    for path in plan.incomplete:
+        shutil.rmtree(path, ignore_errors=True)
+        say(f"removed {path}: a checkpoint left incomplete by an earlier run that was killed while writing it")
+
+
+def _drop_default_printers(trainer: Any) -> None:
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for callback in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(callback)
+
+
+def _merge_adapter(base: Path, adapter: Path, target: Path, say: Say) -> Path:
+    """The LoRA adapter in ``adapter`` merged into the base model, saved as a full model folder
+    (what the embedded backend of `gtalign eval` loads)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    say(f"merging the adapter into the base model for the evaluation: {target}")
+    model = AutoModelForCausalLM.from_pretrained(base)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    staging = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    merged.save_pretrained(staging)
+    AutoTokenizer.from_pretrained(adapter).save_pretrained(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
+
+
+def _evaluate(plan: TrainPlan, final_dir: Path, step: int, say: Say, quiet: bool) -> Any:
+    """`gtalign eval` of the final model (of ``step``) into ``OUTPUT_DIR/eval-step-N`` (resumed
+    like any eval run)."""
+    from rich.console import Console
+
+    from gtalign.eval import EvalProgress, EvalSetupError, ResumeRefused as EvalResumeRefused, run_eval
+
+    model_dir = final_dir
+    if plan.lora is not None:
+        model_dir = _merge_adapter(plan.model_path, final_dir, plan.output_dir / MERGED_DIR, say)
+    eval_config = plan.config.eval_config(model=str(model_dir))
+    run_dir = plan.output_dir / f"{EVAL_PREFIX}{step}"
+    say(f"evaluating {model_dir} (step {step}) on {', '.join(eval_config.benchmarks)} into {run_dir}")
+    import sys
+
+    progress = EvalProgress(Console(file=sys.stderr, highlight=False), enabled=not quiet)
+    try:
+        return run_eval(eval_config, run_dir, progress=progress)
+    except (EvalSetupError, EvalResumeRefused) as exc:
+        raise TrainSetupError(f"eval: {exc}") from None
+
+
+def run_training(
+    config: TrainConfig,
+    *,
+    resume: str | os.PathLike[str] = "auto",
+    say: Say = _quiet,
+    quiet: bool = False,
+    plan: TrainPlan | None = None,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Train ``config`` (SFT or GRPO) to its last step, save the final model, evaluate it when
+    ``config.eval`` asks; resumes from the output folder's newest complete checkpoint (``resume``:
+    ``auto``, ``always``, ``never`` or a checkpoint folder). ``say`` receives progress lines.
+    Raises `TrainSetupError` (and `ResumeRefused`) before anything is trained for a setting that
+    cannot be used; Ctrl-C propagates as KeyboardInterrupt after the last checkpoint was kept."""
+    started = time.monotonic()
+    plan = plan or plan_training(config, resume=resume, say=say)
+    output_dir = plan.output_dir
+    main = _is_main_process()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        from gtalign.data import OutputLocked, output_lock
+
+        try:
+            with output_lock(output_dir / RECORD_NAME):
+                return _train_locked(plan, main, say, quiet, callbacks, started)
+        except OutputLocked as exc:
+            raise ResumeRefused(str(exc)) from None
+    return _train_locked(plan, main, say, quiet, callbacks, started)
+
+
+def _train_locked(plan: TrainPlan, main: bool, say: Say, quiet: bool, callbacks: Sequence[Any], started: float) -> TrainResult:
+    from gtalign.training._train_progress import MetricsLog, TrainProgress
+
+    config, output_dir = plan.config, plan.output_dir
+    command = f"gtalign train {config.kind}"
+
+    def note(message: str) -> None:
+        say(f"{command}: {message}")
+
+    record = _record_start(plan, run=len((plan.record or {}).get("runs", [])) + 1)
+    if main:
+        _remove_incomplete(plan, note)
+        _write_json(output_dir / RECORD_NAME, record)
+    if config.threads is not None:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    own = [MetricsLog(output_dir / METRICS_LOG, run=record["runs"][-1]["run"])]
+    if not quiet:
+        own.append(TrainProgress(say, command))
+    if config.kind == "sft":
+        from gtalign.training._sft import build_sft_trainer
+
+        trainer = build_sft_trainer(config, plan.trl_args, str(plan.model_path), plan.rows.rows, peft_config=plan.lora,
+                                    callbacks=[*own, *callbacks])
+    else:
+        from gtalign.training._grpo import build_grpo_trainer
+
+        trainer = build_grpo_trainer(config, plan.trl_args, str(plan.model_path), plan.rows.rows, plan.reward_funcs,
+                                     peft_config=plan.lora, callbacks=[*own, *callbacks])
+    _drop_default_printers(trainer)
+    if plan.resume_from is not None:
+        note(f"resuming from {plan.resume_from}")
+    trainer.train(resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None)
+    final_dir = output_dir / FINAL_DIR
+    trainer.save_model(str(final_dir))
+    state = trainer.state
+    if main:
+        record["runs"][-1].update(finished=True, global_step=state.global_step,
+                                  ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        _write_json(output_dir / RECORD_NAME, record)
+        note(f"step {state.global_step}/{state.max_steps}; final model in {final_dir}")
+    summary = _evaluate(plan, final_dir, state.global_step, note, quiet) if main and config.eval is not None else None
+    return TrainResult(output_dir, state.global_step, state.max_steps,
+                       plan.resume_from.name if plan.resume_from else None, final_dir,
+                       tuple(dict(row) for row in state.log_history), summary, time.monotonic() - started)
