@@ -405,3 +405,59 @@ def test_one_row_distilled_by_the_real_embedded_model(tmp_path: Path, monkeypatc
     # the tiny model's answer is used when it reads as a direct answer, else skipped with the reason
     assert [r["target_source"] for r in records[1:]] in ([], ["distilled"])
     assert all(s["reason"] == "distilled_unusable" for s in skips)
+
+
+# -- the distillation adapter on its own -----------------------------------------------------------
+
+
+class _CountingBackend:
+    """Answers after yielding to the loop, counting calls in flight; raises on questions with 'boom'."""
+
+    name = "counting"
+    model = "m"
+
+    def __init__(self) -> None:
+        self.in_flight = self.most = self.calls = 0
+
+    async def generate(self, messages: Any, *, prefill: str = "", params: Any = None) -> Any:
+        import asyncio
+
+        from gtalign.backends import Generation
+
+        self.calls += 1
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if "boom" in messages[-1]["content"]:
+                raise RuntimeError("backend bug")
+            return Generation(f"Answer to {messages[-1]['content']}")
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_distill_keeps_row_order_limits_calls_in_flight_and_turns_exceptions_into_failures(tmp_path: Path) -> None:
+    from gtalign.benchmarks import BenchmarkRow
+    from gtalign.training._distill import DistillCache, distill
+
+    def made(i: int, question: str) -> BenchmarkRow:
+        return BenchmarkRow(f"r/{i}", "r", "wildguard", ({"role": "user", "content": f"I.Question: {question}"},),
+                            "unharmful", "unharmful", {"single_turn_prompt": question})
+
+    rows = [made(i, f"question {i}") for i in range(9)] + [made(9, "boom"), made(10, " ")]
+    backend, cache = _CountingBackend(), DistillCache(tmp_path / "cache.jsonl")
+    heard: list[str] = []
+    results = await distill(rows, backend, concurrency=3, cache=cache, on_result=lambda d: heard.append(d.row_id))
+    assert backend.most == 3 and backend.calls == 10
+    assert [r.row_id for r in results] == [row.id for row in rows] and sorted(heard) == sorted(r.id for r in rows)
+    assert [r.text for r in results[:9]] == [f"Answer to question {i}" for i in range(9)]
+    assert results[9].status == "failed" and "RuntimeError: backend bug" in results[9].reason
+    assert results[10].status == "no_question"
+    cache.close()
+    again = await distill(rows, backend, concurrency=3, cache=DistillCache(tmp_path / "cache.jsonl"))
+    assert backend.calls == 11  # only the failed row is asked again
+    assert all(r.cached for r in again[:9]) and not again[9].cached
