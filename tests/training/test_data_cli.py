@@ -151,7 +151,7 @@ def test_unreadable_rows_are_skipped_with_the_reason_and_the_rest_built(tmp_path
     skips = {s["id"]: s for s in read_records(skipped)}
     assert skips["rows/4"]["reason"] == skips["rows/5"]["reason"] == "bad_row"
     assert "data_source" in skips["rows/5"]["detail"]
-    assert "(unreadable)" in capsys.readouterr().err
+    assert "(not loaded)" in capsys.readouterr().err
 
 
 def test_limit_and_seed_sample_each_data_source_and_the_output_is_deterministic(tmp_path: Path) -> None:
@@ -425,6 +425,7 @@ class _CountingBackend:
         from gtalign.backends import Generation
 
         self.calls += 1
+        self.model = "m, loaded"  # a backend may rename its model once loaded, as the embedded one does
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
         try:
@@ -458,6 +459,7 @@ async def test_distill_keeps_row_order_limits_calls_in_flight_and_turns_exceptio
     assert results[9].status == "failed" and "RuntimeError: backend bug" in results[9].reason
     assert results[10].status == "no_question"
     cache.close()
-    again = await distill(rows, backend, concurrency=3, cache=DistillCache(tmp_path / "cache.jsonl"))
-    assert backend.calls == 11  # only the failed row is asked again
+    fresh = _CountingBackend()
+    again = await distill(rows, fresh, concurrency=3, cache=DistillCache(tmp_path / "cache.jsonl"))
+    assert fresh.calls == 1  # only the failed row is asked again
     assert all(r.cached for r in again[:9]) and not again[9].cached

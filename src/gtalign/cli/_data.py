@@ -348,18 +348,18 @@ def _summary(rows: Sequence[BenchmarkRow], results: Sequence[SftTarget | Skipped
         counts[""]["rows"] += 1
         counts[""]["skipped"] += 1
         reasons.setdefault(("", skip.reason), []).append(skip)
-    width = max([len("data source"), *(len(s or "(unreadable)") for s in sources)])
+    width = max([len("data source"), *(len(s or "(not loaded)") for s in sources)])
     lines = [f"  {'data source'.ljust(width)}  {'rows':>6}  {'targets':>7}  {'reference':>9}  {'distilled':>9}  {'skipped':>7}"]
     for source in sources:
         c = counts[source]
-        lines.append(f"  {(source or '(unreadable)').ljust(width)}  {c['rows']:>6}  {c['reference'] + c['distilled']:>7}  "
+        lines.append(f"  {(source or '(not loaded)').ljust(width)}  {c['rows']:>6}  {c['reference'] + c['distilled']:>7}  "
                      f"{c['reference']:>9}  {c['distilled']:>9}  {c['skipped']:>7}")
     if reasons:
         lines.append("skipped rows, by data source and reason:")
         for (source, reason), skips in sorted(reasons.items(), key=lambda item: (sources.index(item[0][0]), item[0][1])):
             first = skips[0]
             detail = first.detail if first.detail and first.detail != SKIP_REASONS.get(reason) else ""
-            lines.append(f"  {source or '(unreadable)'}  {reason}  {len(skips)}: {SKIP_REASONS.get(reason, '')}"
+            lines.append(f"  {source or '(not loaded)'}  {reason}  {len(skips)}: {SKIP_REASONS.get(reason, '')}"
                          + (f" (first: {first.row_id}: {detail[:300]})" if detail else f" (first: {first.row_id})"))
     return lines
 
@@ -403,7 +403,7 @@ def _run_sft(args: argparse.Namespace) -> int:
 
                 asyncio.run(backend.aclose())
             targets = [result for result in results if not isinstance(result, SkippedRow)]
-            skipped = list(unreadable) + [result for result in results if isinstance(result, SkippedRow)]
+            skipped = list(not loaded) + [result for result in results if isinstance(result, SkippedRow)]
             failed = [s for s in skipped if s.reason in ("distill_failed", "internal_error")]
             if targets:
                 _write(out, [target.record() for target in targets])

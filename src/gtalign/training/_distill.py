@@ -59,9 +59,8 @@ def distill_messages(row: BenchmarkRow, system: str | None = DISTILL_SYSTEM) -> 
     return ([{"role": "system", "content": system}] if system else []) + messages
 
 
-def _key(backend: ChatBackend, messages: Sequence[Mapping[str, str]], params: SamplingParams) -> str:
-    payload = [getattr(backend, "name", type(backend).__name__), getattr(backend, "model", ""), list(messages),
-               params.max_tokens, params.temperature, params.top_p, params.seed]
+def _key(backend: tuple[str, str], messages: Sequence[Mapping[str, str]], params: SamplingParams) -> str:
+    payload = [*backend, list(messages), params.max_tokens, params.temperature, params.top_p, params.seed]
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -140,13 +139,16 @@ async def distill(
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     gate = asyncio.Semaphore(concurrency)
+    # Taken once, before any call: a backend may rename its model when it loads (the embedded one
+    # does), and every key of this run and of a rerun must name the backend the same way.
+    identity = (str(getattr(backend, "name", type(backend).__name__)), str(getattr(backend, "model", "")))
 
     async def one(row: BenchmarkRow) -> Distilled:
         messages = distill_messages(row, system)
         if messages is None:
             result = Distilled(row.id, "no_question", reason="the row's question is empty")
         else:
-            key = _key(backend, messages, params)
+            key = _key(identity, messages, params)
             known = cache.get(key) if cache is not None else None
             if known is not None:
                 result = _outcome(row.id, Generation(known["text"], known.get("finish_reason", "stop")), True)
