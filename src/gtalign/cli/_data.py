@@ -403,7 +403,7 @@ def _run_sft(args: argparse.Namespace) -> int:
 
                 asyncio.run(backend.aclose())
             targets = [result for result in results if not isinstance(result, SkippedRow)]
-            skipped = list(not loaded) + [result for result in results if isinstance(result, SkippedRow)]
+            skipped = list(unreadable) + [result for result in results if isinstance(result, SkippedRow)]
             failed = [s for s in skipped if s.reason in ("distill_failed", "internal_error")]
             if targets:
                 _write(out, [target.record() for target in targets])
