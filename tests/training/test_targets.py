@@ -400,3 +400,12 @@ def test_a_seeded_random_stream_is_local(monkeypatch: pytest.MonkeyPatch) -> Non
     random.seed(1)
     build_target(row("ambig_qa", MEANINGS_GT, "ambiguous"), seed=5)
     assert random.random() == before
+
+
+def test_the_docstring_examples_run() -> None:
+    import doctest
+
+    import gtalign.training._targets as targets
+
+    failures, tried = doctest.testmod(targets)
+    assert tried >= 1 and failures == 0
