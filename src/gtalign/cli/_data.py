@@ -286,7 +286,7 @@ def _distill(
         try:
             return await distill(rows, backend, params=params, concurrency=concurrency.rows, cache=cache,
                                  on_result=lambda _: progress.count(1))
-        finally:
+        finally:  # in the loop its connections belong to
             await backend.aclose()
 
     with progress:
@@ -295,6 +295,14 @@ def _distill(
         finally:
             cache.close()
     return [distilled_target(row, answer, seed=seed) for row, answer in zip(rows, answers)], cache
+
+
+def _close_unused(backend: Any) -> None:
+    """Close a backend no row needed (one that answered was closed in its own event loop)."""
+    if backend is not None:
+        import asyncio
+
+        asyncio.run(backend.aclose())
 
 
 def _write(path: Path, records: list[dict[str, Any]]) -> None:
@@ -380,6 +388,7 @@ def _run_sft(args: argparse.Namespace) -> int:
     console = Console(file=sys.stderr, highlight=False)
     seed = 0 if args.seed is None else args.seed
     backend = _backend(args)
+    existed = out.exists()
     try:
         with output_lock(out):
             rows, unreadable = _load_rows(args, console, args.quiet)
@@ -394,14 +403,11 @@ def _run_sft(args: argparse.Namespace) -> int:
                        and result.reason == "needs_distillation"]
             cache = None
             if waiting and backend is not None:
-                distilled, cache = _distill([rows[i] for i in waiting], backend, args,
+                used, backend = backend, None
+                distilled, cache = _distill([rows[i] for i in waiting], used, args,
                                             out.with_name(out.name + ".distill-cache.jsonl"), console, seed)
                 for index, result in zip(waiting, distilled):
                     results[index] = result
-            elif backend is not None:
-                import asyncio
-
-                asyncio.run(backend.aclose())
             targets = [result for result in results if not isinstance(result, SkippedRow)]
             skipped = list(unreadable) + [result for result in results if isinstance(result, SkippedRow)]
             failed = [s for s in skipped if s.reason in ("distill_failed", "internal_error")]
@@ -413,12 +419,15 @@ def _run_sft(args: argparse.Namespace) -> int:
                 cache.remove()
     except OutputLocked as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        _close_unused(backend)
     lines = _summary(rows, results, unreadable)
     head = (f"gtalign data sft: {len(targets)} targets written to {out}" if targets
-            else f"gtalign data sft: no target built, {out} not written")
+            else f"gtalign data sft: no target built, {out} not written"
+            + (" (the file there is an earlier run's, left as it was)" if existed else ""))
     reference = sum(1 for t in targets if t.target_source == "reference")
     head += f" ({reference} reference, {len(targets) - reference} distilled); {len(skipped)} rows skipped"
-    if waiting and backend is None:
+    if waiting and args.distill_backend is None:
         head += f" ({len(waiting)} need --distill-backend)"
     for line in [head, *lines]:
         console.print(line, markup=False, soft_wrap=True, highlight=False)
