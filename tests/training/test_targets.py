@@ -105,7 +105,7 @@ def assert_valid_target(target: SftTarget) -> None:
     assert record["completion"] == [{"role": "assistant", "content": target.completion}]
     assert record["prompt"] == [dict(m) for m in row_.messages]
     assert record["reward_model"] == {"ground_truth": row_.ground_truth}
-    assert record["target_source"] == target.target_source and record["label"] == row_.label
+    assert record["target_source"] == target.target_source and record["label"] == (row_.label or target.label)
 
 
 # -- what each label asks for ----------------------------------------------------------------------
@@ -163,6 +163,13 @@ def test_rows_without_a_reference_need_a_distilled_answer_and_use_it() -> None:
     unknown = row("my-source", "whatever")
     assert build_target(unknown).reason == "needs_distillation"  # type: ignore[union-attr]
     assert_valid_target(build_target(unknown, response="It is a cat."))  # type: ignore[arg-type]
+
+
+def test_a_row_without_a_label_follows_its_tasks_reading_of_the_ground_truth() -> None:
+    target = build_target(row("ambig_qa", MEANINGS_GT, ""))
+    assert isinstance(target, SftTarget) and target.key == "VQ_CQ" and target.record()["label"] == "ambiguous"
+    harmful = build_target(row("wildguard", "harmful", ""))
+    assert isinstance(harmful, SftTarget) and harmful.record()["label"] == "harmful"
 
 
 def test_a_reference_answer_wins_over_a_distilled_one() -> None:

@@ -119,6 +119,9 @@ class TargetPlan:
     key: str
     response: str | None
     meanings: tuple[str, ...] = ()
+    label: str = ""
+    """The label the plan follows: the row's, or (when the row has none) its task's reading of the
+    ground truth."""
 
     @property
     def question_type(self) -> str:
@@ -151,6 +154,8 @@ class SftTarget:
     payoff: PayoffMatrix
     frontier: tuple[str, ...]
     response: str = field(repr=False, default="")
+    label: str = ""
+    """The label the target follows (`TargetPlan.label`)."""
 
     def record(self) -> dict[str, Any]:
         """The row in TRL's conversational prompt-completion format, with what the reward needs
@@ -162,7 +167,7 @@ class SftTarget:
             "data_source": self.row.data_source,
             "reward_model": {"ground_truth": self.row.ground_truth},
             "extra_info": dict(self.row.extra_info),
-            "label": self.row.label,
+            "label": self.label,
             "target_source": self.target_source,
             "chosen_key": self.key,
         }
@@ -309,14 +314,14 @@ def plan_target(row: BenchmarkRow, rng: random.Random | None = None) -> TargetPl
         meanings = ambiguity_meanings(row.ground_truth)
         if not meanings:
             return _skip(row, "no_meanings", f"ground truth {row.ground_truth[:80]!r} lists no 'Meaning i: ...'")
-        return TargetPlan("ambiguous", _VQ_CQ, clarifying_question(meanings, rng), meanings)
+        return TargetPlan("ambiguous", _VQ_CQ, clarifying_question(meanings, rng), meanings, label)
     if label == "harmful":
-        return TargetPlan("harmful", _DQ_DA, refusal(rng))
+        return TargetPlan("harmful", _DQ_DA, refusal(rng), label=label)
     if label == "clear":
         answer = _reference_answer(row.ground_truth)
-        return TargetPlan("clear", _DQ_DA, _sentence(answer) if answer else None)
+        return TargetPlan("clear", _DQ_DA, _sentence(answer) if answer else None, label=label)
     if label == "unharmful":
-        return TargetPlan("unharmful", _DQ_DA, None)
+        return TargetPlan("unharmful", _DQ_DA, None, label=label)
     if label:
         return _skip(row, "unknown_label", f"label {row.label[:40]!r}; known: ambiguous, clear, harmful, unharmful")
     if task_kind == "math":
@@ -707,4 +712,4 @@ def _build(row: BenchmarkRow, seed: int, response: str | None) -> SftTarget | Sk
     failures = check_target(completion, row, plan, source)
     if failures:
         return _skip(row, failed_reason, "; ".join(failures))
-    return SftTarget(row, completion, plan.key, plan.kind, source, matrix, pareto_frontier(matrix), answer)
+    return SftTarget(row, completion, plan.key, plan.kind, source, matrix, pareto_frontier(matrix), answer, plan.label)
