@@ -210,6 +210,24 @@ def test_a_saved_dataset_folder_is_an_input(tmp_path: Path) -> None:
     assert_valid_records(records)
 
 
+def test_a_hub_id_is_read_through_the_datasets_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    asked: list[Any] = []
+
+    def load_dataset(location: str, split: str | None = None, streaming: bool = False) -> Any:
+        asked.append((location, split, streaming))
+        return datasets.Dataset.from_list(ROWS[:3])
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    out = tmp_path / "sft.jsonl"
+    assert sft("someone/gtalign-rows", "--split", "train", "-o", out, "-q") == 0
+    assert asked == [("someone/gtalign-rows", "train", True)]
+    records = read_records(out)
+    assert [r["id"] for r in records] == [f"someone/gtalign-rows/train/{i}" for i in range(3)]
+    assert_valid_records(records)
+    assert sft("missing/rows.jsonl", "-o", out, "-q") == 2  # a local-looking path is never tried as a hub id
+
+
 # -- distillation ----------------------------------------------------------------------------------
 
 

@@ -189,7 +189,7 @@ def _load_input(text: str, args: argparse.Namespace) -> tuple[str, Benchmark]:
             return text, load_benchmark(text, **common)
         split = args.split or "train"
         return f"{text}/{split}", load_benchmark(text, data=args.data, split=split, **common)
-    if text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.suffix:
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")):  # a hub id (a missing local path errors there)
         spec = BenchmarkSpec(text.replace("/", "--"), "custom", labels="task", description=f"rows of {text}")
         prefix = f"{text}/{args.split}" if args.split else text
         return prefix, load_benchmark(spec, data=text, split=args.split, **common)
