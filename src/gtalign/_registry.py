@@ -116,17 +116,20 @@ class Registry:
         kind, name = item
         return name in self._kind(kind)
 
-    def get(self, kind: Kind, name: str) -> Any:
-        """The object registered as ``name``, or the one a dotted path names."""
+    def get(self, kind: Kind, name: str, *, paths: bool = True) -> Any:
+        """The object registered as ``name``, or the one a dotted path names. ``paths=False``
+        looks among registered names only: for names read from data (a row's ``data_source``),
+        which must never import a module."""
         entries = self._kind(kind)
         if name in entries:
             target = entries[name]
             if isinstance(target, str):  # resolve a dotted path once, then keep the object
                 target = entries[name] = _resolve(target)
             return target
-        if ":" in name or ("." in name and not name.startswith(".")):
+        if paths and (":" in name or ("." in name and not name.startswith("."))):
             return _resolve(name)
-        raise RegistryError(f"unknown {kind} {name!r}; valid: {', '.join(self.names(kind))} (or a dotted path 'module:attribute')")
+        hint = " (or a dotted path 'module:attribute')" if paths else f" (register others with REGISTRY.register({kind!r}, name, ...))"
+        raise RegistryError(f"unknown {kind} {name!r}; valid: {', '.join(self.names(kind))}{hint}")
 
     def create(self, kind: Kind, name: str, /, **params: Any) -> Any:
         """``get`` then call it with ``params`` when it is a factory."""

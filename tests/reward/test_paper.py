@@ -283,6 +283,18 @@ def test_unknown_data_source_is_unscored_with_valid_names():
     assert result.status == "unscored" and "math-hard" in result.reason
 
 
+@pytest.mark.parametrize("preset", ["paper", "robust"])
+def test_a_data_source_that_reads_as_a_module_path_is_unknown_and_never_imported(preset: str) -> None:
+    import sys
+
+    canary = "tests.reward._import_canary"
+    sys.modules.pop(canary, None)
+    for source in (f"{canary}:TASK", f"{canary}.TASK"):
+        result = RewardScorer(get_preset(preset)).score([Sample(source, completion(RESPONSE), "42", verdict=Verdict(1.0))])[0]
+        assert result.status == "unscored" and "unknown task" in result.reason and "math-hard" in result.reason
+    assert canary not in sys.modules
+
+
 def test_long_texts_do_not_overflow():
     response = "word " * 200_000
     result = score_one(Sample("math-hard", completion(response), "42", verdict=Verdict(1.0)))

@@ -106,7 +106,7 @@ class PaperPreset:
     tasks: Any = field(default=REGISTRY, repr=False, compare=False)
 
     def spec_for(self, data_source: str) -> TaskSpec:
-        return self.tasks.get("task", data_source)
+        return self.tasks.get("task", data_source, paths=False)  # a name from the data never imports
 
     def prepare(self, sample: Sample) -> Prepared:
         return self.prepare_batch((sample,))[0]

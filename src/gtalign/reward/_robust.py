@@ -70,7 +70,7 @@ class RobustPreset:
 
     def prepare(self, sample: Sample) -> Prepared:
         try:
-            spec: TaskSpec = self.tasks.get("task", sample.data_source)
+            spec: TaskSpec = self.tasks.get("task", sample.data_source, paths=False)  # a name from the data never imports
         except RegistryError as exc:
             return Prepared(sample, None, None, unscored_result(self.name, sample, f"unknown data_source: {exc}"))
         parsed = parse_answer(sample.completion)

@@ -599,7 +599,7 @@ class _Tasks:
 
     _NEUTRAL = TaskSpec("math", allowed=(0.0, 1.0))
 
-    def get(self, kind: str, name: str) -> TaskSpec:
+    def get(self, kind: str, name: str, *, paths: bool = True) -> TaskSpec:
         return _task(name) or self._NEUTRAL
 
 

@@ -1,0 +1,4 @@
+"""A module that records being imported: a data_source naming it must never import it."""
+
+IMPORTED = True
+TASK = object()
