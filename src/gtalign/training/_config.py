@@ -481,9 +481,12 @@ def build_lora_config(config: TrainConfig) -> Any:
     values = {**DEFAULT_LORA, **config.lora}
     valid = [f.name for f in fields(LoraConfig) if f.init]
     unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise TrainSetupError(f"lora.{unknown[0]}: peft.LoraConfig has no such setting{_close(unknown[0], valid)}")
     try:
         return LoraConfig(**values)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
+        if unknown:
+            raise TrainSetupError(f"lora.{unknown[0]}: peft.LoraConfig has no such setting{_close(unknown[0], valid)}; "
+                                  f"peft refused it: {exc}") from None
+        raise TrainSetupError(f"lora: peft.LoraConfig refused the settings: {exc}") from None
+    except ValueError as exc:
         raise TrainSetupError(f"lora: peft.LoraConfig refused the settings: {exc}") from None

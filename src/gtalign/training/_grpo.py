@@ -51,18 +51,20 @@ def reward_functions(settings: RewardSettings) -> list[Any]:
 def build_grpo_trainer(
     config: TrainConfig,
     args: Any,
-    model_path: str,
+    model: Any,
     rows: Sequence[Mapping[str, Any]],
     reward_funcs: Sequence[Any],
     *,
     peft_config: Any = None,
     callbacks: Sequence[Any] = (),
+    processing_class: Any = None,
 ) -> Any:
     """A `GRPOTrainer` for ``config`` over ``rows`` (prompt, data_source, ground_truth,
-    extra_info, id), loading the model and its tokenizer from ``model_path``."""
+    extra_info, id), from ``model``: a local folder (TRL loads the model and its
+    tokenizer) or a model object (with ``processing_class``, its tokenizer)."""
     from datasets import Dataset
     from trl import GRPOTrainer
 
     dataset = Dataset.from_list([dict(row) for row in rows])
-    return GRPOTrainer(model=model_path, reward_funcs=list(reward_funcs), args=args, train_dataset=dataset,
-                       peft_config=peft_config, callbacks=list(callbacks))
+    return GRPOTrainer(model=model, reward_funcs=list(reward_funcs), args=args, train_dataset=dataset,
+                       peft_config=peft_config, callbacks=list(callbacks), processing_class=processing_class)

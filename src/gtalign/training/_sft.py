@@ -19,17 +19,19 @@ __all__ = ["build_sft_trainer"]
 def build_sft_trainer(
     config: TrainConfig,
     args: Any,
-    model_path: str,
+    model: Any,
     rows: Sequence[Mapping[str, Any]],
     *,
     peft_config: Any = None,
     callbacks: Sequence[Any] = (),
+    processing_class: Any = None,
 ) -> Any:
-    """An `SFTTrainer` for ``config`` over ``rows`` (``prompt`` / ``completion`` messages), loading
-    the model and its tokenizer from ``model_path`` (a local folder)."""
+    """An `SFTTrainer` for ``config`` over ``rows`` (``prompt`` / ``completion`` messages), from
+    ``model``: a local folder (TRL loads the model and its tokenizer) or a model object (with
+    ``processing_class``, its tokenizer)."""
     from datasets import Dataset
     from trl import SFTTrainer
 
     dataset = Dataset.from_list([{"prompt": row["prompt"], "completion": row["completion"]} for row in rows])
-    return SFTTrainer(model=model_path, args=args, train_dataset=dataset, peft_config=peft_config,
-                      callbacks=list(callbacks))
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, peft_config=peft_config,
+                      callbacks=list(callbacks), processing_class=processing_class)

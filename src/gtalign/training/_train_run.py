@@ -170,6 +170,9 @@ class TrainPlan:
     resume_from: Path | None
     incomplete: tuple[Path, ...]
     record: Mapping[str, Any] | None
+    adapter: Path | None = None
+    """A LoRA adapter given as the model (an earlier LoRA run's ``final``): merged into its base
+    model (``model_path``) before training."""
 
     @property
     def output_dir(self) -> Path:
@@ -179,8 +182,9 @@ class TrainPlan:
         """The plan for a person (``--dry-run`` prints it)."""
         config, args = self.config, self.trl_args
         lora = "full fine-tune" if self.lora is None else f"LoRA r={self.lora.r} alpha={self.lora.lora_alpha}"
+        start = f" with the adapter {self.adapter} merged in" if self.adapter else ""
         out = [
-            f"model: {self.model_name} ({self.model_path}), {lora}",
+            f"model: {self.model_name} ({self.model_path}){start}, {lora}",
             f"data: {self.rows.summary()}",
             f"trl.{type(args).__name__}: max_steps {args.max_steps}, per-device batch {args.per_device_train_batch_size}, "
             f"learning rate {args.learning_rate}, checkpoint every {args.save_steps} steps, "
@@ -241,13 +245,43 @@ def plan_training(config: TrainConfig, *, resume: str | os.PathLike[str] = "auto
 
         reward_funcs = tuple(reward_functions(config.reward))
     rows = load_rows(config)
+    model_path, model_name, adapter = _start_model(config, say)
+    return TrainPlan(config, trl_args, lora, rows, reward_funcs, model_path, model_name, resume_from, incomplete, record,
+                     adapter)
+
+
+def _start_model(config: TrainConfig, say: Say) -> tuple[Path, str, Path | None]:
+    """The folder of the model to start from, its name, and the LoRA adapter to merge into it
+    when ``config.model`` is an adapter folder (``adapter_config.json``, e.g. an SFT run's final)."""
     from gtalign.backends._model_store import ModelStoreError, resolve_model
 
+    spec, adapter = config.model_spec, None
+    if spec is not None and (Path(spec) / "adapter_config.json").is_file():
+        adapter = Path(spec).resolve()
+        try:
+            spec = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise TrainSetupError(f"model {config.model}: a LoRA adapter whose base model cannot be read from "
+                                  f"adapter_config.json ({exc})") from None
     try:
-        source = resolve_model(config.model_spec, announce=say)
+        source = resolve_model(spec, announce=say)
     except ModelStoreError as exc:
-        raise TrainSetupError(f"model: {exc}") from None
-    return TrainPlan(config, trl_args, lora, rows, reward_funcs, source.path, source.name, resume_from, incomplete, record)
+        where = f" (the base model of the adapter {adapter})" if adapter else ""
+        raise TrainSetupError(f"model{where}: {exc}") from None
+    return source.path, source.name, adapter
+
+
+def _load_start_model(plan: TrainPlan) -> tuple[Any, Any]:
+    """The model to start from and its tokenizer, with ``plan.adapter`` merged in; (path, None)
+    without an adapter (TRL then loads both from the path)."""
+    if plan.adapter is None:
+        return str(plan.model_path), None
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(plan.model_path)
+    model = PeftModel.from_pretrained(base, plan.adapter).merge_and_unload()
+    return model, AutoTokenizer.from_pretrained(plan.adapter)
 
 
 # --- run ----------------------------------------------------------------------------------------
@@ -307,14 +341,16 @@ def _drop_default_printers(trainer: Any) -> None:
         trainer.remove_callback(callback)
 
 
-def _merge_adapter(base: Path, adapter: Path, target: Path, say: Say) -> Path:
-    """The LoRA adapter in ``adapter`` merged into the base model, saved as a full model folder
-    (what the embedded backend of `gtalign eval` loads)."""
+def _merge_adapter(plan: TrainPlan, adapter: Path, target: Path, say: Say) -> Path:
+    """The trained LoRA adapter merged into the model the run started from, saved as a full model
+    folder (what the embedded backend of `gtalign eval` loads)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     say(f"merging the adapter into the base model for the evaluation: {target}")
-    model = AutoModelForCausalLM.from_pretrained(base)
+    model, _ = _load_start_model(plan)
+    if isinstance(model, str):
+        model = AutoModelForCausalLM.from_pretrained(model)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     staging = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -334,7 +370,7 @@ def _evaluate(plan: TrainPlan, final_dir: Path, step: int, say: Say, quiet: bool
 
     model_dir = final_dir
     if plan.lora is not None:
-        model_dir = _merge_adapter(plan.model_path, final_dir, plan.output_dir / MERGED_DIR, say)
+        model_dir = _merge_adapter(plan, final_dir, plan.output_dir / MERGED_DIR, say)
     eval_config = plan.config.eval_config(model=str(model_dir))
     run_dir = plan.output_dir / f"{EVAL_PREFIX}{step}"
     say(f"evaluating {model_dir} (step {step}) on {', '.join(eval_config.benchmarks)} into {run_dir}")
@@ -397,16 +433,17 @@ def _train_locked(plan: TrainPlan, main: bool, say: Say, quiet: bool, callbacks:
     own = [MetricsLog(output_dir / METRICS_LOG, run=record["runs"][-1]["run"])]
     if not quiet:
         own.append(TrainProgress(say, command))
+    model, tokenizer = _load_start_model(plan)
     if config.kind == "sft":
         from gtalign.training._sft import build_sft_trainer
 
-        trainer = build_sft_trainer(config, plan.trl_args, str(plan.model_path), plan.rows.rows, peft_config=plan.lora,
-                                    callbacks=[*own, *callbacks])
+        trainer = build_sft_trainer(config, plan.trl_args, model, plan.rows.rows, peft_config=plan.lora,
+                                    callbacks=[*own, *callbacks], processing_class=tokenizer)
     else:
         from gtalign.training._grpo import build_grpo_trainer
 
-        trainer = build_grpo_trainer(config, plan.trl_args, str(plan.model_path), plan.rows.rows, plan.reward_funcs,
-                                     peft_config=plan.lora, callbacks=[*own, *callbacks])
+        trainer = build_grpo_trainer(config, plan.trl_args, model, plan.rows.rows, plan.reward_funcs,
+                                     peft_config=plan.lora, callbacks=[*own, *callbacks], processing_class=tokenizer)
     _drop_default_printers(trainer)
     if plan.resume_from is not None:
         note(f"resuming from {plan.resume_from}")
