@@ -140,3 +140,12 @@ def test_grpo_calculate_rewards_with_both_parts(tiny_parts: tuple[Any, Any], tmp
     for i in (0, 1, 3):
         assert rewards[i].tolist() == pytest.approx([want[i].user_reward, want[i].llm_reward], rel=1e-6)
     assert trainer._pending_metrics["gtalign/unscored_frac"] == [pytest.approx(0.25)]  # logged once, not twice
+
+
+def test_payoff_reward_and_consistency_are_logged_where_the_preset_computes_them() -> None:
+    # paper pays for asymmetric payoffs (payoff_reward); robust for a consistent matrix (consistency)
+    for preset, present, absent in (("paper", "payoff_reward", "consistency"), ("robust", "consistency", "payoff_reward")):
+        recorder = Recorder()
+        asyncio.run(call_together(make_trl_reward_parts(preset, judge="rule"), COMPLETIONS, recorder))
+        logged = dict(recorder.calls)
+        assert f"gtalign/{present}" in logged and f"gtalign/{absent}" not in logged, preset

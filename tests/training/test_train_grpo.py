@@ -1,8 +1,8 @@
 """Two real GRPO steps on the embedded SmolLM2-135M-Instruct with gtalign's reward and the rule judge
 (LoRA, 2 completions of 16 tokens per prompt): finite losses, the reward's components logged per
 step, unscored rows left out (None, never 0), checkpoints written, reloaded and continued from; and
-the trainer `gtalign train grpo` builds, with U and L as two rewards and an LLM judge that is down,
-masking every judge failure in both."""
+the trainer `gtalign train grpo` builds, with one welfare reward or U and L as two, masking the
+failures of an LLM judge that is down."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def test_two_grpo_steps_log_the_reward_components_and_continue(embedded_model: P
     assert scored
     for row in scored:
         assert finite([row[f"gtalign/{name}"] for name in COMPONENTS])
-        # TRL's reward mean is over the scored rows only (the unscored ones are NaN to it, not 0)
+        # TRL's reward mean is gtalign's mean over the scored rows. The untrained model's 16-token completions
+        # never parse, so every scored row is 0 here: the masking itself is checked with a judge that is down, below
         assert row["rewards/gtalign_welfare/mean"] == pytest.approx(row["gtalign/score"])
     # 4 prompts x 2 completions over two steps: the no-such-task prompt's 2 completions are unscored
     assert sorted(row["gtalign/unscored_frac"] for row in rows) == [0.0, 0.5]
@@ -77,18 +78,20 @@ def test_two_grpo_steps_log_the_reward_components_and_continue(embedded_model: P
     assert [(row["run"], row["step"]) for row in logged if "loss" in row] == [(1, 1), (1, 2), (2, 3)]
 
 
-def test_u_and_l_as_two_rewards_mask_an_llm_judge_that_is_down(embedded_model: Path, grpo_data: Path,  # noqa: F811
-                                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize(("mode", "names"), [("welfare", ["gtalign_welfare"]), ("user-llm", ["gtalign_user", "gtalign_llm"])])
+def test_the_trainer_masks_the_failures_of_an_llm_judge_that_is_down(embedded_model: Path, grpo_data: Path,  # noqa: F811
+                                                                     tmp_path: Path, mode: str, names: list[str]) -> None:
     from gtalign.training._grpo import build_grpo_trainer
 
     down = {"judge": "http://127.0.0.1:9/v1", "judge_model": "judge", "judge_max_retries": 0, "judge_total_timeout": 10,
-            "mode": "user-llm"}
+            "mode": mode}
     config = grpo_config(grpo_data, tmp_path / "run", reward=down, trl={"max_steps": 1})
     plan = plan_training(config)
-    assert plan.trl_args.multi_objective_aggregation == "normalize_then_sum"
+    aggregation = "normalize_then_sum" if mode == "user-llm" else "sum_then_normalize"
+    assert plan.trl_args.multi_objective_aggregation == aggregation
     trainer = build_grpo_trainer(config, plan.trl_args, str(plan.model_path), plan.rows.rows, plan.reward_funcs,
                                  peft_config=plan.lora)
-    assert trainer.reward_func_names == ["gtalign_user", "gtalign_llm"]
+    assert trainer.reward_func_names == names
 
     # TRL's own reward step: a four-block answer needs the judge (down: unscored), plain text fails the format (0)
     inputs = [dict(row) for row in plan.rows.rows[:2]]
@@ -96,15 +99,15 @@ def test_u_and_l_as_two_rewards_mask_an_llm_judge_that_is_down(embedded_model: P
                    [{"role": "assistant", "content": "forty-two"}]]
     ids = [trainer.processing_class(c[0]["content"])["input_ids"] for c in completions]
     rewards = trainer._calculate_rewards(inputs, [row["prompt"] for row in inputs], completions, ids)
-    assert rewards.shape == (2, 2)
-    assert all(math.isnan(value) for value in rewards[0].tolist())  # the judge failure: None in U and in L, not 0
-    assert rewards[1].tolist() == [0.0, 0.0]
+    assert rewards.shape == (2, len(names))
+    assert all(math.isnan(value) for value in rewards[0].tolist())  # the judge failure: None (in U and in L), not 0
+    assert rewards[1].tolist() == [0.0] * len(names)
     assert trainer._pending_metrics["gtalign/judge_failed_frac"] == [pytest.approx(0.5)]
     assert trainer._pending_metrics["gtalign/unscored_frac"] == [pytest.approx(0.5)]
     trainer._pending_metrics.clear()
 
-    # and it trains: one step logs each part's reward and the components
+    # and it trains: one step logs each reward function's mean and the components
     trainer.train()
     [row] = steps(trainer.state.log_history)
     assert math.isfinite(row["loss"])
-    assert {"rewards/gtalign_user/mean", "rewards/gtalign_llm/mean", "gtalign/judge_failed_frac"} <= set(row)
+    assert {*(f"rewards/{name}/mean" for name in names), "gtalign/judge_failed_frac"} <= set(row)
