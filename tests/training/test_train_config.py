@@ -317,3 +317,23 @@ def test_train_config_is_frozen() -> None:
     with pytest.raises(TypeError):
         config.trl["max_steps"] = 2  # type: ignore[index]
     assert isinstance(config, TrainConfig)
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused(tmp_path: Path, sft_data: Path) -> None:  # noqa: F811
+    from gtalign.data import output_lock
+    from gtalign.training._train_run import run_training
+
+    out = tmp_path / "run"
+    config = config_from_settings("sft", {"data": str(sft_data), "output_dir": str(out), "trl": {"max_steps": 1}})
+    out.mkdir()
+    with output_lock(out / RECORD_NAME), pytest.raises(ResumeRefused, match="being written by another run"):
+        run_training(config)  # refused before any model is loaded
+
+
+def test_a_progress_line_names_the_components_and_the_time_left() -> None:
+    from gtalign.training._train_progress import format_step
+
+    line = format_step(3, 10, {"loss": 0.01234, "reward": None, "gtalign/score": 0.5, "gtalign/user_reward": 0.25,
+                               "gtalign/unscored_frac": 0.5, "gtalign/judge_failed_frac": 0.0}, 6.0)
+    assert line == ("step 3/10  loss 0.01234  reward n/a  welfare 0.5  U 0.25  unscored 50%  judge failed 0%  "
+                    "6.0 s/step  42s left")

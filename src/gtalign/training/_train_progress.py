@@ -26,9 +26,11 @@ _GTALIGN_SHOWN = (("gtalign/score", "welfare"), ("gtalign/user_reward", "U"), ("
 
 
 def _number(value: Any) -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return str(value)
-    if not math.isfinite(value):
+    """A metric for a person: 4 significant digits; ``n/a`` for a missing one (TRL logs None or NaN
+    for a mean over no scored row)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return str(value)
     return f"{value:.4g}"
 
