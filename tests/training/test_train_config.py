@@ -337,3 +337,23 @@ def test_a_progress_line_names_the_components_and_the_time_left() -> None:
                                "gtalign/unscored_frac": 0.5, "gtalign/judge_failed_frac": 0.0}, 6.0)
     assert line == ("step 3/10  loss 0.01234  reward n/a  welfare 0.5  U 0.25  unscored 50%  judge failed 0%  "
                     "6.0 s/step  42s left")
+
+
+def test_a_benchmark_name_trains_on_its_train_split_unless_told() -> None:
+    from gtalign.training._train_data import load_rows
+    from tests.conftest import PAPER_DATA
+
+    if not (PAPER_DATA / "train_test" / "ambig_qa" / "train.parquet").exists():
+        pytest.skip(f"the paper's data is not in {PAPER_DATA}")
+    import pyarrow.parquet as pq
+
+    def first_truth(split: str) -> str:
+        table = pq.read_table(PAPER_DATA / "train_test" / "ambig_qa" / f"{split}.parquet", columns=["reward_model"])
+        return table.slice(0, 1).to_pylist()[0]["reward_model"]["ground_truth"]
+
+    settings = {"data": ["ambig_qa"], "output_dir": "o", "data_dir": str(PAPER_DATA), "limit": 1}
+    rows = load_rows(config_from_settings("grpo", settings))
+    assert rows.rows[0]["ground_truth"] == first_truth("train") != first_truth("test")
+    assert any("its train split" in note for note in rows.notes)
+    asked = load_rows(config_from_settings("grpo", {**settings, "split": "test"}))
+    assert asked.rows[0]["ground_truth"] == first_truth("test") and not asked.notes

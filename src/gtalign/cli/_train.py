@@ -97,7 +97,7 @@ preset, any judge): each prompt gets trl num_generations completions, each compl
 preset's score, and TRL's advantages follow the score within each prompt's group.
 
 --data: benchmark names (ambig_qa, math-hard, wildguard, ... read from --data-dir, the paper's
-data; --split train for its training parquet) or files in the paper's format (prompt,
+data; their train split unless --split says otherwise) or files in the paper's format (prompt,
 data_source, reward_model.ground_truth, extra_info; a completion column is ignored, so SFT
 files work). --prompt builder replaces each row's stored prompt (about 1,100 tokens with the
 paper's instruction, for SmolLM2's tokenizer) by gtalign's shorter one (about 700).
@@ -156,7 +156,8 @@ def _add_common(parser: argparse.ArgumentParser, kind: str) -> None:
         data.add_argument("--prompt", choices=("stored", "builder"),
                           help="each row's prompt as stored, or rebuilt by gtalign's (shorter) prompt builder (default: stored)")
         data.add_argument("--source", type=_names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
-    data.add_argument("--split", metavar="NAME", help="the split to read, e.g. train (benchmarks, dataset folders, hub ids)")
+    data.add_argument("--split", metavar="NAME", help="the split to read, e.g. train (benchmark names, dataset folders, hub ids"
+                      + ("; a benchmark name reads its train split unless told)" if kind == "grpo" else ")"))
     data.add_argument("--limit", type=positive_int, metavar="N", help="the first N usable rows of each --data entry")
     model = parser.add_argument_group("model")
     model.add_argument("--model", metavar="embedded|PATH",

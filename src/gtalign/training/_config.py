@@ -220,8 +220,8 @@ class TrainConfig:
         (``ambig_qa``, ``math-hard``, ...: the paper's parquet under ``data_dir``) or files in the
         paper's format (prompt, data_source, reward_model.ground_truth, extra_info); a completion
         column is ignored.
-    split: the split to read (``train`` for the paper's training parquet); limit: the first N
-        usable rows of each data entry.
+    split: the split to read (a GRPO benchmark name reads its ``train`` split unless this says
+        otherwise); limit: the first N usable rows of each data entry.
     data_dir (GRPO): where the paper's data lives (default ``$GTALIGN_DATA``, else
         ``../shared/data/gtalign``); prompt (GRPO): each row's ``stored`` prompt, or the shorter
         one gtalign's ``builder`` makes from the question; sources (GRPO): keep these data sources.

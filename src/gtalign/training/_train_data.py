@@ -7,7 +7,8 @@ from ``messages`` conversations (the last assistant turn is the completion, the 
 the prompt). Only ``prompt`` and ``completion`` are kept, so the loss is on the completion alone.
 
 GRPO: prompts with what the reward needs, read by `gtalign.benchmarks.load_benchmark` (benchmark
-names such as ``ambig_qa`` with ``split: train``, or files in the paper's format, a completion
+names such as ``ambig_qa``, from their train split unless ``split`` says otherwise, never silently
+from the test split that is their default elsewhere; or files in the paper's format, a completion
 column ignored): ``prompt`` (messages), ``data_source``, ``ground_truth``, ``extra_info`` (as JSON
 text: rows of different data sources hold different keys, which one Arrow column cannot) and
 ``id``.
@@ -149,9 +150,14 @@ def grpo_rows(config: TrainConfig) -> TrainRows:
     notes: list[str] = []
     per_source: Counter[str] = Counter()
     for entry in config.data:
+        split = config.split
+        if split is None and _in_paper_layout(entry):
+            split = "train"
+            notes.append(f"{entry}: its train split (a benchmark name defaults to its test split elsewhere; set split to "
+                         "choose another)")
         try:
             benchmark = load_benchmark(entry, data=config.data_dir, limit=config.limit, sources=config.sources,
-                                       prompt=config.prompt, split=config.split)  # type: ignore[arg-type]
+                                       prompt=config.prompt, split=split)  # type: ignore[arg-type]
         except BenchmarkError as exc:
             raise TrainSetupError(f"data {entry!r}: {exc}") from None
         notes.extend(f"{entry}: {note}" for note in benchmark.warnings)
@@ -166,6 +172,18 @@ def grpo_rows(config: TrainConfig) -> TrainRows:
             })
             per_source[row.data_source] += 1
     return TrainRows(tuple(kept), tuple(skipped), tuple(notes), dict(per_source))
+
+
+def _in_paper_layout(entry: str) -> bool:
+    """Whether ``entry`` names a benchmark read from the paper's folder layout (``ambig_qa``, ...),
+    whose default split is its test split: training reads its train split unless told otherwise."""
+    from gtalign.benchmarks._load import resolve_spec
+    from gtalign.benchmarks._specs import BenchmarkError
+
+    try:
+        return resolve_spec(entry).path is None
+    except (BenchmarkError, ValueError, LookupError):
+        return False
 
 
 def load_rows(config: TrainConfig) -> TrainRows:
