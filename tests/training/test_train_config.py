@@ -222,6 +222,15 @@ def test_a_resume_without_a_checkpoint_is_refused(tmp_path: Path, sft_data: Path
         plan_training(config, resume="always")
 
 
+def test_checkpoints_of_something_else_are_not_resumed_unless_asked(tmp_path: Path, sft_data: Path) -> None:  # noqa: F811
+    out = tmp_path / "foreign"
+    fake_checkpoint(out, 5)
+    config = config_from_settings("sft", {"data": str(sft_data), "output_dir": str(out)})
+    with pytest.raises(ResumeRefused, match="holds checkpoints but no gtalign_train.json"):
+        plan_training(config)
+    assert plan_training(config, resume="always").resume_from == out / "checkpoint-5"
+
+
 # --- the rows ------------------------------------------------------------------------------------
 
 

@@ -238,6 +238,9 @@ def plan_training(config: TrainConfig, *, resume: str | os.PathLike[str] = "auto
         if difference is not None:
             raise ResumeRefused(f"{output_dir} holds another training run ({difference}); choose another output_dir, "
                                 f"or give the same {', '.join(IDENTITY_SETTINGS)}")
+    elif resume == "auto" and checkpoints(output_dir):
+        raise ResumeRefused(f"{output_dir} holds checkpoints but no {RECORD_NAME}, so not of a gtalign train run; "
+                            "choose another output_dir, or --resume to continue from them anyway")
     resume_from, incomplete = _resume_point(output_dir, resume)
     reward_funcs: tuple[Any, ...] = ()
     if config.kind == "grpo" and config.reward is not None:
