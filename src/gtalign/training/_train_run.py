@@ -28,9 +28,10 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +303,6 @@ class TrainResult:
     history: tuple[Mapping[str, Any], ...]
     eval_summary: Any = None
     seconds: float = 0.0
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def losses(self) -> list[float]:
@@ -377,8 +377,6 @@ def _evaluate(plan: TrainPlan, final_dir: Path, step: int, say: Say, quiet: bool
     eval_config = plan.config.eval_config(model=str(model_dir))
     run_dir = plan.output_dir / f"{EVAL_PREFIX}{step}"
     say(f"evaluating {model_dir} (step {step}) on {', '.join(eval_config.benchmarks)} into {run_dir}")
-    import sys
-
     progress = EvalProgress(Console(file=sys.stderr, highlight=False), enabled=not quiet)
     try:
         return run_eval(eval_config, run_dir, progress=progress)
