@@ -24,6 +24,8 @@ from tests.training.test_train_fixtures import (  # noqa: F401
     steps,
 )
 
+pytestmark = pytest.mark.engine  # TRL's trainers run here
+
 COMPONENTS = ("score", "user_reward", "llm_reward", "utility", "format", "format_reward", "payoff_reward", "answer_reward")
 
 

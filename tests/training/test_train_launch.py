@@ -19,6 +19,8 @@ import pytest
 from gtalign.cli._main import build_parser, main
 from tests.training.test_train_fixtures import grpo_data  # noqa: F401
 
+pytestmark = pytest.mark.engine  # accelerate's and torchrun's launch code runs here
+
 pytest.importorskip("accelerate")
 pytest.importorskip("trl")
 

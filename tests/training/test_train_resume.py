@@ -20,6 +20,8 @@ from gtalign.cli._main import main
 from gtalign.training._train_run import FINAL_DIR, METRICS_LOG, RECORD_NAME, complete_checkpoint, latest_checkpoint
 from tests.training.test_train_fixtures import embedded_model, finite, sft_data  # noqa: F401
 
+pytestmark = pytest.mark.engine  # TRL's trainers run here
+
 DEADLINE = 240.0  # seconds the first checkpoint may take on a slow, busy machine before the test gives up
 
 

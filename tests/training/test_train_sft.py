@@ -22,6 +22,8 @@ from gtalign.training._train_run import (
 )
 from tests.training.test_train_fixtures import SFT_ROWS, TINY_TRL, embedded_model, finite, sft_data, steps  # noqa: F401
 
+pytestmark = pytest.mark.engine  # TRL's trainers run here
+
 
 def completion_texts() -> set[str]:
     texts = set()
