@@ -19,9 +19,8 @@ IMPORT_NAMES = {"yaml": "pyyaml", "llama_cpp": "llama-cpp-python"}
 # Imported, yet declared nowhere on purpose: llama-cpp-python has no wheel that runs on these
 # machines, so scripts/build-llama-cpp.sh builds it once; the backend says so when it is missing.
 UNDECLARED = {"llama-cpp-python"}
-# Declared, yet imported nowhere on purpose: the engine the TRL adapter plugs into (the adapter
-# only follows TRL's reward-function signature).
-UNIMPORTED = {"trl"}
+# Declared, yet imported nowhere on purpose (none now: gtalign train imports trl).
+UNIMPORTED: set[str] = set()
 
 
 def normalized(name: str) -> str:
