@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["integer", "key_value", "non_negative_float", "non_negative_int", "positive_float", "positive_int", "yaml_params"]
+__all__ = ["integer", "key_value", "names", "non_negative_float", "non_negative_int", "positive_float", "positive_int", "yaml_params"]
 
 
 def integer(text: str) -> int:
@@ -23,6 +23,14 @@ def key_value(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), value
+
+
+def names(text: str) -> list[str]:
+    """``NAME[,NAME...]``: the comma-separated names, blanks dropped (at least one)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...], got {text!r}")
+    return parts
 
 
 def yaml_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:

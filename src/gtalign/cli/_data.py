@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gtalign.cli._args import integer, non_negative_float, positive_int
+from gtalign.cli._args import integer, names, non_negative_float, positive_int
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -89,13 +89,6 @@ _SPLIT_NAMES = frozenset({"train", "test", "validation", "valid", "val", "dev", 
 _OUT_SUFFIXES = (".jsonl", ".ndjson", ".parquet")
 
 
-def _names(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...], got {text!r}")
-    return names
-
-
 def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Add the ``data`` command (with its ``sft`` subcommand) to ``commands`` and return its parser."""
     parser = commands.add_parser(
@@ -119,7 +112,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     rows.add_argument("--data", metavar="DIR", help="the paper's data folder, for benchmark names (default: $GTALIGN_DATA, "
                       "else ../shared/data/gtalign when present)")
     rows.add_argument("--split", metavar="NAME", help="split of benchmark names and hub datasets (default: train for names)")
-    rows.add_argument("--source", type=_names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
+    rows.add_argument("--source", type=names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
     rows.add_argument("--limit", type=positive_int, metavar="N",
                       help="at most N rows per data source: the first N, or with --seed a random sample kept in order")
     rows.add_argument("--seed", type=integer, metavar="S",

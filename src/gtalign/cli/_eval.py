@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from gtalign.cli._args import integer, key_value, non_negative_float, positive_int, yaml_params
+from gtalign.cli._args import integer, key_value, names, non_negative_float, positive_int, yaml_params
 from gtalign.steering import _modes
 
 if TYPE_CHECKING:
@@ -64,13 +64,6 @@ interrupted (run the same command again to resume).
 """
 
 
-def _names(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...], got {text!r}")
-    return names
-
-
 def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Add the ``eval`` subcommand to ``commands`` and return its parser."""
     parser = commands.add_parser(
@@ -84,13 +77,13 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                         "(benchmarks, backend, model, preset, preset_params, judge, steer, pricing, epochs, ...); "
                         "flags given on the command line override it")
     data = parser.add_argument_group("benchmarks")
-    data.add_argument("--benchmark", type=_names, metavar="NAME[,NAME]",
+    data.add_argument("--benchmark", type=names, metavar="NAME[,NAME]",
                       help="benchmark names (sample, math-hard, medium, ambig_qa, wildguard, minerva, abg-coqa, advbench) "
                       "or data files, comma-separated")
     data.add_argument("--data", metavar="PATH", help="where the paper's data lives (default: ../shared/data/gtalign when present)")
     data.add_argument("--limit", type=positive_int, metavar="N", help="at most N prompts per benchmark")
     data.add_argument("--seed", type=integer, metavar="S", help="seed of the --limit sample and of generation (epoch e uses S+e; default 0)")
-    data.add_argument("--source", type=_names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
+    data.add_argument("--source", type=names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
     data.add_argument("--prompt", choices=("stored", "builder"),
                       help="each row's prompt as stored (it carries the paper's instruction) or rebuilt by gtalign's "
                       "prompt builder (default: stored)")

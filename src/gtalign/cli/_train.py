@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gtalign.cli._args import integer, key_value, non_negative_int, positive_float, positive_int, yaml_params
+from gtalign.cli._args import integer, key_value, names, non_negative_int, positive_float, positive_int, yaml_params
 
 __all__ = ["configure", "run", "settings_from_args"]
 
@@ -134,28 +134,21 @@ JSON file), to edit and use:
 """
 
 
-def _names(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...], got {text!r}")
-    return names
-
-
 def _add_common(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--config", metavar="FILE", help="settings file (YAML, or JSON by its .json suffix) with TrainConfig "
                         "fields as keys; flags given on the command line override it")
     data = parser.add_argument_group("data")
     if kind == "sft":
-        data.add_argument("--data", type=_names, metavar="PATH[,PATH]",
+        data.add_argument("--data", type=names, metavar="PATH[,PATH]",
                           help="prompt-completion or messages rows: JSONL/parquet files, dataset folders, cached hub ids")
     else:
-        data.add_argument("--data", type=_names, metavar="NAME|PATH[,...]",
+        data.add_argument("--data", type=names, metavar="NAME|PATH[,...]",
                           help="benchmark names (ambig_qa, math-hard, wildguard, ...) or files in the paper's format")
         data.add_argument("--data-dir", metavar="DIR", help="where the paper's data lives (default: $GTALIGN_DATA, else "
                           "../shared/data/gtalign)")
         data.add_argument("--prompt", choices=("stored", "builder"),
                           help="each row's prompt as stored, or rebuilt by gtalign's (shorter) prompt builder (default: stored)")
-        data.add_argument("--source", type=_names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
+        data.add_argument("--source", type=names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
     data.add_argument("--split", metavar="NAME", help="the split to read, e.g. train "
                       + ("(benchmark names, dataset folders, hub ids; a benchmark name reads its train split unless told)"
                          if kind == "grpo" else "(dataset folders, hub ids)"))
@@ -199,7 +192,7 @@ def _add_common(parser: argparse.ArgumentParser, kind: str) -> None:
         reward.add_argument("--reward-mode", choices=("welfare", "user-llm"),
                             help="one reward function (the preset's score) or U and L as two that TRL combines (default: welfare)")
     evaluation = parser.add_argument_group("held-out evaluation of the final model (gtalign eval)")
-    evaluation.add_argument("--eval-benchmark", type=_names, metavar="NAME[,NAME]",
+    evaluation.add_argument("--eval-benchmark", type=names, metavar="NAME[,NAME]",
                             help="benchmarks to evaluate the final model on (sample, ambig_qa, ...); none: no evaluation")
     evaluation.add_argument("--eval-limit", type=positive_int, metavar="N", help="at most N prompts per benchmark")
     evaluation.add_argument("--eval-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
