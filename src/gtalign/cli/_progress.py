@@ -18,10 +18,11 @@ from rich.console import Console
 
 from gtalign.cli._output import judge_failed
 
-__all__ = ["ConsoleProgress", "ScoreProgress"]
+__all__ = ["ConsoleProgress", "ScoreProgress", "duration"]
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A time left for a person: ``42s``, ``3m05s``, ``2h07m`` (whole seconds, never negative)."""
     seconds = max(0, int(round(seconds)))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -116,7 +117,7 @@ class ConsoleProgress:
             rate = self.done / elapsed
             parts.append(f"{rate:.2f} {self.unit}/s")
             if rate > 0 and self.total:
-                parts.append(f"ETA {_duration(max(0, self.total - self.done) / rate)}")
+                parts.append(f"ETA {duration(max(0, self.total - self.done) / rate)}")
         failures = self.failures()
         if failures:
             parts.append(failures)

@@ -19,6 +19,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from gtalign.cli._progress import duration
+
 __all__ = ["MetricsLog", "TrainProgress", "format_step"]
 
 _GTALIGN_SHOWN = (("gtalign/score", "welfare"), ("gtalign/user_reward", "U"), ("gtalign/llm_reward", "L"),
@@ -33,15 +35,6 @@ def _number(value: Any) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return str(value)
     return f"{value:.4g}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def format_step(step: int, total: int, logs: Mapping[str, Any], seconds_per_step: float | None) -> str:
@@ -61,7 +54,7 @@ def format_step(step: int, total: int, logs: Mapping[str, Any], seconds_per_step
     if seconds_per_step is not None:
         parts.append(f"{seconds_per_step:.1f} s/step")
         if total > step:
-            parts.append(f"{_duration(seconds_per_step * (total - step))} left")
+            parts.append(f"{duration(seconds_per_step * (total - step))} left")
     return "  ".join(parts)
 
 
