@@ -455,18 +455,7 @@ def build_trl_args(config: TrainConfig, *, cpu_defaults: Mapping[str, Any] | Non
     values = trl_settings(config, cpu_defaults=cpu_defaults)
     import trl
 
-    where = f"trl.{cls.__name__} (trl {trl.__version__})"
-    valid = [f.name for f in fields(cls) if f.init]
-    unknown = sorted(set(values) - set(valid))
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        if unknown:
-            raise TrainSetupError(f"trl.{unknown[0]}: {where} has no such setting{_close(unknown[0], valid)}; "
-                                  f"TRL refused it: {exc}") from None
-        raise TrainSetupError(f"trl: {where} refused the settings: {exc}") from None
-    except ValueError as exc:
-        raise TrainSetupError(f"trl: {where} refused the settings: {exc}") from None
+    return _build(cls, values, key="trl", where=f"trl.{cls.__name__} (trl {trl.__version__})", owner="TRL")
 
 
 def build_lora_config(config: TrainConfig) -> Any:
@@ -478,15 +467,21 @@ def build_lora_config(config: TrainConfig) -> Any:
         from peft import LoraConfig
     except ImportError as exc:
         raise TrainSetupError(f"LoRA needs peft ({exc}): pip install 'gtalign[train]'") from None
-    values = {**DEFAULT_LORA, **config.lora}
-    valid = [f.name for f in fields(LoraConfig) if f.init]
+    return _build(LoraConfig, {**DEFAULT_LORA, **config.lora}, key="lora", where="peft.LoraConfig", owner="peft")
+
+
+def _build(cls: Any, values: Mapping[str, Any], *, key: str, where: str, owner: str) -> Any:
+    """``cls(**values)``, the dataclass config of another library (``where`` names it, ``owner``
+    is that library), which validates the settings itself; its refusal becomes a `TrainSetupError`
+    naming the setting under the ``key:`` mapping (an unknown one with the closest valid name)."""
+    valid = [f.name for f in fields(cls) if f.init]
     unknown = sorted(set(values) - set(valid))
     try:
-        return LoraConfig(**values)
+        return cls(**values)
     except TypeError as exc:
         if unknown:
-            raise TrainSetupError(f"lora.{unknown[0]}: peft.LoraConfig has no such setting{_close(unknown[0], valid)}; "
-                                  f"peft refused it: {exc}") from None
-        raise TrainSetupError(f"lora: peft.LoraConfig refused the settings: {exc}") from None
+            raise TrainSetupError(f"{key}.{unknown[0]}: {where} has no such setting{_close(unknown[0], valid)}; "
+                                  f"{owner} refused it: {exc}") from None
+        raise TrainSetupError(f"{key}: {where} refused the settings: {exc}") from None
     except ValueError as exc:
-        raise TrainSetupError(f"lora: peft.LoraConfig refused the settings: {exc}") from None
+        raise TrainSetupError(f"{key}: {where} refused the settings: {exc}") from None
