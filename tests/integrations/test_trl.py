@@ -264,6 +264,18 @@ def tiny_parts() -> tuple[Any, Any]:
     return tokenizer, config
 
 
+def rows() -> list[dict[str, Any]]:
+    """The test batch as dataset rows (a prompt and the reward's columns), new dicts each call."""
+    return [{"prompt": p, "data_source": ds, "reward_model": rm, "extra_info": info}
+            for p, ds, rm, info in zip(PROMPTS, COLUMNS["data_source"], COLUMNS["reward_model"], COLUMNS["extra_info"])]
+
+
+def calculate_rewards(trainer: Any, tiny_parts: tuple[Any, Any]) -> Any:
+    """GRPOTrainer's own ``_calculate_rewards`` on the test batch (`rows` and `COMPLETIONS`)."""
+    ids = [tiny_parts[0](c)["input_ids"] for c in COMPLETIONS]
+    return trainer._calculate_rewards(rows(), PROMPTS, COMPLETIONS, ids)
+
+
 def make_trainer(tiny_parts: tuple[Any, Any], reward: Any, tmp_path: Any) -> Any:
     import torch
     from datasets import Dataset
@@ -272,13 +284,11 @@ def make_trainer(tiny_parts: tuple[Any, Any], reward: Any, tmp_path: Any) -> Any
 
     tokenizer, config = tiny_parts
     torch.manual_seed(0)
-    rows = [{"prompt": p, "data_source": ds, "reward_model": rm, "extra_info": info}
-            for p, ds, rm, info in zip(PROMPTS, COLUMNS["data_source"], COLUMNS["reward_model"], COLUMNS["extra_info"])]
     args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=4, num_generations=2,
                       max_completion_length=8, max_steps=1, logging_steps=1, report_to="none", save_strategy="no",
                       seed=0)
     return GRPOTrainer(model=LlamaForCausalLM(config), reward_funcs=reward, args=args,
-                       train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+                       train_dataset=Dataset.from_list(rows()), processing_class=tokenizer)
 
 
 @pytest.mark.engine
@@ -290,10 +300,7 @@ def test_grpo_calculate_rewards_calls_it_as_trl_does(tiny_parts: tuple[Any, Any]
     caplog.set_level(logging.WARNING, logger="gtalign.integrations.trl")
     trainer = make_trainer(tiny_parts, make_trl_reward(judge="rule", asynchronous=asynchronous), tmp_path)
     assert trainer.reward_func_names == ["gtalign_welfare"]
-    inputs = [{"prompt": p, "data_source": ds, "reward_model": rm, "extra_info": info}
-              for p, ds, rm, info in zip(PROMPTS, COLUMNS["data_source"], COLUMNS["reward_model"], COLUMNS["extra_info"])]
-    ids = [tiny_parts[0](c)["input_ids"] for c in COMPLETIONS]
-    rewards = trainer._calculate_rewards(inputs, PROMPTS, COMPLETIONS, ids)
+    rewards = calculate_rewards(trainer, tiny_parts)
     want = core_scores(RuleJudge())
     assert rewards.shape == (4, 1)
     assert torch.isnan(rewards[2, 0])

@@ -16,7 +16,9 @@ import pytest
 from gtalign.integrations.trl import PART_NAMES, TRLRewardPartSync, make_trl_reward_parts
 from gtalign.judges._rules import RuleJudge
 from gtalign.reward import JudgeRequest, RewardScorer, Sample, Verdict, get_preset
-from tests.integrations.test_trl import COLUMNS, COMPLETIONS, PROMPTS, KeywordJudge, make_trainer, tiny_parts  # noqa: F401
+from tests.integrations.test_trl import (  # noqa: F401
+    COLUMNS, COMPLETIONS, PROMPTS, KeywordJudge, calculate_rewards, make_trainer, tiny_parts,
+)
 from tests.integrations._helpers import answer
 
 
@@ -130,10 +132,7 @@ def test_grpo_calculate_rewards_with_both_parts(tiny_parts: tuple[Any, Any], tmp
 
     trainer = make_trainer(tiny_parts, make_trl_reward_parts("paper", judge="rule"), tmp_path)
     assert trainer.reward_func_names == ["gtalign_user", "gtalign_llm"]
-    inputs = [{"prompt": p, "data_source": ds, "reward_model": rm, "extra_info": info}
-              for p, ds, rm, info in zip(PROMPTS, COLUMNS["data_source"], COLUMNS["reward_model"], COLUMNS["extra_info"])]
-    ids = [tiny_parts[0](c)["input_ids"] for c in COMPLETIONS]
-    rewards = trainer._calculate_rewards(inputs, PROMPTS, COMPLETIONS, ids)
+    rewards = calculate_rewards(trainer, tiny_parts)
     want = core(RuleJudge())
     assert rewards.shape == (4, 2)
     assert torch.isnan(rewards[2]).all()  # unscored in both columns: TRL drops the row
