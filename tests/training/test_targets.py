@@ -105,7 +105,8 @@ def assert_valid_target(target: SftTarget) -> None:
     assert record["completion"] == [{"role": "assistant", "content": target.completion}]
     assert record["prompt"] == [dict(m) for m in row_.messages]
     assert record["reward_model"] == {"ground_truth": row_.ground_truth}
-    assert record["target_source"] == target.target_source and record["label"] == (row_.label or target.label)
+    assert record["target_source"] == target.target_source and record["label"] == target.label
+    assert target.label == (row_.label or target.label).strip().lower()  # the row's label as read ("AMBIGUOUS " -> "ambiguous")
 
 
 # -- what each label asks for ----------------------------------------------------------------------
