@@ -88,6 +88,7 @@ def test_cpu_and_mode_defaults_sit_below_the_users_trl_settings() -> None:
     assert build_trl_args(mine).multi_objective_aggregation == "sum_then_normalize"
     sft = build_trl_args(config_from_settings("sft", {"data": "x.jsonl", "output_dir": "o"}))
     assert sft.completion_only_loss is True and sft.save_steps == 50
+    assert sft.max_length == 1536  # a four-block target after gtalign's prompt must fit, or it never closes
 
 
 def test_an_unknown_trl_setting_is_refused_by_trl_itself_and_named() -> None:
@@ -146,8 +147,8 @@ def test_a_bad_lora_setting_is_named_with_peft_refusing_it() -> None:
     config = config_from_settings("sft", {"data": "x", "output_dir": "o", "lora": {"layers_to_transform": [0]}})
     with pytest.raises(TrainSetupError, match=r"lora: peft.LoraConfig refused the settings"):
         build_lora_config(config)
-    assert isinstance(build_lora_config(config_from_settings("sft", {"data": "x", "output_dir": "o", "lora": True})),
-                      peft.LoraConfig)
+    default = build_lora_config(config_from_settings("sft", {"data": "x", "output_dir": "o", "lora": True}))
+    assert isinstance(default, peft.LoraConfig) and (default.r, default.lora_alpha) == (8, 16)  # an adapter under 10 MB
 
 
 def test_a_bad_file_key_is_named_with_the_valid_ones(tmp_path: Path) -> None:
@@ -176,6 +177,13 @@ def test_eval_defaults_to_the_rewards_preset_and_judge() -> None:
     assert evaluation.benchmarks == ("sample", "ambig_qa")
     sft = config_from_settings("sft", {"data": "x", "output_dir": "o", "eval": {"benchmarks": ["sample"]}})
     assert (sft.eval_config(model="/m").preset, sft.eval_config(model="/m").judge) == ("paper", "rule")
+
+
+def test_grpo_evaluates_with_the_prompt_it_trained_on_unless_eval_says_otherwise() -> None:
+    settings = {"data": "x", "output_dir": "o", "prompt": "builder", "eval": {"benchmarks": ["sample"]}}
+    assert config_from_settings("grpo", settings).eval_config(model="/m").prompt == "builder"
+    other = {**settings, "eval": {"benchmarks": ["sample"], "prompt": "stored"}}
+    assert config_from_settings("grpo", other).eval_config(model="/m").prompt == "stored"
 
 
 # --- the run folder ------------------------------------------------------------------------------
@@ -344,7 +352,7 @@ def test_a_progress_line_names_the_components_and_the_time_left() -> None:
 
     line = format_step(3, 10, {"loss": 0.01234, "reward": None, "gtalign/score": 0.5, "gtalign/user_reward": 0.25,
                                "gtalign/unscored_frac": 0.5, "gtalign/judge_failed_frac": 0.0}, 6.0)
-    assert line == ("step 3/10  loss 0.01234  reward n/a  welfare 0.5  U 0.25  unscored 50%  judge failed 0%  "
+    assert line == ("step 3/10  loss 0.01234  reward n/a  score 0.5  U 0.25  unscored 50%  judge failed 0%  "
                     "6.0 s/step  42s left")
 
 

@@ -65,19 +65,22 @@ EMBEDDED = "embedded"
 """The model name of the embedded default (SmolLM2-135M-Instruct, converted once to safetensors)."""
 
 DEFAULT_LORA: Mapping[str, Any] = MappingProxyType(
-    {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear", "task_type": "CAUSAL_LM"}
+    {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": "all-linear", "task_type": "CAUSAL_LM"}
 )
-"""gtalign's LoRA defaults under the ``lora:`` mapping (any `peft.LoraConfig` keyword)."""
+"""gtalign's LoRA defaults under the ``lora:`` mapping (any `peft.LoraConfig` keyword). Rank 8 on
+every linear layer of SmolLM2-135M is about 2.4M parameters, under 10 MB in fp32 (rank 16: ~20 MB)."""
 
 TRL_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "common": MappingProxyType({"report_to": "none", "logging_steps": 1, "save_strategy": "steps", "save_steps": 50}),
-    "sft": MappingProxyType({"completion_only_loss": True}),
+    "sft": MappingProxyType({"completion_only_loss": True, "max_length": 1536}),
     "grpo": MappingProxyType({}),
     "user-llm": MappingProxyType({"multi_objective_aggregation": "normalize_then_sum"}),
 })
 """gtalign's defaults under the ``trl:`` mapping: no experiment tracker, a log line and a metrics
 row every step, a checkpoint every 50 steps, loss on the completion only (SFT), and with U and L as
-two rewards TRL's per-reward normalisation (GDPO). On a machine without a GPU ``use_cpu`` is set
+two rewards TRL's per-reward normalisation (GDPO). SFT rows are cut at 1,536 tokens, not TRL's 1,024:
+a four-block target after gtalign's prompt is 1,100-1,350 tokens for SmolLM2, and TRL cuts from
+the end, so at 1,024 the model would never see an answer close. On a machine without a GPU ``use_cpu`` is set
 too (TRL's trainers need it there), and ``bf16`` is turned off where the CPU has no bf16 compute."""
 
 # trl keys gtalign sets itself: where to set them instead.
@@ -308,6 +311,8 @@ class TrainConfig:
         if self.reward is not None:
             defaults = {"preset": self.reward.preset, "preset_params": dict(self.reward.preset_params),
                         "judge": self.reward.judge, "judge_model": self.reward.judge_model}
+        if self.kind == "grpo":
+            defaults["prompt"] = self.prompt  # evaluate with the prompt the model was trained on
         if "preset" in settings and "preset_params" not in settings:
             defaults.pop("preset_params", None)
         if "judge" in settings and "judge_model" not in settings:

@@ -23,7 +23,7 @@ from gtalign.cli._progress import duration
 
 __all__ = ["MetricsLog", "TrainProgress", "format_step"]
 
-_GTALIGN_SHOWN = (("gtalign/score", "welfare"), ("gtalign/user_reward", "U"), ("gtalign/llm_reward", "L"),
+_GTALIGN_SHOWN = (("gtalign/score", "score"), ("gtalign/user_reward", "U"), ("gtalign/llm_reward", "L"),
                   ("gtalign/format", "format"), ("gtalign/consistency", "consistency"))
 
 
