@@ -262,6 +262,20 @@ def test_a_failed_call_exits_1_keeps_the_answers_and_a_rerun_asks_only_again(tmp
     assert sum(r["target_source"] == "distilled" for r in read_records(out)) == 2
 
 
+@pytest.fixture
+def sigint_reaches_python() -> Any:
+    """SIGINT handled by Python's default handler and not blocked, whatever earlier tests in this
+    process left behind (in the whole suite the signal did not reach Python here, though
+    `signal.getsignal` showed the default handler: a C library loaded in-process may take it over)."""
+    handler = signal.getsignal(signal.SIGINT)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+@pytest.mark.usefixtures("sigint_reaches_python")
 def test_an_interrupted_run_leaves_no_output_and_resumes_from_its_answers(tmp_path: Path) -> None:
     rows = [paper_row("wildguard", f"Harmless question {i}.", "unharmful") for i in range(4)]
     source = write_rows(tmp_path / "rows.jsonl", rows)
