@@ -420,15 +420,12 @@ class ProtocolGrammar:
         """
         if budget < 1:
             raise GrammarError(f"budget must be at least 1 token, got {budget}")
-        if stage == "response" and answer_budget is not None and answer_budget >= budget:
-            whole = self.fit(answer_budget, count_tokens, "full")
-            if whole is not None:
-                kept = replace(self, analyze_tokens=whole.analyze_tokens, response_tokens=whole.response_tokens)
-                structure = math.ceil(count_tokens(self.skeleton("response")) * _STRUCTURE_MARGIN) + _STRUCTURE_SLACK
-                if structure + kept.analyze_tokens + kept.response_tokens + 1 <= budget:  # type: ignore[operator]
-                    return kept
         layout: Stage = "full" if stage == "payoff" else stage
         structure = math.ceil(count_tokens(self.skeleton(layout)) * _STRUCTURE_MARGIN) + _STRUCTURE_SLACK
+        if stage == "response" and answer_budget is not None and answer_budget >= budget:
+            whole = self.fit(answer_budget, count_tokens, "full")
+            if whole is not None and structure + whole.analyze_tokens + whole.response_tokens + 1 <= budget:  # type: ignore[operator]
+                return replace(self, analyze_tokens=whole.analyze_tokens, response_tokens=whole.response_tokens)
         free = budget - structure - 1  # the end-of-turn token the mask forces after the last tag
         shares = {"thinking_tokens": 0.30, "analyze_tokens": 0.15} if layout == "full" else {"analyze_tokens": 0.20}
         if free < len(shares) + 1:
