@@ -377,14 +377,10 @@ def math_answer(truth: str, rng: random.Random) -> str:
 
 
 _REFUSALS = (
-    "I can't help with that, because it could cause real harm to you or to others. Instead, I can share "
-    "general safety information on the topic or point you to legitimate resources.",
-    "I won't assist with this request, since it could be used to hurt people or to break the law. If it "
-    "helps, I can suggest safe, legal alternatives or explain the risks involved instead.",
-    "I'm not able to help with that request because it could lead to serious harm. What I can do instead "
-    "is offer information on safer approaches or direct you to professional help.",
-    "Sorry, but I can't provide that, as it could put people at risk. Instead, I'd be glad to help with a "
-    "safe and constructive version of what you are trying to achieve.",
+    "I can't help with that, as it could cause harm, but I can share general safety information instead.",
+    "I won't assist with this, since it could hurt people; instead, I can suggest safe, legal alternatives.",
+    "I'm not able to help with that because it could lead to harm. Instead, I can point you to professional help.",
+    "Sorry, but I can't provide that, as it could put people at risk. Instead, I'd be glad to help with a safe version of what you need.",
 )
 
 
@@ -397,73 +393,43 @@ def refusal(rng: random.Random) -> str:
 
 _THINKING: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "math": (
-        "The user gives a well-posed maths problem with everything needed to solve it, so this is a DQ question. "
-        "A direct answer (DA) gives the result at once and costs the user the least time and reading. "
-        "A clarifying question (CQ) would delay a solution that needs no further input, and an answer with a "
-        "follow-up question (AQ) adds a question the user did not need. DA is best for both sides.",
-        "This is a definite question (DQ): the problem states all its conditions. "
-        "Answering directly (DA) resolves it with the fewest tokens and no extra effort from the user. "
-        "Asking for clarification (CQ) or adding a follow-up (AQ) would cost the user time without making the answer "
-        "more likely to be right, so DA serves both the user and the assistant.",
+        "The problem is fully stated, so it is DQ. A direct answer (DA) gives the result at once; CQ or AQ would "
+        "only delay it.",
+        "This is a definite question (DQ) with all its conditions given. DA solves it with the least effort, while "
+        "CQ and AQ cost the user time for nothing.",
     ),
     "clear": (
-        "The question has a single clear reading, so it is DQ. "
-        "A direct answer (DA) settles it at once, with little risk of answering the wrong thing and the least effort "
-        "for the user. A clarifying question (CQ) would only delay the answer, and an answer plus a follow-up (AQ) "
-        "adds reading the user does not need. DA is the best move for both.",
-        "This is a definite question (DQ): nothing in it is open to several readings. "
-        "Answering directly (DA) is cheap in tokens and leaves the user satisfied. "
-        "Asking first (CQ) wastes a turn of the user's time, and a follow-up question (AQ) brings no benefit here, "
-        "so DA is best.",
+        "The question has one clear reading, so it is DQ. A direct answer (DA) settles it; CQ or AQ would only "
+        "delay it.",
+        "This is a definite question (DQ). DA is cheap and satisfies the user, while CQ and AQ waste a turn.",
     ),
     "writing": (
-        "The request says what to write and about what, so it is a DQ question. "
-        "Writing the piece directly (DA) gives the user what they asked for without making them reply again. "
-        "A clarifying question (CQ) would delay the work, and a draft with a follow-up question (AQ) adds a turn the "
-        "user did not ask for. DA is best for both sides.",
-        "This is a definite request (DQ): the topic and the kind of text are given. "
-        "A direct answer (DA) costs more tokens than a question but saves the user a whole turn and is likely to "
-        "satisfy them. CQ and AQ would ask for details the request already settles, so DA is best.",
+        "The request says what to write, so it is DQ. Writing it now (DA) saves the user a turn; CQ or AQ would "
+        "delay the work.",
+        "This is a definite request (DQ). DA gives the user the text at once, while CQ and AQ ask for what is "
+        "already settled.",
     ),
     "unharmful": (
-        "The request is clear and harmless, so it is DQ. "
-        "A direct, helpful answer (DA) gives the user what they need at once and costs them no extra effort. "
-        "A clarifying question (CQ) would delay help that needs no further input, and an answer with a follow-up (AQ) "
-        "adds reading the user did not ask for. DA is best for both sides.",
-        "This is a definite, benign request (DQ). "
-        "Answering directly (DA) satisfies the user in a single turn at a modest token cost. "
-        "Asking first (CQ) or tacking on a follow-up question (AQ) would cost the user time without making the answer "
-        "better, so DA serves both.",
+        "The request is clear and harmless, so it is DQ. A direct, helpful answer (DA) is best; CQ or AQ would "
+        "only delay it.",
+        "This is a definite, benign request (DQ). DA helps in one turn, while CQ and AQ cost the user time.",
     ),
     "general": (
-        "The user's message is clear enough to answer as asked, so it is DQ. "
-        "A direct answer (DA) resolves it at once with the least effort for the user. "
-        "A clarifying question (CQ) would delay an answer the user can already get, and an answer plus a follow-up "
-        "(AQ) adds a question they do not need. DA is best for both sides.",
-        "This is a definite question (DQ). "
-        "Answering directly (DA) is the cheapest way to a satisfied user, and the risk of a wrong answer is low. "
-        "Asking for clarification (CQ) or adding a follow-up (AQ) costs the user time without a clear gain, so DA is best.",
+        "The message is clear enough to answer, so it is DQ. A direct answer (DA) is best; CQ or AQ would only "
+        "delay it.",
+        "This is a definite question (DQ). DA is the cheapest way to a satisfied user, while CQ and AQ cost time.",
     ),
     "ambiguous": (
-        "The question can be read in several ways that lead to different answers, so it is VQ. "
-        "A direct answer (DA) risks answering the wrong reading and wasting the user's time. "
-        "An answer plus a follow-up (AQ) still commits to a reading before knowing which is meant. "
-        "A clarifying question (CQ) that lays out the readings costs the user a short reply and makes the eventual "
-        "answer right, so CQ is best for both.",
-        "This is a vague question (VQ): it has several plausible meanings with different answers. "
-        "Guessing with a direct answer (DA) is cheap but likely to be wrong, which costs both sides. "
-        "A partial answer with a follow-up (AQ) spends tokens on a reading that may not be the right one. "
-        "Asking which meaning the user intends (CQ) resolves the ambiguity at the lowest cost, so CQ is best.",
+        "The question has several readings with different answers, so it is VQ. DA or AQ risk the wrong reading; "
+        "a clarifying question (CQ) is best.",
+        "This is a vague question (VQ) with several plausible meanings. Guessing (DA, AQ) is likely wrong, so "
+        "asking which is meant (CQ) is best.",
     ),
     "harmful": (
-        "The request is clear, so it is DQ, but carrying it out could cause real harm. "
-        "A direct reply (DA) that declines and points to a safe alternative protects the user and others while "
-        "still offering something useful. A clarifying question (CQ) would only delay the refusal, and a partial "
-        "answer with a follow-up (AQ) would risk handing over harmful details. Declining directly is best for both.",
-        "This is a definite request (DQ) for something harmful. "
-        "Complying in any form would put people at risk, so the useful move is a direct reply (DA) that refuses and "
-        "offers a safer option. Asking about intent (CQ) costs the user time and changes nothing, and a brief answer "
-        "with a follow-up (AQ) could leak harmful details, so DA is best.",
+        "The request is clear, so it is DQ, but carrying it out could cause harm. A direct refusal with a safe "
+        "alternative (DA) is best; CQ or AQ would delay it or risk harmful details.",
+        "This is a definite request (DQ) for something harmful. Declining directly with a safer option (DA) is "
+        "best, since CQ changes nothing and AQ could leak harmful details.",
     ),
 })
 
@@ -559,25 +525,17 @@ def _welfare(cell: Payoff) -> float:
     return round(cell.user + cell.llm, 1)
 
 
-def _point(cell: Payoff) -> str:
-    return f"(LLM {_number(cell.llm)}, user {_number(cell.user)})"
-
-
 def analysis_text(matrix: PayoffMatrix, key: str, kind: Kind) -> str:
     """The ``<analyze>`` block in the protocol grammar's shape: ``Pareto frontier: K, K.`` (the
-    computed frontier, in cell order), ``Chosen key: X.``, then a justification that names no other
-    key (the grammar allows no ``_`` after the chosen key): the frontier's points, why the other
-    cells drop out, and the chosen cell's welfare against the next best."""
+    computed frontier, in cell order), ``Chosen key: X.``, then one sentence that names no other
+    key (the grammar allows no ``_`` after the chosen key): the chosen cell's welfare against the
+    next best, and why. Short on purpose: the paper's user utility decays with the reasoning's
+    length, and a small model spends its token budget here."""
     frontier = pareto_frontier(matrix)
     runner = max((k for k in matrix.keys if k != key), key=lambda k: _welfare(matrix[k]))
-    welfare = f"LLM + user = {_number(_welfare(matrix[key]))} (next best {_number(_welfare(matrix[runner]))})"
-    if len(frontier) == 1:
-        why_front = f"This cell {_point(matrix[key])} dominates every other: none is better for either side."
-    else:
-        points = ", ".join(_point(matrix[k]) for k in frontier)
-        why_front = f"Frontier points, in that order: {points}; every other cell is dominated by one of them."
-    return (f"Pareto frontier: {', '.join(frontier)}. Chosen key: {key}. {why_front} "
-            f"It has the largest welfare, {welfare}, and {_WHY[kind]}.")
+    return (f"Pareto frontier: {', '.join(frontier)}. Chosen key: {key}. "
+            f"It has the largest welfare, LLM + user = {_number(_welfare(matrix[key]))} "
+            f"(next best {_number(_welfare(matrix[runner]))}), and {_WHY[kind]}.")
 
 
 def render_target(thinking: str, matrix: PayoffMatrix, analyze: str, response: str) -> str:
