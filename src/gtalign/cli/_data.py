@@ -64,11 +64,18 @@ name when the name is a split such as train.parquet, e.g. math-hard/train/17).
 OUT (.jsonl, or .parquet) holds one row per target in TRL's conversational prompt-completion format:
 {"prompt": [messages], "completion": [{"role": "assistant", "content": TARGET}], "id",
 "data_source", "reward_model": {"ground_truth"}, "extra_info", "label", "target_source"
-(reference | distilled), "chosen_key"}: the same file feeds SFT and, through data_source and
-ground_truth, the reward. OUT is written whole at the end (a temporary file renamed into place), so
+(reference | distilled), "prompt_mode" (stored | builder: the --prompt the targets were built for;
+gtalign train sft evaluates with it), "chosen_key"}: the same file feeds SFT and, through
+data_source and ground_truth, the reward. OUT is written whole at the end (a temporary file renamed into place), so
 an interrupted run never leaves a partial OUT. Distilled answers are kept as they arrive in
 OUT.distill-cache.jsonl: run the same command again after an interruption or a backend failure and
 only the missing answers are asked for (the cache is removed once every answer is in OUT).
+
+Held-out questions: the paper's train splits repeat test questions verbatim (about 400 math-hard
+train rows ask one of its test questions). A benchmark name read from its train split (or any split
+but test) drops every row whose question (lower case, whitespace collapsed) is one of the same
+benchmark's test split, before --limit samples, and the summary counts them; --allow-eval-data
+keeps them. --split test is refused unless --allow-eval-data.
 
 Skip reasons: bad_row, unknown_label, no_meanings, bad_reference, needs_distillation, no_question,
 distill_failed, distilled_unusable, internal_error; the summary (stderr) counts them per data
@@ -118,6 +125,9 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     rows.add_argument("--seed", type=integer, metavar="S",
                       help="seed of the --limit sample, of every row's payoff matrix and phrasing, and of distillation "
                       "sampling (default: 0; the same seed gives the same output)")
+    rows.add_argument("--allow-eval-data", action="store_true",
+                      help="keep rows whose question is in the benchmark's held-out test split, and allow --split test "
+                      "(default: drop them, refuse it)")
     rows.add_argument("--prompt", choices=("stored", "builder"), default="stored",
                       help="each target's prompt: the row's stored prompt (the paper's instruction) or gtalign's prompt "
                       "builder, as gtalign eval --prompt (default: stored)")
@@ -215,13 +225,44 @@ def _sample(rows: list[BenchmarkRow], limit: int | None, seed: int | None) -> li
     return [row for index, row in enumerate(rows) if index in keep]
 
 
-def _load_rows(args: argparse.Namespace, console: Console, quiet: bool) -> tuple[list[BenchmarkRow], list[SkippedRow]]:
+def _paper_benchmark(text: str) -> bool:
+    """Whether INPUT ``text`` is a benchmark name read from the paper's layout (not a local path)."""
+    from gtalign.benchmarks import benchmark_names, get_benchmark
+
+    if Path(text).expanduser().exists() or text not in benchmark_names():
+        return False
+    return get_benchmark(text).path is None
+
+
+def _without_held_out(text: str, prefix: str, rows: list[BenchmarkRow], args: argparse.Namespace) -> tuple[list[BenchmarkRow], str | None]:
+    """``rows`` of the paper benchmark ``text`` without those whose question is one of its test
+    split's, and the summary's line on what was dropped (None: nothing to say)."""
+    from gtalign.training._train_data import HeldOutSet, drop_eval_overlap, held_out_questions, row_question_keys
+
+    held_out = held_out_questions([HeldOutSet(text, args.data, "test", f"{text} test split")])
+    if not held_out.keys:
+        return rows, f"{prefix}: {held_out.notes[0]}" if held_out.notes else None
+    kept, dropped = drop_eval_overlap(rows, held_out.keys, keys=row_question_keys)
+    if not dropped:
+        return rows, None
+    return kept, (f"{prefix}: {len(dropped)} rows dropped: their question is in the held-out {held_out.describe()} "
+                  "(--allow-eval-data keeps them)")
+
+
+def _load_rows(args: argparse.Namespace, console: Console,
+               quiet: bool) -> tuple[list[BenchmarkRow], list[SkippedRow], list[str]]:
+    """The rows to build from (held-out questions dropped, then sampled), the unreadable ones,
+    and the summary's lines on the held-out questions."""
     from gtalign.benchmarks import BenchmarkError
     from gtalign.cli._main import UsageError
     from gtalign.training._targets import SkippedRow
 
+    if args.split is not None and args.split.strip().lower() == "test" and not args.allow_eval_data:
+        raise UsageError(f"--split {args.split} is the held-out evaluation split: training data built from it makes the "
+                         "evaluation meaningless; build from --split train, or pass --allow-eval-data to build anyway")
     rows: list[BenchmarkRow] = []
     unreadable: list[SkippedRow] = []
+    held_out: list[str] = []
     seen: dict[str, str] = {}
     for text in args.inputs:
         try:
@@ -231,12 +272,28 @@ def _load_rows(args: argparse.Namespace, console: Console, quiet: bool) -> tuple
         if prefix in seen:
             raise UsageError(f"INPUT {text!r} and {seen[prefix]!r} both give row ids {prefix}/...: pass each data set once")
         seen[prefix] = text
-        rows.extend(_reid(row, prefix) for row in benchmark.rows)
+        loaded = [_reid(row, prefix) for row in benchmark.rows]
+        if not args.allow_eval_data and _paper_benchmark(text):
+            loaded, line = _without_held_out(text, prefix, loaded, args)
+            if line is not None:
+                held_out.append(line)
+        rows.extend(loaded)
         unreadable.extend(SkippedRow(f"{prefix}/{skip.index}", "", "bad_row", skip.reason) for skip in benchmark.skipped)
         if not quiet:
             for warning in benchmark.warnings:
                 console.print(f"gtalign data sft: note: {text}: {warning}", markup=False, soft_wrap=True, highlight=False)
-    return _sample(rows, args.limit, args.seed), unreadable
+    return _sample(rows, args.limit, args.seed), unreadable, held_out
+
+
+def _record(target: SftTarget, prompt_mode: str) -> dict[str, Any]:
+    """The target's output row, with ``prompt_mode`` (the prompt it was built for) after ``target_source``."""
+    record: dict[str, Any] = {}
+    for key, value in target.record().items():
+        record[key] = value
+        if key == "target_source":
+            record["prompt_mode"] = prompt_mode
+    record.setdefault("prompt_mode", prompt_mode)
+    return record
 
 
 def _backend(args: argparse.Namespace) -> Any:
@@ -384,7 +441,7 @@ def _run_sft(args: argparse.Namespace) -> int:
     existed = out.exists()
     try:
         with output_lock(out):
-            rows, unreadable = _load_rows(args, console, args.quiet)
+            rows, unreadable, held_out = _load_rows(args, console, args.quiet)
             progress = ConsoleProgress(console, command="gtalign data sft", unit="rows", task="building",
                                        enabled=not args.quiet, total=len(rows))
             results: list[SftTarget | SkippedRow] = []
@@ -405,7 +462,7 @@ def _run_sft(args: argparse.Namespace) -> int:
             skipped = list(unreadable) + [result for result in results if isinstance(result, SkippedRow)]
             failed = [s for s in skipped if s.reason in ("distill_failed", "internal_error")]
             if targets:
-                _write(out, [target.record() for target in targets])
+                _write(out, [_record(target, args.prompt) for target in targets])
             if args.skipped:
                 _write(Path(args.skipped).expanduser(), [skip.record() for skip in skipped])
             if cache is not None and not any(s.reason == "distill_failed" for s in skipped):
@@ -422,6 +479,9 @@ def _run_sft(args: argparse.Namespace) -> int:
     head += f" ({reference} reference, {len(targets) - reference} distilled); {len(skipped)} rows skipped"
     if waiting and args.distill_backend is None:
         head += f" ({len(waiting)} need --distill-backend)"
+    head += f"; prompt mode {args.prompt}"
+    if held_out:
+        lines += ["held-out questions:", *(f"  {line}" for line in held_out)]
     for line in [head, *lines]:
         console.print(line, markup=False, soft_wrap=True, highlight=False)
     if failed:

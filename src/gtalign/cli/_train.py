@@ -30,8 +30,9 @@ Run `gtalign train sft --help` or `gtalign train grpo --help` for the settings.
 
 _COMMON = """\
 Settings merge in layers: gtalign's defaults < --config FILE (YAML, or JSON by its suffix) < flags.
-The file's keys are the TrainConfig fields: model, data, split, limit, output_dir, lora, eval,
-threads and trl (plus reward, prompt, sources and data_dir for grpo). Everything TRL knows goes
+The file's keys are the TrainConfig fields: model, data, split, limit, sample_seed,
+allow_eval_data, data_dir, output_dir, lora, eval, threads and trl (plus reward, prompt and
+sources for grpo). Everything TRL knows goes
 under `trl:` (or --trl KEY=VALUE) and is passed to trl.{cls} as it is, so TRL validates it and
 TRL's documentation is the reference (a setting TRL does not have is refused, naming it).
 gtalign's own defaults under trl (the file and the flags override them):
@@ -49,6 +50,15 @@ checkpoint-N/ (every save_steps steps), train_log.jsonl (every logged step: loss
 their components), final/ (the trained model, or the LoRA adapter, with the tokenizer), and with
 --eval-benchmark eval-step-N/ (a `gtalign eval` run of the final model of step N: `gtalign report
 OUT/eval-step-N`; a LoRA run first merges the adapter into final-merged/).
+
+Held-out questions: the paper's train splits repeat test questions verbatim (about 400 math-hard
+train rows ask one of its test questions). Every training row whose question (lower case,
+whitespace collapsed) is one of the held-out evaluation's is dropped, and the plan counts them per
+--data entry. The held-out evaluation: the test split (under --data-dir) of each paper benchmark
+named in --data or in the rows' data_source, and the --eval-benchmark benchmarks. Training on
+--split test, on the built-in sample benchmark or on a file named test.* is refused.
+--allow-eval-data turns all of this off. --limit N then draws N of each entry's remaining rows with
+random.Random(--sample-seed), kept in file order: the same seed trains on the same rows.
 
 Resuming: run the same command again on the same OUT and training continues from the newest
 complete checkpoint (one a kill left half-written is removed first). A run whose model, data (or
@@ -81,6 +91,8 @@ prompt-completion rows ({"prompt": [messages], "completion": [{"role": "assistan
 what `gtalign data sft` writes; other columns are ignored; a string prompt is one user message, a
 string completion one assistant message) or of "messages" conversations (the last assistant turn is
 learnt, the turns before it are the prompt). Unusable rows are skipped and counted, with reasons.
+The prompt_mode column `gtalign data sft` writes (stored or builder, the same in every row) is the
+held-out evaluation's prompt unless --eval-param prompt=... says otherwise.
 
 Examples:
   gtalign data sft ambig_qa wildguard math-hard --prompt builder -o sft.jsonl
@@ -141,18 +153,26 @@ def _add_common(parser: argparse.ArgumentParser, kind: str) -> None:
     if kind == "sft":
         data.add_argument("--data", type=names, metavar="PATH[,PATH]",
                           help="prompt-completion or messages rows: JSONL/parquet files, dataset folders, cached hub ids")
+        data.add_argument("--data-dir", metavar="DIR", help="where the paper's data lives, for its held-out test splits "
+                          "(default: $GTALIGN_DATA, else ../shared/data/gtalign)")
     else:
         data.add_argument("--data", type=names, metavar="NAME|PATH[,...]",
                           help="benchmark names (ambig_qa, math-hard, wildguard, ...) or files in the paper's format")
-        data.add_argument("--data-dir", metavar="DIR", help="where the paper's data lives (default: $GTALIGN_DATA, else "
-                          "../shared/data/gtalign)")
+        data.add_argument("--data-dir", metavar="DIR", help="where the paper's data lives, and its held-out test splits "
+                          "(default: $GTALIGN_DATA, else ../shared/data/gtalign)")
         data.add_argument("--prompt", choices=("stored", "builder"),
                           help="each row's prompt as stored, or rebuilt by gtalign's (shorter) prompt builder (default: stored)")
         data.add_argument("--source", type=names, metavar="SRC[,SRC]", help="keep only rows of these data sources")
     data.add_argument("--split", metavar="NAME", help="the split to read, e.g. train "
                       + ("(benchmark names, dataset folders, hub ids; a benchmark name reads its train split unless told)"
                          if kind == "grpo" else "(dataset folders, hub ids)"))
-    data.add_argument("--limit", type=positive_int, metavar="N", help="the first N usable rows of each --data entry")
+    data.add_argument("--limit", type=positive_int, metavar="N",
+                      help="N usable rows of each --data entry, a random sample (--sample-seed) kept in file order")
+    data.add_argument("--sample-seed", type=integer, metavar="S",
+                      help="seed of the --limit sample (default: 0; the same seed, the same rows)")
+    data.add_argument("--allow-eval-data", action="store_true", default=None,
+                      help="keep training rows whose question is in the held-out evaluation, and allow --split test "
+                      "and the sample benchmark (default: drop them, refuse those)")
     model = parser.add_argument_group("model")
     model.add_argument("--model", metavar="embedded|PATH",
                        help="'embedded' (SmolLM2-135M-Instruct, offline; the default), a local model folder, a .gguf file "
@@ -245,7 +265,8 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     file = read_train_settings(args.config) if args.config else {}
     top: dict[str, Any] = {}
     for flag, key in (("model", "model"), ("split", "split"), ("limit", "limit"), ("out", "output_dir"),
-                      ("threads", "threads"), ("data_dir", "data_dir"), ("prompt", "prompt")):
+                      ("threads", "threads"), ("data_dir", "data_dir"), ("prompt", "prompt"),
+                      ("sample_seed", "sample_seed"), ("allow_eval_data", "allow_eval_data")):
         value = getattr(args, flag, None)
         if value is not None:
             top[key] = value

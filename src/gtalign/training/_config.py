@@ -35,6 +35,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
@@ -89,11 +90,14 @@ _OWNED_TRL_KEYS = {
     "resume_from_checkpoint": "--resume / --no-resume",
 }
 IDENTITY_SETTINGS: tuple[str, ...] = (
-    "kind", "model", "data", "split", "limit", "data_dir", "prompt", "sources", "lora", "reward",
+    "kind", "model", "data", "split", "limit", "sample_seed", "allow_eval_data", "data_dir", "prompt", "sources",
+    "lora", "reward",
 )
 """The settings a resumed run must share with the run that wrote its checkpoints (``trl``,
-``eval`` and ``threads`` may change, e.g. a larger ``max_steps`` continues a finished run)."""
-_GRPO_ONLY = ("reward", "prompt", "sources", "data_dir")
+``eval`` and ``threads`` may change, e.g. a larger ``max_steps`` continues a finished run). A
+setting a run's record does not hold (one recorded before gtalign had it) counts as its default."""
+_GRPO_ONLY = ("reward", "prompt", "sources")
+_SPLIT_FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
 _PROMPTS = ("stored", "builder")
 _EVAL_OWNED = ("backend", "model", "answers_from", "answers_hash")
 
@@ -224,10 +228,16 @@ class TrainConfig:
         paper's format (prompt, data_source, reward_model.ground_truth, extra_info); a completion
         column is ignored.
     split: the split to read (a GRPO benchmark name reads its ``train`` split unless this says
-        otherwise); limit: the first N usable rows of each data entry.
-    data_dir (GRPO): where the paper's data lives (default ``$GTALIGN_DATA``, else
-        ``../shared/data/gtalign``); prompt (GRPO): each row's ``stored`` prompt, or the shorter
-        one gtalign's ``builder`` makes from the question; sources (GRPO): keep these data sources.
+        otherwise); limit: N usable rows of each data entry, a sample drawn with
+        ``random.Random(sample_seed)`` and kept in file order (the same seed, the same rows).
+    allow_eval_data: False drops every training row whose question is one of the held-out
+        evaluation's (the test split of each paper benchmark the data names or its rows' data
+        sources name, and the ``eval`` benchmarks), and refuses ``split: test`` and the built-in
+        ``sample`` benchmark; True trains on them anyway.
+    data_dir: where the paper's data lives (default ``$GTALIGN_DATA``, else
+        ``../shared/data/gtalign``): GRPO's benchmark names and the held-out test splits are read
+        there. prompt (GRPO): each row's ``stored`` prompt, or the shorter one gtalign's
+        ``builder`` makes from the question; sources (GRPO): keep these data sources.
     output_dir: checkpoints (``checkpoint-N``), the final model (``final``), the run record, the
         metrics log and the evaluation (``eval``).
     lora: None trains every weight; a mapping (``{}`` for gtalign's defaults) trains a LoRA
@@ -236,7 +246,9 @@ class TrainConfig:
     eval: None, or `gtalign.eval.EvalConfig` fields (``benchmarks`` required; ``limit``,
         ``max_tokens``, ``preset``, ``judge``, ...) for a held-out evaluation of the final model by
         `gtalign.eval.run_eval`; ``backend`` and ``model`` are the trained model's. Preset and
-        judge default to the reward's (GRPO) or ``paper`` and ``rule`` (SFT).
+        judge default to the reward's (GRPO) or ``paper`` and ``rule`` (SFT); the prompt to the
+        one trained on (GRPO: ``prompt``; SFT: the prompt mode ``gtalign data sft`` built the
+        rows for, passed to `eval_config` as ``default_prompt``).
     threads: torch's CPU threads (None: torch's default, all cores). On a machine another busy
         process shares, 1 is often several times faster than 2.
     trl: keyword arguments of ``trl.SFTConfig`` / ``trl.GRPOConfig`` over `TRL_DEFAULTS`.
@@ -248,6 +260,8 @@ class TrainConfig:
     model: str = EMBEDDED
     split: str | None = None
     limit: int | None = None
+    sample_seed: int = 0
+    allow_eval_data: bool = False
     data_dir: str | None = None
     prompt: str = "stored"
     sources: tuple[str, ...] | None = None
@@ -273,6 +287,12 @@ class TrainConfig:
                 raise TrainSetupError(f"{name} must be a non-empty string, got {value!r}")
         _positive(self.limit, "limit")
         _positive(self.threads, "threads")
+        if isinstance(self.sample_seed, bool) or not isinstance(self.sample_seed, int):
+            raise TrainSetupError(f"sample_seed must be an integer, got {self.sample_seed!r}")
+        if not isinstance(self.allow_eval_data, bool):
+            raise TrainSetupError(f"allow_eval_data must be true or false, got {self.allow_eval_data!r}")
+        if not self.allow_eval_data:
+            self._refuse_eval_data()
         if self.prompt not in _PROMPTS:
             raise TrainSetupError(f"prompt must be one of {', '.join(_PROMPTS)}, got {self.prompt!r}")
         if self.lora is not None:
@@ -290,6 +310,22 @@ class TrainConfig:
         if self.eval is not None:
             set_(self, "eval", self._eval_settings(self.eval))
 
+    def _refuse_eval_data(self) -> None:
+        """A `TrainSetupError` for data that is evaluation data by its name: the test split, the
+        built-in ``sample`` benchmark, a file named ``test``."""
+        allow = "set allow_eval_data: true (--allow-eval-data) to train on it anyway"
+        if self.split is not None and self.split.strip().lower() == "test":
+            raise TrainSetupError(f"split {self.split!r} is the held-out evaluation split: training on it makes the "
+                                  f"evaluation meaningless; choose split: train, or {allow}")
+        for entry in self.data:
+            if entry == "sample":
+                raise TrainSetupError(f"data {entry!r} is gtalign's built-in evaluation sample, drawn from the "
+                                      f"benchmarks' test splits: train on their train splits instead, or {allow}")
+            path = Path(entry)
+            if path.stem.lower() == "test" and path.suffix.lower() in _SPLIT_FILE_SUFFIXES:
+                raise TrainSetupError(f"data {entry!r} is a test split (its file is named {path.name}): train on the "
+                                      f"train split beside it, or {allow}")
+
     def _eval_settings(self, value: Mapping[str, Any]) -> Mapping[str, Any]:
         settings = dict(_frozen(value, "eval"))
         owned = [key for key in _EVAL_OWNED if key in settings]
@@ -302,10 +338,17 @@ class TrainConfig:
         self.eval_config(settings, model="(the trained model)")  # validated by EvalConfig itself
         return MappingProxyType(settings)
 
-    def eval_config(self, settings: Mapping[str, Any] | None = None, *, model: str) -> Any:
-        """The `gtalign.eval.EvalConfig` of the held-out evaluation of ``model`` (a local folder)."""
+    def eval_config(self, settings: Mapping[str, Any] | None = None, *, model: str,
+                    default_prompt: str | None = None) -> Any:
+        """The `gtalign.eval.EvalConfig` of the held-out evaluation of ``model`` (a local folder).
+
+        The evaluation's prompt, unless ``eval`` sets one, is the one the model was trained on:
+        ``prompt`` for GRPO; for SFT ``default_prompt``, the prompt mode the rows were built for
+        (`gtalign.training._train_data.TrainRows.prompt_mode`; None: EvalConfig's default)."""
         from gtalign.eval._config import EvalConfig, EvalSetupError
 
+        if default_prompt is not None and default_prompt not in _PROMPTS:
+            raise TrainSetupError(f"the data's prompt mode must be one of {', '.join(_PROMPTS)}, got {default_prompt!r}")
         settings = dict(self.eval if settings is None else settings)
         defaults: dict[str, Any] = {"preset": "paper", "judge": "rule"}
         if self.reward is not None:
@@ -313,6 +356,8 @@ class TrainConfig:
                         "judge": self.reward.judge, "judge_model": self.reward.judge_model}
         if self.kind == "grpo":
             defaults["prompt"] = self.prompt  # evaluate with the prompt the model was trained on
+        elif default_prompt is not None:
+            defaults["prompt"] = default_prompt  # the prompt the SFT rows were built for
         if "preset" in settings and "preset_params" not in settings:
             defaults.pop("preset_params", None)
         if "judge" in settings and "judge_model" not in settings:
@@ -351,7 +396,7 @@ class TrainConfig:
         ``"name: here vs recorded"``; None when the run is the same one."""
         mine = self.to_json()
         for key in IDENTITY_SETTINGS:
-            theirs = recorded.get(key)
+            theirs = recorded.get(key, _DEFAULTS.get(key))
             if json.dumps(mine.get(key), sort_keys=True) != json.dumps(theirs, sort_keys=True):
                 return f"{key}: {mine.get(key)!r} here vs {theirs!r} in the run"
         return None

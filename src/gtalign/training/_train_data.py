@@ -14,31 +14,76 @@ text: rows of different data sources hold different keys, which one Arrow column
 ``id``.
 
 A row that cannot be used is skipped with its place and the reason, never dropped silently.
+
+Held-out questions: unless ``allow_eval_data`` is set, a training row whose question (normalised:
+lower case, whitespace collapsed; `question_keys`) is one of the held-out evaluation's is dropped
+and counted in the notes. The held-out evaluation is the test split of every paper benchmark the
+data names (a GRPO benchmark name) or its rows' ``data_source`` names, and the ``eval``
+benchmarks. The paper's train splits repeat test questions verbatim (about 400 math-hard train rows
+ask one of its test questions).
+
+``limit``: N usable rows of each data entry (after the held-out rows are dropped), drawn with
+``random.Random(sample_seed)`` and kept in file order.
+
+Before training, `fit_to_length` drops SFT rows longer than TRL's ``max_length`` (TRL would cut
+them from the end, and with them the answer's closing tags) and `prompt_length_percentiles`
+describes GRPO's prompts; both count tokens with a function the caller passes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gtalign.training._config import TrainConfig, TrainSetupError
 
-__all__ = ["TrainRows", "grpo_rows", "load_rows", "sft_example", "sft_rows"]
+__all__ = [
+    "HeldOut",
+    "HeldOutSet",
+    "TrainRows",
+    "drop_eval_overlap",
+    "fit_to_length",
+    "grpo_rows",
+    "held_out_questions",
+    "load_rows",
+    "normalise_question",
+    "prompt_length_percentiles",
+    "question_keys",
+    "row_question_keys",
+    "sample_indices",
+    "sft_example",
+    "sft_rows",
+]
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
+_PROMPT_MODES = ("stored", "builder")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class TrainRows:
-    """The usable rows, the skipped ones (``where: reason``) and notes on what was read."""
+    """The usable rows, the skipped ones (``where: reason``) and notes on what was read.
+
+    per_source: rows per data source. row_sources: each row's data source, in row order (SFT rows
+    keep only ``prompt`` and ``completion``). prompt_mode: the prompt mode every row was built for
+    (``stored`` or ``builder``: GRPO's ``prompt``, SFT rows' ``prompt_mode`` as ``gtalign data
+    sft`` records it), None when the rows do not say or differ. dropped_eval: per data entry, the
+    rows dropped because their question is a held-out one.
+    """
 
     rows: tuple[Mapping[str, Any], ...]
     skipped: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     per_source: Mapping[str, int] = field(default_factory=dict)
+    row_sources: tuple[str, ...] = ()
+    prompt_mode: str | None = None
+    dropped_eval: Mapping[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         sources = ", ".join(f"{name} {count}" for name, count in sorted(self.per_source.items()))
@@ -109,35 +154,54 @@ def sft_example(fields: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
     return {"prompt": prompt, "completion": completion}
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A usable row before the held-out questions are dropped and ``limit`` is drawn."""
+
+    row: Mapping[str, Any]
+    source: str
+    keys: frozenset[str]
+    data_source: str | None = None
+    prompt_mode: str | None = None
+
+
 def sft_rows(config: TrainConfig) -> TrainRows:
     """The SFT rows of ``config.data`` (files, dataset folders or hub ids), ``limit`` usable rows each."""
     from gtalign.data import RowSource, SourceError
 
-    kept: list[Mapping[str, Any]] = []
+    entries: list[tuple[str, list[_Candidate]]] = []
     skipped: list[str] = []
-    per_source: Counter[str] = Counter()
+    notes: list[str] = []
     for entry in config.data:
+        candidates: list[_Candidate] = []
+        odd_modes: Counter[str] = Counter()
         try:
             source = RowSource.resolve(entry, config.split)
-            rows = source.rows()
-            count = 0
-            for row in rows:
+            for row in source.rows():
                 where = f"{entry} {row.where}"
                 if not row.ok or row.fields is None:
                     skipped.append(f"{where}: {row.error or 'unreadable'}")
                     continue
                 try:
-                    kept.append(sft_example(row.fields))
+                    example = sft_example(row.fields)
                 except ValueError as exc:
                     skipped.append(f"{where}: {exc}")
                     continue
-                per_source[str(row.fields.get("data_source") or entry)] += 1
-                count += 1
-                if config.limit is not None and count >= config.limit:
-                    break
+                data_source = row.fields.get("data_source")
+                data_source = data_source if isinstance(data_source, str) and data_source else None
+                mode = row.fields.get("prompt_mode")
+                if mode is not None and mode not in _PROMPT_MODES:
+                    odd_modes[str(mode)] += 1
+                    mode = None
+                candidates.append(_Candidate(example, data_source or entry,
+                                             question_keys(example["prompt"], _extra_info(row.fields.get("extra_info"))),
+                                             data_source, mode))
         except SourceError as exc:
             raise TrainSetupError(f"data {entry!r}: {exc}") from None
-    return TrainRows(tuple(kept), tuple(skipped), (), dict(per_source))
+        notes.extend(f"{entry}: {count} rows give prompt_mode {mode!r} (not {' or '.join(_PROMPT_MODES)}); ignored"
+                     for mode, count in odd_modes.items())
+        entries.append((entry, candidates))
+    return _finish(config, entries, skipped, notes)
 
 
 def grpo_rows(config: TrainConfig) -> TrainRows:
@@ -145,10 +209,9 @@ def grpo_rows(config: TrainConfig) -> TrainRows:
     from gtalign.benchmarks import load_benchmark
     from gtalign.benchmarks._specs import BenchmarkError
 
-    kept: list[Mapping[str, Any]] = []
+    entries: list[tuple[str, list[_Candidate]]] = []
     skipped: list[str] = []
     notes: list[str] = []
-    per_source: Counter[str] = Counter()
     for entry in config.data:
         split = config.split
         if split is None and _in_paper_layout(entry):
@@ -156,22 +219,279 @@ def grpo_rows(config: TrainConfig) -> TrainRows:
             notes.append(f"{entry}: its train split (a benchmark name defaults to its test split elsewhere; set split to "
                          "choose another)")
         try:
-            benchmark = load_benchmark(entry, data=config.data_dir, limit=config.limit, sources=config.sources,
+            benchmark = load_benchmark(entry, data=config.data_dir, sources=config.sources,
                                        prompt=config.prompt, split=split)  # type: ignore[arg-type]
         except BenchmarkError as exc:
             raise TrainSetupError(f"data {entry!r}: {exc}") from None
         notes.extend(f"{entry}: {note}" for note in benchmark.warnings)
         skipped.extend(f"{entry} row {row.index + 1}: {row.reason}" for row in benchmark.skipped)
-        for row in benchmark.rows:
-            kept.append({
+        candidates = [
+            _Candidate({
                 "prompt": [dict(message) for message in row.messages],
                 "data_source": row.data_source,
                 "ground_truth": row.ground_truth,
                 "extra_info": json.dumps(dict(row.extra_info), sort_keys=True, default=str),
                 "id": row.id,
-            })
-            per_source[row.data_source] += 1
-    return TrainRows(tuple(kept), tuple(skipped), tuple(notes), dict(per_source))
+            }, row.data_source, row_question_keys(row), row.data_source, config.prompt)
+            for row in benchmark.rows
+        ]
+        entries.append((entry, candidates))
+    return _finish(config, entries, skipped, notes)
+
+
+def _finish(config: TrainConfig, entries: Sequence[tuple[str, Sequence[_Candidate]]], skipped: Sequence[str],
+            notes: Sequence[str]) -> TrainRows:
+    """Drop the held-out questions (unless ``allow_eval_data``), draw ``limit`` rows of each
+    entry, and count what is left."""
+    notes = list(notes)
+    dropped: dict[str, int] = {}
+    if not config.allow_eval_data:
+        data_sources = dict.fromkeys(c.data_source for _, candidates in entries for c in candidates if c.data_source)
+        held_out = held_out_questions(_held_out_sets(config, [name for name in data_sources if name]))
+        notes.extend(held_out.notes)
+        if held_out.sets and not held_out.keys:
+            notes.append(f"held-out evaluation ({held_out.describe()}): no question read, nothing checked")
+        if held_out.keys:
+            checked = []
+            for entry, candidates in entries:
+                kept, gone = drop_eval_overlap(candidates, held_out.keys, keys=lambda c: c.keys)
+                checked.append((entry, kept))
+                if gone:
+                    dropped[entry] = len(gone)
+                    notes.append(f"{entry}: {len(gone)} rows dropped: their question is in the held-out evaluation "
+                                 f"({held_out.describe()}); allow_eval_data (--allow-eval-data) keeps them")
+            entries = checked
+            if not dropped:
+                notes.append(f"no training row asks a question of the held-out evaluation ({held_out.describe()})")
+    rows: list[Mapping[str, Any]] = []
+    sources: list[str] = []
+    modes: Counter[str | None] = Counter()
+    for entry, candidates in entries:
+        if config.limit is not None and len(candidates) > config.limit:
+            picked = sample_indices(len(candidates), config.limit, config.sample_seed)
+            notes.append(f"{entry}: {config.limit} of its {len(candidates)} usable rows, sampled with sample_seed "
+                         f"{config.sample_seed} (kept in file order)")
+            candidates = [candidates[index] for index in picked]
+        for candidate in candidates:
+            rows.append(candidate.row)
+            sources.append(candidate.source)
+            modes[candidate.prompt_mode] += 1
+    mode = next(iter(modes)) if len(modes) == 1 else None
+    if config.kind == "sft" and mode is not None:
+        notes.append(f"the rows were built for the {mode} prompt (their prompt_mode)")
+    if len(modes) > 1:
+        counts = ", ".join(f"{name or 'not recorded'} {count}" for name, count in modes.most_common())
+        notes.append(f"the rows were built for different prompt modes ({counts}): the evaluation uses eval.prompt "
+                     "(default stored)")
+    return TrainRows(tuple(rows), tuple(skipped), tuple(notes), dict(Counter(sources)), tuple(sources), mode, dropped)
+
+
+def sample_indices(count: int, limit: int, seed: int) -> list[int]:
+    """``limit`` of ``range(count)`` drawn with ``random.Random(seed)``, in increasing order (all
+    of them when ``count <= limit``)."""
+    if count <= limit:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), limit))
+
+
+# -- held-out questions ----------------------------------------------------------------------------
+
+
+def normalise_question(text: str) -> str:
+    """``text`` lower-cased with its whitespace collapsed to single spaces (and none at the ends)."""
+    return " ".join(text.lower().split())
+
+
+def _extra_info(value: Any) -> Mapping[str, Any]:
+    """A row's ``extra_info``: a mapping, or JSON text of one (GRPO rows); anything else is empty."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def question_keys(messages: Sequence[Mapping[str, Any]], extra_info: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """The normalised forms of the question a prompt asks: the last user turn of the bare
+    conversation (`gtalign.training._targets.bare_conversation`: ``extra_info.chat_history``,
+    else ``single_turn_prompt``, else the prompt's last user turn after its last ``Question:``),
+    ``extra_info.single_turn_prompt``, and the prompt's last user message after its last
+    ``Question:`` (all of it when it has none). The stored prompt asks the conversation's last turn
+    and gtalign's builder the single-turn question, so a row matches under either prompt mode.
+    Empty forms are left out."""
+    from gtalign.benchmarks import BenchmarkRow
+    from gtalign.training._targets import bare_conversation
+
+    extra = extra_info if isinstance(extra_info, Mapping) else {}
+    texts: list[str] = []
+    turns = tuple(m for m in messages if isinstance(m, Mapping))
+    bare = bare_conversation(BenchmarkRow("", "", "", turns, "", extra_info=extra))
+    asked = [m.get("content") for m in bare or () if m.get("role") == "user"]
+    if asked and isinstance(asked[-1], str):
+        texts.append(asked[-1])
+    single = extra.get("single_turn_prompt")
+    if isinstance(single, str):
+        texts.append(single)
+    last = next((m.get("content") for m in reversed(turns) if m.get("role") == "user"), None)
+    if isinstance(last, str):
+        head, found, tail = last.rpartition("Question:")
+        texts.append(tail if found else last)
+    return frozenset(key for key in map(normalise_question, texts) if key)
+
+
+def row_question_keys(row: Any) -> frozenset[str]:
+    """`question_keys` of a `gtalign.benchmarks.BenchmarkRow`."""
+    return question_keys(row.messages, row.extra_info)
+
+
+def _row_keys(row: Mapping[str, Any]) -> frozenset[str]:
+    """`question_keys` of a TRL row: ``prompt`` (messages, or a string: one user message) or a
+    ``messages`` conversation, and ``extra_info`` (a mapping or JSON text) when it has one."""
+    prompt = row.get("prompt", row.get("messages"))
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    messages = [m for m in prompt if isinstance(m, Mapping)] if isinstance(prompt, Sequence) else []
+    return question_keys(messages, _extra_info(row.get("extra_info")))
+
+
+def drop_eval_overlap(rows: Iterable[_T], eval_questions: Set[str], *,
+                      keys: Callable[[_T], Set[str]] | None = None) -> tuple[list[_T], list[_T]]:
+    """``rows`` split into those kept and those dropped because one of their `question_keys` is
+    in ``eval_questions`` (normalised questions of the held-out evaluation), each in row order.
+    ``keys``: a row's question keys (default: a TRL row's, from its ``prompt`` and
+    ``extra_info``)."""
+    key_of: Callable[[Any], Set[str]] = _row_keys if keys is None else keys
+    kept: list[_T] = []
+    dropped: list[_T] = []
+    for row in rows:
+        (dropped if not eval_questions.isdisjoint(key_of(row)) else kept).append(row)
+    return kept, dropped
+
+
+@dataclass(frozen=True)
+class HeldOutSet:
+    """One held-out set of questions to load: a benchmark, the folder and split to read it from,
+    and how to name it (``math-hard test split``)."""
+
+    name: str
+    data: str | None
+    split: str | None
+    label: str
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The normalised questions of the held-out evaluation, the sets read (with their row counts),
+    and notes on the sets that could not be read."""
+
+    keys: frozenset[str]
+    sets: tuple[tuple[str, int], ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return ", ".join(label for label, _ in self.sets)
+
+
+def _held_out_sets(config: TrainConfig, data_sources: Iterable[str]) -> list[HeldOutSet]:
+    """The test split of each paper benchmark in ``config.data`` or ``data_sources``, and the
+    ``eval`` benchmarks as the evaluation reads them."""
+    sets: dict[tuple[str, str | None, str | None], HeldOutSet] = {}
+    for name in (*config.data, *data_sources):
+        if _in_paper_layout(name):
+            sets.setdefault((name, config.data_dir, "test"), HeldOutSet(name, config.data_dir, "test", f"{name} test split"))
+    evaluation = config.eval or {}
+    data = evaluation.get("data") or config.data_dir
+    split = evaluation.get("split")
+    for name in evaluation.get("benchmarks") or ():
+        paper = _in_paper_layout(name)
+        key = (name, data, split or ("test" if paper else None))
+        label = f"{name} {split} split" if split else (f"{name} test split" if paper else name)
+        sets.setdefault(key, HeldOutSet(name, data, split, label))
+    return list(sets.values())
+
+
+def held_out_questions(sets: Iterable[HeldOutSet]) -> HeldOut:
+    """The question keys of every row of ``sets`` (read by `load_benchmark`); a set that cannot
+    be read (its test split is not there) is left out with a note."""
+    from gtalign.benchmarks import load_benchmark
+    from gtalign.benchmarks._specs import BenchmarkError
+
+    keys: set[str] = set()
+    read: list[tuple[str, int]] = []
+    notes: list[str] = []
+    for held in sets:
+        try:
+            benchmark = load_benchmark(held.name, data=held.data, split=held.split)
+        except (BenchmarkError, ValueError) as exc:
+            notes.append(f"held-out {held.label}: not read, so not checked for training rows asking its questions ({exc})")
+            continue
+        for row in benchmark.rows:
+            keys.update(row_question_keys(row))
+        read.append((held.label, len(benchmark.rows)))
+    return HeldOut(frozenset(keys), tuple(read), tuple(notes))
+
+
+# -- lengths ---------------------------------------------------------------------------------------
+
+
+def fit_to_length(rows: TrainRows, count_tokens: Callable[[Mapping[str, Any]], int], max_length: int | None,
+                  kind: str) -> TrainRows:
+    """``rows`` fitted to TRL's token budget, with what was done in its notes.
+
+    SFT (``kind="sft"``): rows whose ``count_tokens(row)`` (the prompt and the completion, as the
+    trainer tokenises them) exceeds ``max_length`` are dropped: TRL cuts a long row from the end,
+    so the model would learn an answer that never closes its tags. GRPO: nothing is dropped; the
+    note gives the prompts' token-length percentiles (`prompt_length_percentiles`, with
+    ``count_tokens(row)`` the prompt's tokens) and, with a ``max_length`` (TRL's prompt budget),
+    how many prompts exceed it. ``max_length`` None: no budget (SFT rows are all kept)."""
+    if kind not in ("sft", "grpo"):
+        raise ValueError(f"kind must be sft or grpo, got {kind!r}")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+        raise ValueError(f"max_length must be an integer >= 1 or None, got {max_length!r}")
+    lengths = [_count(count_tokens, row, number) for number, row in enumerate(rows.rows)]
+    if kind == "grpo":
+        percentiles = prompt_length_percentiles(lengths)
+        text = ", ".join(f"p{p} {value}" for p, value in percentiles.items())
+        note = f"prompt tokens: {text}" if lengths else "prompt tokens: no rows"
+        if max_length is not None:
+            over = sum(1 for length in lengths if length > max_length)
+            note += f"; {over} of {len(lengths)} prompts longer than max_length={max_length} tokens"
+        return dataclasses.replace(rows, notes=(*rows.notes, note))
+    if max_length is None:
+        return rows
+    keep = [number for number, length in enumerate(lengths) if length <= max_length]
+    if len(keep) == len(lengths):
+        return rows
+    longest = max(lengths)
+    sources = rows.row_sources if len(rows.row_sources) == len(rows.rows) else ()
+    kept_sources = tuple(sources[number] for number in keep) if sources else ()
+    note = (f"{len(lengths) - len(keep)} rows dropped: longer than max_length={max_length} tokens (longest {longest}); "
+            "TRL would cut them before the answer closes")
+    return dataclasses.replace(rows, rows=tuple(rows.rows[number] for number in keep), notes=(*rows.notes, note),
+                    row_sources=kept_sources, per_source=dict(Counter(kept_sources)) if sources else rows.per_source)
+
+
+def prompt_length_percentiles(lengths: Sequence[int], percentiles: Sequence[int] = (50, 90, 95, 99, 100)) -> dict[int, int]:
+    """The token lengths at ``percentiles`` (nearest rank: the smallest length at least that share
+    of the rows reach), ``{}`` for no rows."""
+    ordered = sorted(lengths)
+    if not ordered:
+        return {}
+    out: dict[int, int] = {}
+    for p in percentiles:
+        if not 0 <= p <= 100:
+            raise ValueError(f"percentiles must be in 0..100, got {p!r}")
+        rank = max(1, math.ceil(p / 100 * len(ordered)))
+        out[p] = ordered[rank - 1]
+    return out
+
+
+def _count(count_tokens: Callable[[Mapping[str, Any]], int], row: Mapping[str, Any], number: int) -> int:
+    value = count_tokens(row)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"count_tokens gave {value!r} for row {number + 1}, not a token count")
+    return value
 
 
 def _in_paper_layout(entry: str) -> bool:
@@ -191,5 +511,8 @@ def load_rows(config: TrainConfig) -> TrainRows:
     rows = sft_rows(config) if config.kind == "sft" else grpo_rows(config)
     if not rows.rows:
         first = "; ".join(rows.skipped[:3]) or "the data holds no rows"
+        if rows.dropped_eval:
+            first = (f"{sum(rows.dropped_eval.values())} rows dropped: their question is in the held-out evaluation "
+                     "(allow_eval_data, --allow-eval-data, keeps them)" + (f"; {first}" if rows.skipped else ""))
         raise TrainSetupError(f"no usable training row in {', '.join(config.data)}: {first}")
     return rows
