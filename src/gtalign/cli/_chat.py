@@ -98,8 +98,9 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     model = parser.add_argument_group("model")
     model.add_argument(
         "--backend", default="embedded", metavar="embedded|URL",
-        help="'embedded' (SmolLM2-135M-Instruct on the CPU, offline), 'embedded:PATH' (a local Hugging Face model "
-        "folder), or the http(s):// base URL of an OpenAI-compatible server (default: embedded)",
+        help="'embedded' (SmolLM2-135M-Instruct on the CPU, offline), 'embedded:base' (that model, never an adapter), "
+        "'embedded:PATH' (a local Hugging Face model folder or a LoRA adapter folder), or the http(s):// base URL "
+        "of an OpenAI-compatible server (default: embedded)",
     )
     model.add_argument("--model", metavar="NAME",
                        help="model name at the --backend URL; with the embedded backend, a local model folder")
@@ -199,11 +200,13 @@ def _checked(conversation: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def build_backend(spec: str, model: str | None = None, server_kind: str = "auto") -> ChatBackend:
-    """The backend ``--backend`` names: ``embedded``, ``embedded:PATH`` or an http(s) URL."""
+    """The backend ``--backend`` names: ``embedded``, ``embedded:base``, ``embedded:PATH`` or an http(s) URL."""
     from gtalign.cli._main import UsageError
 
     if spec == "embedded" or spec.startswith("embedded:"):
-        path = spec.partition(":")[2] or model
+        from gtalign.backends._model_store import embedded_model
+
+        path = embedded_model(spec.partition(":")[2] or model)
         try:
             from gtalign.backends._embedded import EmbeddedBackend
         except ImportError as exc:
@@ -211,7 +214,7 @@ def build_backend(spec: str, model: str | None = None, server_kind: str = "auto"
                 f"the embedded backend is not available ({exc}); install it with: pip install 'gtalign[embedded]', "
                 "or give --backend URL of an OpenAI-compatible server"
             ) from None
-        return EmbeddedBackend(path) if path else EmbeddedBackend()
+        return EmbeddedBackend(path)
     if spec.startswith(("http://", "https://")):
         try:
             from gtalign.backends._http import HTTPBackend

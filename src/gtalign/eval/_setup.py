@@ -89,13 +89,15 @@ def build_eval_backend(spec: str, model: str | None = None, concurrency: int | N
     ``concurrency`` sets an HTTP backend's client limit for its server and model (None: the
     client's default), so rows in flight and requests in flight are one number."""
     if spec == "embedded" or spec.startswith("embedded:"):
-        path = spec.partition(":")[2] or model
+        from gtalign.backends._model_store import embedded_model
+
+        path = embedded_model(spec.partition(":")[2] or model)
         try:
             from gtalign.backends._embedded import EmbeddedBackend
         except ImportError as exc:
             raise EvalSetupError(f"backend {spec!r}: the embedded backend is not available ({exc}); install it with "
                                  "pip install 'gtalign[embedded]', or give the URL of an OpenAI-compatible server") from None
-        return EmbeddedBackend(path) if path else EmbeddedBackend()
+        return EmbeddedBackend(path)
     if spec.startswith(("http://", "https://")):
         from gtalign.backends._http import HTTPBackend
 

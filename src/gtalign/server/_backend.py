@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import pkgutil
 from typing import Any
 
@@ -13,10 +14,11 @@ __all__ = ["build_backend", "describe_backend_spec"]
 
 
 def describe_backend_spec() -> str:
-    return "'embedded', 'embedded:PATH' (a local Hugging Face model folder or .gguf file), an http(s):// URL, or module:attr"
+    return ("'embedded', 'embedded:base' (the plain default model), 'embedded:PATH' (a local Hugging Face model folder, "
+            ".gguf file or LoRA adapter folder), an http(s):// URL, or module:attr")
 
 
-def _embedded(path: str | None) -> ChatBackend:
+def _embedded(path: str | os.PathLike[str] | None) -> ChatBackend:
     try:
         from gtalign.backends._embedded import EmbeddedBackend
     except ImportError as exc:
@@ -24,7 +26,7 @@ def _embedded(path: str | None) -> ChatBackend:
     backend = EmbeddedBackend() if path is None else EmbeddedBackend(path)
     try:
         backend.load()  # at start-up, so the first request does not pay for it and a bad model fails now
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, ImportError) as exc:
         raise ConfigError(f"cannot load the embedded model {path or '(default SmolLM2-135M-Instruct)'}: {exc}") from None
     return backend
 
@@ -59,10 +61,10 @@ def _dotted(spec: str) -> ChatBackend:
 def build_backend(config: ServerConfig) -> ChatBackend:
     """The backend ``config.backend`` names; a `ConfigError` says what to install or pass instead."""
     spec = config.backend
-    if spec == "embedded":
-        return _embedded(None)
-    if spec.startswith("embedded:"):
-        return _embedded(spec.partition(":")[2])
+    if spec == "embedded" or spec.startswith("embedded:"):
+        from gtalign.backends._model_store import embedded_model
+
+        return _embedded(embedded_model(spec.partition(":")[2]))
     if spec.startswith(("http://", "https://")):
         return _http(config)
     if ":" in spec or "." in spec:

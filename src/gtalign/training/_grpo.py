@@ -61,10 +61,15 @@ def build_grpo_trainer(
 ) -> Any:
     """A `GRPOTrainer` for ``config`` over ``rows`` (prompt, data_source, ground_truth,
     extra_info, id), from ``model``: a local folder (TRL loads the model and its
-    tokenizer) or a model object (with ``processing_class``, its tokenizer)."""
+    tokenizer) or a model object (with ``processing_class``, its tokenizer). ``peft_config`` adds
+    a new LoRA adapter, except to a `peft.PeftModel`, whose own adapter is trained (TRL keeps a
+    frozen copy of it as the KL reference when ``beta`` is not 0)."""
     from datasets import Dataset
     from trl import GRPOTrainer
 
+    from gtalign.training._sft import new_adapter_config
+
     dataset = Dataset.from_list([dict(row) for row in rows])
     return GRPOTrainer(model=model, reward_funcs=list(reward_funcs), args=args, train_dataset=dataset,
-                       peft_config=peft_config, callbacks=list(callbacks), processing_class=processing_class)
+                       peft_config=new_adapter_config(model, peft_config), callbacks=list(callbacks),
+                       processing_class=processing_class)

@@ -10,7 +10,8 @@ What a run leaves in ``output_dir``:
   difference; TRL settings may change (a larger ``max_steps`` continues a finished run).
 - ``checkpoint-N/``: TRL's checkpoints (model or adapter, optimizer, scheduler, RNG, trainer state).
 - ``train_log.jsonl``: every logged step (`gtalign.training._train_progress.MetricsLog`).
-- ``final/``: the trained model (a LoRA run: the adapter), with its tokenizer.
+- ``final/``: the trained model (a LoRA run: the adapter, with ``gtalign_base.json`` naming its base
+  model so the embedded backend finds it on another machine), with its tokenizer.
 - ``final-merged/`` (a LoRA run with an evaluation): the adapter merged into the base model.
 - ``eval-step-N/``: the held-out evaluation of the model of step N (`gtalign eval`'s run log;
   ``gtalign report OUTPUT_DIR/eval-step-N``). A run that continues to a later step evaluates
@@ -172,8 +173,9 @@ class TrainPlan:
     incomplete: tuple[Path, ...]
     record: Mapping[str, Any] | None
     adapter: Path | None = None
-    """A LoRA adapter given as the model (an earlier LoRA run's ``final``): merged into its base
-    model (``model_path``) before training."""
+    """A LoRA adapter given as the model (an earlier LoRA run's ``final``) on its base model
+    (``model_path``): a LoRA run keeps training that adapter (its settings win over ``lora``), so
+    the final adapter loads on the plain base; a full fine-tune merges it into the base first."""
 
     @property
     def output_dir(self) -> Path:
@@ -183,7 +185,12 @@ class TrainPlan:
         """The plan for a person (``--dry-run`` prints it)."""
         config, args = self.config, self.trl_args
         lora = "full fine-tune" if self.lora is None else f"LoRA r={self.lora.r} alpha={self.lora.lora_alpha}"
-        start = f" with the adapter {self.adapter} merged in" if self.adapter else ""
+        if self.lora is not None and self.adapter is not None:
+            lora = "LoRA (the adapter's settings)"
+        start = ""
+        if self.adapter is not None:
+            merged = self.lora is None
+            start = f" with the adapter {self.adapter} merged in" if merged else f", continuing the adapter {self.adapter}"
         out = [
             f"model: {self.model_name} ({self.model_path}){start}, {lora}",
             f"data: {self.rows.summary()}",
@@ -255,37 +262,79 @@ def plan_training(config: TrainConfig, *, resume: str | os.PathLike[str] = "auto
 
 
 def _start_model(config: TrainConfig, say: Say) -> tuple[Path, str, Path | None]:
-    """The folder of the model to start from, its name, and the LoRA adapter to merge into it
-    when ``config.model`` is an adapter folder (``adapter_config.json``, e.g. an SFT run's final)."""
-    from gtalign.backends._model_store import ModelStoreError, resolve_model
+    """The folder of the model to start from, its name, and the LoRA adapter on it when
+    ``config.model`` is an adapter folder (``adapter_config.json``, e.g. an SFT run's final); its
+    base is found as the embedded backend finds it (`gtalign.backends._model_store.read_adapter`).
+    A LoRA run keeps training that adapter: ``lora`` settings that differ from the adapter's are
+    named through ``say`` (the adapter's win)."""
+    from gtalign.backends._model_store import ModelStoreError, is_adapter, read_adapter, resolve_model
 
     spec, adapter = config.model_spec, None
-    if spec is not None and (Path(spec) / "adapter_config.json").is_file():
-        adapter = Path(spec).resolve()
+    if spec is not None and is_adapter(spec):
         try:
-            spec = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise TrainSetupError(f"model {config.model}: a LoRA adapter whose base model cannot be read from "
-                                  f"adapter_config.json ({exc})") from None
+            adapter = read_adapter(spec)
+        except ModelStoreError as exc:
+            raise TrainSetupError(f"model {config.model}: a LoRA adapter whose base model cannot be read: {exc}") from None
+        spec = adapter.base
+        differences = _lora_differences(build_lora_config(config), adapter.settings) if config.lora is not None else []
+        if differences:
+            say(f"model {config.model}: a LoRA adapter, trained on with its own settings, not lora's: {', '.join(differences)}")
     try:
         source = resolve_model(spec, announce=say)
     except ModelStoreError as exc:
-        where = f" (the base model of the adapter {adapter})" if adapter else ""
+        where = f" (the base model of the adapter {adapter.path})" if adapter else ""
         raise TrainSetupError(f"model{where}: {exc}") from None
-    return source.path, source.name, adapter
+    if adapter is None:
+        return source.path, source.name, None
+    return source.path, adapter.base_name, adapter.path
+
+
+def _lora_differences(lora: Any, adapter: Mapping[str, Any]) -> list[str]:
+    """``lora``'s settings that the adapter does not share, as ``name V (lora: W)``; ``all-linear``
+    targets are left alone (peft saves them expanded to the module names)."""
+    out = []
+    for key in ("r", "lora_alpha", "lora_dropout", "target_modules"):
+        wanted, has = getattr(lora, key, None), adapter.get(key)
+        if key == "target_modules":
+            if "all-linear" in (wanted, has) or wanted is None:
+                continue
+            wanted, has = _names(wanted), _names(has)
+        if wanted != has:
+            out.append(f"{key} {has} (lora: {wanted})")
+    return out
+
+
+def _names(modules: Any) -> list[str]:
+    return sorted([modules] if isinstance(modules, str) else modules or [])
+
+
+def _load_base(plan: TrainPlan) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(plan.model_path)
 
 
 def _load_start_model(plan: TrainPlan) -> tuple[Any, Any]:
-    """The model to start from and its tokenizer, with ``plan.adapter`` merged in; (path, None)
-    without an adapter (TRL then loads both from the path)."""
+    """The model to start from and its tokenizer: (path, None) without an adapter (TRL then loads
+    both from the path); with ``plan.adapter``, the base with the adapter as a trainable
+    `peft.PeftModel` (a LoRA run trains it on) or merged into it (a full fine-tune)."""
     if plan.adapter is None:
         return str(plan.model_path), None
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    base = AutoModelForCausalLM.from_pretrained(plan.model_path)
-    model = PeftModel.from_pretrained(base, plan.adapter).merge_and_unload()
-    return model, AutoTokenizer.from_pretrained(plan.adapter)
+    tokenizer = AutoTokenizer.from_pretrained(plan.adapter)
+    if plan.lora is None:
+        return PeftModel.from_pretrained(_load_base(plan), plan.adapter).merge_and_unload(), tokenizer
+    return PeftModel.from_pretrained(_load_base(plan), plan.adapter, is_trainable=True), tokenizer
+
+
+def _record_base(plan: TrainPlan, folder: Path) -> None:
+    """Next to a saved adapter, the base model it applies to (`ADAPTER_BASE_RECORD`)."""
+    from gtalign.backends._model_store import is_adapter, write_adapter_base
+
+    if is_adapter(folder):
+        write_adapter_base(folder, plan.model_path, plan.model_name)
 
 
 # --- run ----------------------------------------------------------------------------------------
@@ -345,16 +394,14 @@ def _drop_default_printers(trainer: Any) -> None:
 
 
 def _merge_adapter(plan: TrainPlan, adapter: Path, target: Path, say: Say) -> Path:
-    """The trained LoRA adapter merged into the model the run started from, saved as a full model
-    folder (what the embedded backend of `gtalign eval` loads)."""
+    """The trained LoRA adapter merged into the plain base model (``plan.model_path``: a run that
+    started from an adapter trained that adapter on, so the base is never the merged start), saved
+    as a full model folder (what the embedded backend of `gtalign eval` loads)."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     say(f"merging the adapter into the base model for the evaluation: {target}")
-    model, _ = _load_start_model(plan)
-    if isinstance(model, str):
-        model = AutoModelForCausalLM.from_pretrained(model)
-    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    merged = PeftModel.from_pretrained(_load_base(plan), adapter).merge_and_unload()
     staging = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     merged.save_pretrained(staging)
@@ -451,6 +498,8 @@ def _train_locked(plan: TrainPlan, main: bool, say: Say, quiet: bool, callbacks:
     trainer.train(resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None)
     final_dir = output_dir / FINAL_DIR
     trainer.save_model(str(final_dir))
+    if main:
+        _record_base(plan, final_dir)
     state = trainer.state
     if main:
         record["runs"][-1].update(finished=True, global_step=state.global_step,
