@@ -364,13 +364,15 @@ def test_a_benchmark_name_trains_on_its_train_split_unless_told() -> None:
         pytest.skip(f"the paper's data is not in {PAPER_DATA}")
     import pyarrow.parquet as pq
 
-    def first_truth(split: str) -> str:
+    def truth(split: str, row: dict) -> str:  # the row's ground truth in that split's file
+        index = int(row["id"].rpartition("/")[2])
         table = pq.read_table(PAPER_DATA / "train_test" / "ambig_qa" / f"{split}.parquet", columns=["reward_model"])
-        return table.slice(0, 1).to_pylist()[0]["reward_model"]["ground_truth"]
+        return table.slice(index, 1).to_pylist()[0]["reward_model"]["ground_truth"]
 
     settings = {"data": ["ambig_qa"], "output_dir": "o", "data_dir": str(PAPER_DATA), "limit": 1}
     rows = load_rows(config_from_settings("grpo", settings))
-    assert rows.rows[0]["ground_truth"] == first_truth("train") != first_truth("test")
+    assert rows.rows[0]["ground_truth"] == truth("train", rows.rows[0])
     assert any("its train split" in note for note in rows.notes)
-    asked = load_rows(config_from_settings("grpo", {**settings, "split": "test"}))
-    assert asked.rows[0]["ground_truth"] == first_truth("test") and not asked.notes
+    asked = load_rows(config_from_settings("grpo", {**settings, "split": "test", "allow_eval_data": True}))
+    assert asked.rows[0]["ground_truth"] == truth("test", asked.rows[0])
+    assert not any("its train split" in note for note in asked.notes)
