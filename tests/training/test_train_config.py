@@ -30,6 +30,7 @@ from gtalign.training._train_run import (
     latest_checkpoint,
     plan_training,
 )
+from tests.integrations._helpers import answer
 from tests.training.test_train_fixtures import SFT_ROWS, grpo_data, sft_data, write_jsonl  # noqa: F401
 
 pytest.importorskip("trl")
@@ -376,3 +377,27 @@ def test_a_benchmark_name_trains_on_its_train_split_unless_told() -> None:
     asked = load_rows(config_from_settings("grpo", {**settings, "split": "test", "allow_eval_data": True}))
     assert asked.rows[0]["ground_truth"] == truth("test", asked.rows[0])
     assert not any("its train split" in note for note in asked.notes)
+
+
+def test_the_plan_drops_sft_rows_longer_than_max_length_in_the_models_tokens(tmp_path: Path) -> None:
+    long_answer = answer("word " * 600)
+    rows = [{**SFT_ROWS[0], "id": "short"}, {**SFT_ROWS[0], "id": "long", "completion": [{"role": "assistant",
+                                                                                            "content": long_answer}]}]
+    data = write_jsonl(tmp_path / "rows.jsonl", rows)
+    config = config_from_settings("sft", {"data": [str(data)], "output_dir": str(tmp_path / "o"), "lora": None,
+                                          "trl": {"max_length": 400}})
+    plan = plan_training(config)
+    assert len(plan.rows.rows) == 1 and "Who wrote Dune" in json.dumps(plan.rows.rows[0])
+    assert any("1 rows dropped: longer than max_length=400 tokens" in note for note in plan.rows.notes)
+    wide = plan_training(config_from_settings("sft", {"data": [str(data)], "output_dir": str(tmp_path / "o2"),
+                                                      "lora": None, "trl": {"max_length": 4096}}))
+    assert len(wide.rows.rows) == 2
+    with pytest.raises(TrainSetupError, match="no training row fits max_length=8"):
+        plan_training(config_from_settings("sft", {"data": [str(data)], "output_dir": str(tmp_path / "o3"),
+                                                   "lora": None, "trl": {"max_length": 8}}))
+
+
+def test_a_grpo_plan_notes_its_prompts_token_lengths(tmp_path: Path, grpo_data: Path) -> None:  # noqa: F811
+    config = config_from_settings("grpo", {"data": [str(grpo_data)], "output_dir": str(tmp_path / "o"), "lora": None})
+    plan = plan_training(config)
+    assert any(note.startswith("prompt tokens: p50 ") for note in plan.rows.notes)

@@ -43,7 +43,7 @@ from gtalign.training._config import (
     build_lora_config,
     build_trl_args,
 )
-from gtalign.training._train_data import TrainRows, load_rows
+from gtalign.training._train_data import TrainRows, fit_to_length, load_rows
 
 __all__ = [
     "EVAL_PREFIX",
@@ -257,8 +257,30 @@ def plan_training(config: TrainConfig, *, resume: str | os.PathLike[str] = "auto
         reward_funcs = tuple(reward_functions(config.reward))
     rows = load_rows(config)
     model_path, model_name, adapter = _start_model(config, say)
+    rows = _fit_rows(config, trl_args, rows, adapter or model_path)
     return TrainPlan(config, trl_args, lora, rows, reward_funcs, model_path, model_name, resume_from, incomplete, record,
                      adapter)
+
+
+def _fit_rows(config: TrainConfig, trl_args: Any, rows: TrainRows, tokenizer_dir: Path) -> TrainRows:
+    """``rows`` counted in the start model's tokens: SFT rows longer than TRL's ``max_length`` are
+    dropped (TRL would cut their answers before the tags close); GRPO notes its prompts' lengths."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    def count(messages: Any, **options: Any) -> int:
+        encoded = tokenizer.apply_chat_template(list(messages), tokenize=True, **options)
+        return len(encoded["input_ids"] if isinstance(encoded, Mapping) else encoded)
+
+    if config.kind == "sft":
+        fitted = fit_to_length(rows, lambda row: count([*row["prompt"], *row["completion"]]),
+                               getattr(trl_args, "max_length", None), "sft")
+        if not fitted.rows:
+            raise TrainSetupError(f"no training row fits max_length={trl_args.max_length} tokens; "
+                                  f"{fitted.notes[-1] if fitted.notes else ''}")
+        return fitted
+    return fit_to_length(rows, lambda row: count(row["prompt"], add_generation_prompt=True), None, "grpo")
 
 
 def _start_model(config: TrainConfig, say: Say) -> tuple[Path, str, Path | None]:
@@ -375,7 +397,8 @@ def _record_start(plan: TrainPlan, run: int) -> dict[str, Any]:
         "versions": _versions(),
         "config": plan.config.to_json(),
         "model_path": str(plan.model_path),
-        "rows": {"used": len(plan.rows.rows), "skipped": len(plan.rows.skipped), "per_source": dict(plan.rows.per_source)},
+        "rows": {"used": len(plan.rows.rows), "skipped": len(plan.rows.skipped), "per_source": dict(plan.rows.per_source),
+                 "dropped_eval": dict(plan.rows.dropped_eval), "prompt_mode": plan.rows.prompt_mode},
         "runs": starts,
     }
 
@@ -421,7 +444,7 @@ def _evaluate(plan: TrainPlan, final_dir: Path, step: int, say: Say, quiet: bool
     model_dir = final_dir
     if plan.lora is not None:
         model_dir = _merge_adapter(plan, final_dir, plan.output_dir / MERGED_DIR, say)
-    eval_config = plan.config.eval_config(model=str(model_dir))
+    eval_config = plan.config.eval_config(model=str(model_dir), default_prompt=plan.rows.prompt_mode)
     run_dir = plan.output_dir / f"{EVAL_PREFIX}{step}"
     say(f"evaluating {model_dir} (step {step}) on {', '.join(eval_config.benchmarks)} into {run_dir}")
     progress = EvalProgress(Console(file=sys.stderr, highlight=False), enabled=not quiet)
