@@ -420,3 +420,33 @@ def test_the_docstring_examples_run() -> None:
 
     failures, tried = doctest.testmod(targets)
     assert tried >= 1 and failures == 0
+
+
+# -- cut-off distilled answers ---------------------------------------------------------------------
+
+LONG_START = ("Tides are caused mainly by the Moon's gravity pulling on the oceans. The Sun adds a smaller pull, "
+              "so the highest tides come when both line up.")
+
+
+def test_a_cut_off_answer_is_kept_up_to_its_last_full_sentence() -> None:
+    from gtalign.training._distill import Distilled, distilled_target, trim_to_sentence
+
+    cut = LONG_START + " Between those times the water"
+    assert trim_to_sentence(cut) == LONG_START
+    assert trim_to_sentence("Steps:\n1. Open the door.\n2. Walk", 5) == "Steps:\n1. Open the door."
+    assert trim_to_sentence("It is 3.5 m long. Then", 5) == "It is 3.5 m long."
+    assert trim_to_sentence("Run this:\n```python\nx = 1. y", 5) is None  # nothing complete before the open fence
+    assert trim_to_sentence("Yes. And", 80) is None  # too little left
+    target = distilled_target(row("wildguard", "unharmful", "unharmful", question="How do tides work?", index=3),
+                              Distilled("wildguard/test/3", "cut_off", cut, "the answer was cut off at --max-tokens"))
+    assert not isinstance(target, SkippedRow), target
+    assert target.target_source == "distilled" and target.response == LONG_START
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_trimming_never_crashes_and_only_shortens(text: str) -> None:
+    from gtalign.training._distill import trim_to_sentence
+
+    trimmed = trim_to_sentence(text, 1)
+    assert trimmed is None or (text.startswith(trimmed) or "```" in text) and len(trimmed) <= len(text)

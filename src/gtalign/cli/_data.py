@@ -138,7 +138,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                        "ChatBackend; without it those rows are skipped (needs_distillation)")
     model.add_argument("--model", metavar="NAME", help="model name at the --distill-backend URL; with embedded, a local model")
     model.add_argument("--max-tokens", type=positive_int, default=512, metavar="N",
-                       help="token budget of one distilled answer; a longer answer is skipped as cut off (default: 512)")
+                       help="token budget of one distilled answer; a longer one is kept up to its last full sentence (when 80 characters or more are left), else skipped as cut off (default: 512)")
     model.add_argument("--temperature", type=non_negative_float, default=0.0, metavar="T",
                        help="sampling temperature of distillation (default: 0, greedy, so reruns repeat)")
     model.add_argument("--concurrency", type=positive_int, metavar="N",

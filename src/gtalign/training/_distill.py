@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,9 +171,37 @@ async def distill(
     return list(await asyncio.gather(*(one(row) for row in rows)))
 
 
+_SENTENCE_END = re.compile(r"(?<![\n\s]\d)(?<![\n\s]\d\d)(?<!^\d)[.!?][\"')\]]*(?=\s|$)")
+MIN_TRIMMED_CHARS = 80
+"""A cut-off answer is kept up to its last full sentence only when at least this much is left."""
+
+
+def trim_to_sentence(text: str, min_chars: int = MIN_TRIMMED_CHARS) -> str | None:
+    """``text`` (an answer cut off mid-sentence) up to the end of its last complete sentence, or
+    None when less than ``min_chars`` would be left. A list number ("2.") is not a sentence end, and
+    an unclosed code fence is cut off with what follows it.
+
+    >>> trim_to_sentence("Paris is the capital of France. It has about two million inhabitants and a", 10)
+    'Paris is the capital of France.'
+    """
+    if text.count("```") % 2:
+        text = text[:text.rfind("```")]
+    ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+    if not ends:
+        return None
+    trimmed = text[:ends[-1]].rstrip()
+    return trimmed if len(trimmed) >= min_chars else None
+
+
 def distilled_target(row: BenchmarkRow, distilled: Distilled, *, seed: int = 0) -> SftTarget | SkippedRow:
-    """``row``'s target from its distilled answer, or why there is none."""
+    """``row``'s target from its distilled answer, or why there is none. An answer cut off at the
+    token budget is kept up to its last complete sentence (`trim_to_sentence`) when enough is left:
+    small models ramble past any budget, and dropping them all leaves almost no helpful answers."""
     if distilled.status == "ok":
         return build_target(row, seed=seed, response=distilled.text)
+    if distilled.status == "cut_off":
+        trimmed = trim_to_sentence(distilled.text)
+        if trimmed is not None:
+            return build_target(row, seed=seed, response=trimmed)
     reason = {"failed": "distill_failed", "cut_off": "distilled_unusable", "no_question": "no_question"}[distilled.status]
     return SkippedRow(row.id, row.data_source, reason, distilled.reason)  # type: ignore[arg-type]
