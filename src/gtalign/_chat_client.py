@@ -53,6 +53,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import httpx
 
+from gtalign._loop_connections import track
+
 __all__ = [
     "ChatClient",
     "ChatResult",
@@ -800,6 +802,11 @@ class ChatClient:
         for lane in lanes:
             await lane.aclose()
 
+    async def release_connections(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections opened in ``loop`` (the running one, about to end)."""
+        if self._loop is loop:
+            await self.aclose()
+
     def _new_lane(self) -> httpx.AsyncClient:
         cfg = self.config
         headers = {"Content-Type": "application/json", **dict(cfg.headers)}
@@ -829,6 +836,7 @@ class ChatClient:
         else:
             lane = self._new_lane()
             self._lanes.append(lane)
+            track(self)
         try:
             yield lane
         finally:

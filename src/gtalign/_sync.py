@@ -1,5 +1,6 @@
 """Run a coroutine from synchronous code, also when an event loop is already running
-(Jupyter, or a trainer that calls a sync reward function from inside async code)."""
+(Jupyter, or a trainer that calls a sync reward function from inside async code). The HTTP
+connections opened in the loop are closed before it ends (`gtalign._loop_connections`)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,25 @@ __all__ = ["run_sync"]
 T = TypeVar("T")
 
 
+async def _releasing(coro: Coroutine[Any, Any, T]) -> T:
+    from gtalign._loop_connections import release_loop_connections
+
+    try:
+        return await coro
+    finally:
+        await release_loop_connections()
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return asyncio.run(_releasing(coro))
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["value"] = asyncio.run(coro)
+            box["value"] = asyncio.run(_releasing(coro))
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 

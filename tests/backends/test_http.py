@@ -352,22 +352,21 @@ async def test_latency_includes_the_server_time() -> None:
 async def test_transient_faults_are_retried(fault: str, streamed: bool) -> None:
     async with FakeOpenAI(model, kind="vllm") as fake:
         sleeps = Sleeps()
-        backend = backend_for(fake, sleep=sleeps, attempt_timeout=0.5)
-        ask = [{"role": "user", "content": f"question|{fault}"}]
-        if streamed:
-            stream = backend.stream(ask, params=PARAMS)
-            deltas = [delta async for delta in stream]
-            generation = stream.result
-            if fault == "drop":  # broken after text was handed out: not retried
-                assert generation.status == "failed" and "broke after" in generation.reason and deltas == ["A"]
-                assert generation.text == "" and generation.extra["attempts"] == 1
-                return
-            assert "".join(deltas) == FRESH
-        else:
-            generation = await backend.generate(ask, params=PARAMS)
-        assert generation.ok and generation.text == FRESH and generation.extra["attempts"] == 2
-        assert sleeps.waits == ([0.5] if fault == "rate_limit" else [0.0])
-        await backend.aclose()
+        async with backend_for(fake, sleep=sleeps, attempt_timeout=0.5) as backend:
+            ask = [{"role": "user", "content": f"question|{fault}"}]
+            if streamed:
+                stream = backend.stream(ask, params=PARAMS)
+                deltas = [delta async for delta in stream]
+                generation = stream.result
+                if fault == "drop":  # broken after text was handed out: not retried
+                    assert generation.status == "failed" and "broke after" in generation.reason and deltas == ["A"]
+                    assert generation.text == "" and generation.extra["attempts"] == 1
+                    return
+                assert "".join(deltas) == FRESH
+            else:
+                generation = await backend.generate(ask, params=PARAMS)
+            assert generation.ok and generation.text == FRESH and generation.extra["attempts"] == 2
+            assert sleeps.waits == ([0.5] if fault == "rate_limit" else [0.0])
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -440,8 +439,15 @@ async def test_leaving_a_stream_early_frees_its_slot() -> None:
 def test_one_backend_across_event_loops() -> None:
     with FakeOpenAI(model, kind="sglang") as fake:
         backend = backend_for(fake)
-        first = asyncio.run(backend.generate(MESSAGES, prefill=PREFILL, params=PARAMS))
-        second = asyncio.run(backend.stream(MESSAGES, prefill=PREFILL, params=PARAMS).collect())
+
+        async def closing(call: Any) -> Any:  # a loop's connections are closed before the loop ends
+            try:
+                return await call
+            finally:
+                await backend.aclose()
+
+        first = asyncio.run(closing(backend.generate(MESSAGES, prefill=PREFILL, params=PARAMS)))
+        second = asyncio.run(closing(backend.stream(MESSAGES, prefill=PREFILL, params=PARAMS).collect()))
         assert first.text == second.text == '{"DQ_DA": {"LLM": 3.0, "user": 2.5}}'
         assert fake.probes.count("/v1/models") == 1
 

@@ -38,7 +38,7 @@ def config(url: str, **settings) -> EvalConfig:
 
 
 def run_over_http(url: str, out: Path, judge: RuleJudge, n: int, **backend_options) -> HTTPBackend:
-    backend = HTTPBackend(url, "m", kind="vllm", **backend_options)  # its connections end with the run's loop
+    backend = HTTPBackend(url, "m", kind="vllm", **backend_options)  # run_eval closes its connections as its loop ends
     summary = run_eval(config(url), out, rows=rows(n), backend=backend, judge=judge)
     assert summary.ok and summary.ran == n
     return backend

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import httpx
 
+from gtalign._loop_connections import track
+
 __all__ = ["PROBE_TRIES", "TOKENIZE", "ServerTokenizer", "TokenizeRoute"]
 
 
@@ -120,10 +122,16 @@ class ServerTokenizer:
         return [count for count in counts if count is not None]
 
     async def aclose(self) -> None:
-        """Close the connections of this loop (those of a loop that has ended went with it)."""
+        """Close the connections of this loop (those of an ended loop are closed by the
+        `gtalign._sync.run_sync` that ran it, or left to the garbage collector)."""
         http, loop, self._http, self._loop = self._http, self._loop, None, None
         if http is not None and loop is asyncio.get_running_loop():
             await http.aclose()
+
+    async def release_connections(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections opened in ``loop`` (the running one, about to end)."""
+        if self._loop is loop:
+            await self.aclose()
 
     def _client(self) -> httpx.AsyncClient:
         """This loop's client (an httpx pool and a lock belong to one event loop)."""
@@ -132,6 +140,7 @@ class ServerTokenizer:
             self._http = httpx.AsyncClient(base_url=self.root, headers=self.headers, timeout=self.timeout,
                                            transport=self.transport)
             self._loop = loop
+            track(self)
             self._probe_lock = asyncio.Lock()
         return self._http
 
