@@ -450,3 +450,16 @@ def test_trimming_never_crashes_and_only_shortens(text: str) -> None:
 
     trimmed = trim_to_sentence(text, 1)
     assert trimmed is None or (text.startswith(trimmed) or "```" in text) and len(trimmed) <= len(text)
+
+
+def test_a_distilled_answer_that_loops_is_unusable() -> None:
+    from gtalign.training._targets import repetition
+
+    loop = "Tom was brave. " + "He was a boy with a heart full of adventure. " * 3
+    assert repetition(loop) is not None and "3 times" in repetition(loop)
+    assert "distinct" in (repetition(" ".join([f"Point {i}." for i in range(5)] * 2)) or "")  # each twice, half distinct
+    assert repetition(LONG_START) is None and repetition("") is None
+    unharmful = row("wildguard", "unharmful", "unharmful", question="Tell me a story.", index=4)
+    looped = build_target(unharmful, response=loop.strip())
+    assert isinstance(looped, SkippedRow) and looped.reason == "distilled_unusable" and "repeats itself" in looped.detail
+    assert not isinstance(build_target(unharmful, response=LONG_START), SkippedRow)

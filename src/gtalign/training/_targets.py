@@ -619,7 +619,33 @@ def _response_checks(response: str, row: BenchmarkRow, plan: TargetPlan, target_
         failures.append(f"a harmful request needs a refusal with a safe alternative; the response reads as {refusal_report.stance}")
     if plan.kind != "harmful" and target_source == "distilled" and refusal_report.refuses:
         failures.append(f"the answer refuses ({refusal_report.refusal_cue!r}) a request labelled {row.label or 'answerable'}")
+    if target_source == "distilled":
+        repeated = repetition(response)
+        if repeated is not None:
+            failures.append(repeated)
     return failures
+
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def repetition(text: str, *, most: int = 3, unique_share: float = 0.6) -> str | None:
+    """What makes ``text`` a degenerate loop (one sentence ``most`` times or more, or fewer than
+    ``unique_share`` of its sentences distinct), or None. Small models fall into such loops, and a
+    model trained on them learns to loop."""
+    sentences = [" ".join(part.lower().split()) for part in _SENTENCE_SPLIT.split(text)]
+    sentences = [sentence for sentence in sentences if sentence]
+    if not sentences:
+        return None
+    counts: dict[str, int] = {}
+    for sentence in sentences:
+        counts[sentence] = counts.get(sentence, 0) + 1
+    top, times = max(counts.items(), key=lambda item: item[1])
+    if times >= most:
+        return f"the answer repeats itself ({top[:60]!r} {times} times)"
+    if len(sentences) >= 4 and len(counts) / len(sentences) < unique_share:
+        return f"the answer repeats itself (only {len(counts)} distinct sentences of {len(sentences)})"
+    return None
 
 
 # -- building --------------------------------------------------------------------------------------
