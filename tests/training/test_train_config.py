@@ -401,3 +401,18 @@ def test_a_grpo_plan_notes_its_prompts_token_lengths(tmp_path: Path, grpo_data: 
     config = config_from_settings("grpo", {"data": [str(grpo_data)], "output_dir": str(tmp_path / "o"), "lora": None})
     plan = plan_training(config)
     assert any(note.startswith("prompt tokens: p50 ") for note in plan.rows.notes)
+
+
+def test_a_run_is_not_resumed_on_data_whose_content_changed(tmp_path: Path) -> None:
+    from gtalign.training._train_run import _record_start
+
+    data = write_jsonl(tmp_path / "rows.jsonl", SFT_ROWS)
+    out = tmp_path / "run"
+    config = config_from_settings("sft", {"data": str(data), "output_dir": str(out), "lora": None})
+    plan = plan_training(config)
+    out.mkdir()
+    (out / RECORD_NAME).write_text(json.dumps(_record_start(plan, 1)))
+    assert plan_training(config).rows.rows == plan.rows.rows  # the same content: resumable
+    write_jsonl(data, [SFT_ROWS[1], SFT_ROWS[0], *SFT_ROWS[2:]])  # same rows, same file name, other order
+    with pytest.raises(ResumeRefused, match="trained on other rows"):
+        plan_training(config)

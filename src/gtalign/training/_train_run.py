@@ -25,6 +25,7 @@ writes the folder it holds ``gtalign_train.json.lock``; a second run on it is re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -258,8 +259,22 @@ def plan_training(config: TrainConfig, *, resume: str | os.PathLike[str] = "auto
     rows = load_rows(config)
     model_path, model_name, adapter = _start_model(config, say)
     rows = _fit_rows(config, trl_args, rows, adapter or model_path)
+    recorded = ((record or {}).get("rows") or {}).get("fingerprint")
+    if recorded is not None and recorded != rows_fingerprint(rows):
+        raise ResumeRefused(f"{output_dir} holds a run trained on other rows (the same settings, but the data's content "
+                            f"changed since it began); choose another output_dir, or restore the data")
     return TrainPlan(config, trl_args, lora, rows, reward_funcs, model_path, model_name, resume_from, incomplete, record,
                      adapter)
+
+
+def rows_fingerprint(rows: TrainRows) -> str:
+    """A hash of the training rows as the trainer gets them: a resumed run must see the same data,
+    not only the same file names and settings."""
+    digest = hashlib.sha256()
+    for row in rows.rows:
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def _fit_rows(config: TrainConfig, trl_args: Any, rows: TrainRows, tokenizer_dir: Path) -> TrainRows:
@@ -398,7 +413,8 @@ def _record_start(plan: TrainPlan, run: int) -> dict[str, Any]:
         "config": plan.config.to_json(),
         "model_path": str(plan.model_path),
         "rows": {"used": len(plan.rows.rows), "skipped": len(plan.rows.skipped), "per_source": dict(plan.rows.per_source),
-                 "dropped_eval": dict(plan.rows.dropped_eval), "prompt_mode": plan.rows.prompt_mode},
+                 "dropped_eval": dict(plan.rows.dropped_eval), "prompt_mode": plan.rows.prompt_mode,
+                 "fingerprint": rows_fingerprint(plan.rows)},
         "runs": starts,
     }
 
