@@ -245,7 +245,7 @@ def test_rows_without_a_reference_are_answered_by_the_distill_backend(tmp_path: 
         ({"role": "system", "content": DISTILL_SYSTEM}, {"role": "user", "content": q})
         for q in ("How do tides work?", "Why is the sky blue?")]
     assert {call.params.max_tokens for call in backend.calls} == {64} and backend.calls[0].params.temperature == 0
-    assert not (tmp_path / "sft.jsonl.distill-cache.jsonl").exists()
+    assert len((tmp_path / "sft.jsonl.distill-cache.jsonl").read_text().splitlines()) == 2  # kept for the next build
 
 
 def test_a_failed_call_exits_1_keeps_the_answers_and_a_rerun_asks_only_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -258,7 +258,9 @@ def test_a_failed_call_exits_1_keeps_the_answers_and_a_rerun_asks_only_again(tmp
     assert len(cache.read_text().splitlines()) == 1
     assert sft(source, "-o", out, "--distill-backend", "tests.training.test_data_cli:answers") == 0
     assert len(CALLS[-1].calls) == 1  # only the failed row was asked again
-    assert not cache.exists()
+    assert len(cache.read_text().splitlines()) == 2
+    assert sft(source, "-o", out, "--distill-backend", "tests.training.test_data_cli:answers") == 0
+    assert len(CALLS[-1].calls) == 0  # a rebuild asks nothing
     assert sum(r["target_source"] == "distilled" for r in read_records(out)) == 2
 
 
@@ -287,7 +289,7 @@ def test_an_interrupted_run_leaves_no_output_and_resumes_from_its_answers(tmp_pa
     assert len((tmp_path / "sft.jsonl.distill-cache.jsonl").read_text().splitlines()) == 2
     assert sft(source, "-o", out, "--distill-backend", "tests.training.test_data_cli:answers", "-q") == 0
     assert len(CALLS[-1].calls) == 2  # only the two rows not answered before
-    assert not (tmp_path / "sft.jsonl.distill-cache.jsonl").exists()
+    assert len((tmp_path / "sft.jsonl.distill-cache.jsonl").read_text().splitlines()) == 4
     assert [r["id"] for r in read_records(out)] == [f"rows/{i}" for i in range(4)]
 
 

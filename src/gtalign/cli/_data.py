@@ -69,7 +69,9 @@ gtalign train sft evaluates with it), "chosen_key"}: the same file feeds SFT and
 data_source and ground_truth, the reward. OUT is written whole at the end (a temporary file renamed into place), so
 an interrupted run never leaves a partial OUT. Distilled answers are kept as they arrive in
 OUT.distill-cache.jsonl: run the same command again after an interruption or a backend failure and
-only the missing answers are asked for (the cache is removed once every answer is in OUT).
+only the missing answers are asked for. The cache stays (answers that were cut off or unusable are
+in it too), so a later build with other settings of the same model asks nothing again; delete it
+to ask again.
 
 Held-out questions: the paper's train splits repeat test questions verbatim (about 400 math-hard
 train rows ask one of its test questions). A benchmark name read from its train split (or any split
@@ -465,8 +467,8 @@ def _run_sft(args: argparse.Namespace) -> int:
                 _write(out, [_record(target, args.prompt) for target in targets])
             if args.skipped:
                 _write(Path(args.skipped).expanduser(), [skip.record() for skip in skipped])
-            if cache is not None and not any(s.reason == "distill_failed" for s in skipped):
-                cache.remove()
+            if cache is not None:
+                cache.close()
     except OutputLocked as exc:
         raise UsageError(str(exc)) from None
     finally:

@@ -110,11 +110,6 @@ class DistillCache:
         if handle is not None:
             handle.close()
 
-    def remove(self) -> None:
-        """Close and delete the file (every answer has reached the output)."""
-        self.close()
-        self.path.unlink(missing_ok=True)
-
 
 def _outcome(row_id: str, generation: Generation, cached: bool) -> Distilled:
     if not generation.ok:
