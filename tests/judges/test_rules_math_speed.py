@@ -256,15 +256,14 @@ def test_the_worker_starts_without_importing_the_judges_package() -> None:
 
     command = worker_command()
     assert command[1] == "-P" and command[2].endswith("_mathverify_worker.py")
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert process.stdin is not None and process.stdout is not None
-        wire.write_frame(process.stdin, (list(sys.path), pickle.dumps(gtalign_modules)))
-        assert pickle.loads(wire.read_frame(process.stdout) or b"")[0] == "ready"
-        wire.write_frame(process.stdin, ("\\boxed{1}", "1"))
-        kind, (ok, modules) = pickle.loads(wire.read_frame(process.stdout) or b"")
-        assert kind == "ok" and ok
-        assert modules == ""  # not even the gtalign package: only math-verify and the standard library
-    finally:
-        process.kill()
-        process.wait()
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as process:  # closes the pipes
+        try:
+            assert process.stdin is not None and process.stdout is not None
+            wire.write_frame(process.stdin, (list(sys.path), pickle.dumps(gtalign_modules)))
+            assert pickle.loads(wire.read_frame(process.stdout) or b"")[0] == "ready"
+            wire.write_frame(process.stdin, ("\\boxed{1}", "1"))
+            kind, (ok, modules) = pickle.loads(wire.read_frame(process.stdout) or b"")
+            assert kind == "ok" and ok
+            assert modules == ""  # not even the gtalign package: only math-verify and the standard library
+        finally:
+            process.kill()
