@@ -1,0 +1,465 @@
+"""Benchmark: does training on the welfare reward teach the embedded model the protocol?
+
+The learning curve of issue 10 on this CPU, for SmolLM2-135M-Instruct (the embedded default):
+
+1. ``curve`` runs every step below as an ordinary gtalign command, in order, each in its own
+   folder under ``--out`` (default ``benchmarks/out/training``); a step that finished is skipped
+   (``STEP.done``), a step that was killed resumes (every gtalign command here does), so the same
+   command continues after an interruption. ``--until STEP`` stops after STEP.
+
+   * ``eval-base``: ``gtalign eval`` of the untrained model on held-out prompts: the paper's seven
+     test sets (``--limit 8 --seed 0``: 56 prompts) and the shipped ``sample`` (33), gtalign's
+     prompt, unconstrained decoding, greedy, 512 tokens, ``paper`` preset, rule judge.
+   * ``data-wildguard``: ``gtalign data sft wildguard --limit 300 --seed 1``: harmful rows get a
+     refusal with a safe alternative; unharmful ones the base model's own plain answer
+     (``--distill-backend embedded``, 200 tokens).
+   * ``data-labels``: the same for ambig_qa and math-hard (targets from the labels; no model).
+     Rows whose question is in a held-out test split are left out by ``gtalign data sft``.
+   * ``train-sft``: ``gtalign train sft``: a LoRA adapter (r 8) on both data files.
+   * ``eval-sft``: the same evaluation of base + SFT adapter.
+   * ``train-grpo``: ``gtalign train grpo`` from the SFT adapter (the same adapter trained on),
+     paper preset, rule judge, on the training splits of ambig_qa, wildguard and math-hard.
+   * ``eval-grpo``: the same evaluation of base + GRPO adapter.
+
+2. ``overhead``: seconds per GRPO step with gtalign's reward (paper preset, rule judge) against
+   the same trainer with a constant reward, alternating in one process, learning rate 0 so both
+   generate the same completions from the same seed; the reward's own time is measured inside too.
+   The model is the SFT adapter when ``train-sft`` has run (its answers parse, so the reward does
+   its whole work), else the base model.
+
+3. ``report [--write]``: reads the runs and writes ``benchmarks/RESULTS_training.md`` and its plots
+   (``benchmarks/figures/training_*.png``).
+
+    .venv/bin/python benchmarks/bench_training.py curve          # hours on 2 cores; rerun to resume
+    .venv/bin/python benchmarks/bench_training.py overhead
+    .venv/bin/python benchmarks/bench_training.py report --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+GTALIGN = ROOT / ".venv" / "bin" / "gtalign"
+OUT = ROOT / "benchmarks" / "out" / "training"
+RESULTS = ROOT / "benchmarks" / "RESULTS_training.md"
+FIGURES = ROOT / "benchmarks" / "figures"
+PAPER_SETS = "math-hard,medium,ambig_qa,wildguard,minerva,abg-coqa,advbench"
+MODELS = ("base", "sft", "grpo")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    out: Path
+    data: Path | None
+    threads: int
+    sft_steps: int
+    grpo_steps: int
+    grpo_limit: int
+    eval_limit: int
+
+    def data_args(self, flag: str = "--data") -> list[str]:
+        return [flag, str(self.data)] if self.data is not None else []
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    commands: tuple[tuple[str, ...], ...]
+
+
+def eval_commands(s: Settings, model: str) -> tuple[tuple[str, ...], ...]:
+    """The held-out evaluation of one model: the paper's test sets and the shipped sample."""
+    backend = ["--backend", "embedded"] if model == "base" else ["--backend", "embedded", "--model", str(s.out / model / "final")]
+    common = ["--prompt", "builder", *backend, "--preset", "paper", "--judge", "rule", "--constrain", "off",
+              "--max-tokens", "512", "-q"]
+    return (
+        (str(GTALIGN), "eval", "--benchmark", PAPER_SETS, "--limit", str(s.eval_limit), "--seed", "0", *s.data_args(),
+         *common, "--name", f"{model}-paper", "--out", str(s.out / f"eval-{model}-paper")),
+        (str(GTALIGN), "eval", "--benchmark", "sample", *common, "--name", f"{model}-sample",
+         "--out", str(s.out / f"eval-{model}-sample")),
+    )
+
+
+def steps(s: Settings) -> list[Step]:
+    threads = ["--threads", str(s.threads)]
+    return [
+        Step("eval-base", eval_commands(s, "base")),
+        Step("data-wildguard", ((str(GTALIGN), "data", "sft", "wildguard", *s.data_args(), "--limit", "300", "--seed", "1",
+                                 "--prompt", "builder", "--distill-backend", "embedded", "--max-tokens", "200",
+                                 "-o", str(s.out / "sft-wildguard.jsonl")),)),
+        Step("data-labels", ((str(GTALIGN), "data", "sft", "ambig_qa", "math-hard", *s.data_args(), "--limit", "300",
+                              "--seed", "1", "--prompt", "builder", "-o", str(s.out / "sft-labels.jsonl")),)),
+        Step("train-sft", ((str(GTALIGN), "train", "sft", "--data",
+                            f"{s.out / 'sft-labels.jsonl'},{s.out / 'sft-wildguard.jsonl'}", "--model", "embedded",
+                            *s.data_args("--data-dir"), "--lora", "--max-steps", str(s.sft_steps), "--batch-size", "4", "--learning-rate", "2e-4",
+                            "--trl", "lr_scheduler_type=cosine", "--trl", "warmup_steps=5", "--trl", "max_length=1536",
+                            "--save-steps", "10", "--seed", "0", *threads, "--no-eval", "--out", str(s.out / "sft")),)),
+        Step("eval-sft", eval_commands(s, "sft")),
+        Step("train-grpo", ((str(GTALIGN), "train", "grpo", "--model", str(s.out / "sft" / "final"),
+                             "--data", "ambig_qa,wildguard,math-hard", *s.data_args("--data-dir"), "--limit", str(s.grpo_limit),
+                             "--prompt", "builder", "--preset", "paper", "--judge", "rule", "--lora",
+                             "--max-steps", str(s.grpo_steps), "--batch-size", "8", "--trl", "num_generations=4",
+                             "--trl", "max_completion_length=448", "--learning-rate", "5e-5", "--trl", "temperature=0.9",
+                             "--trl", "beta=0.0", "--save-steps", "2", "--seed", "0", *threads, "--no-eval",
+                             "--out", str(s.out / "grpo")),)),
+        Step("eval-grpo", eval_commands(s, "grpo")),
+    ]
+
+
+def _stamp() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def _wait(child: subprocess.Popen[bytes]) -> tuple[int, resource.struct_rusage]:
+    """The child's exit code and its own resource use (CPU, peak RSS), not the other steps'."""
+    try:
+        _, status, usage = os.wait4(child.pid, 0)
+    except KeyboardInterrupt:
+        child.terminate()
+        child.wait()
+        raise
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return child.returncode, usage
+
+
+def phase_curve(s: Settings, until: str | None, only: Sequence[str] = ()) -> int:
+    """Run every step not yet done (or only those named in ``only``, e.g. to run a step beside
+    another in a second process); each step's wall time, CPU time, exit code and peak memory go to
+    steps.jsonl."""
+    s.out.mkdir(parents=True, exist_ok=True)
+    for step in steps(s):
+        if only and step.name not in only:
+            continue
+        done = s.out / f"{step.name}.done"
+        if done.exists():
+            print(f"[{_stamp()}] {step.name}: done before", flush=True)
+        else:
+            started = time.time()
+            for command in step.commands:
+                print(f"[{_stamp()}] {step.name}: {shlex.join(command)}", flush=True)
+                command_started = time.time()
+                child = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": str(s.threads)})
+                code, usage = _wait(child)
+                with (s.out / "steps.jsonl").open("a", encoding="utf-8") as log:
+                    log.write(json.dumps({"step": step.name, "command": shlex.join(command), "exit": code,
+                                          "wall_s": round(time.time() - command_started, 1),
+                                          "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+                                          "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2), "finished": time.time()}) + "\n")
+                if code != 0:
+                    print(f"[{_stamp()}] {step.name}: exit {code}; rerun the same command to resume", flush=True)
+                    return code
+            done.write_text(f"{time.time() - started:.0f} s\n")
+            print(f"[{_stamp()}] {step.name}: done in {time.time() - started:.0f} s", flush=True)
+        if step.name == until:
+            break
+    return 0
+
+
+# -- 2. the reward's share of a GRPO step ---------------------------------------------------------
+
+
+def _timed(function: Callable[..., Any], spent: list[float]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent.append(time.thread_time() - started)
+
+    wrapper.__name__ = getattr(function, "__name__", "reward")
+    return wrapper
+
+
+def phase_overhead(s: Settings, rounds: int, completion_tokens: int) -> dict[str, Any]:
+    """Alternate one GRPO step with gtalign's reward and one with a constant reward, ``rounds``
+    times, on the same model, prompts and seed with learning rate 0 (the completions match)."""
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from gtalign.backends._model_store import resolve_model
+    from gtalign.benchmarks import load_benchmark
+    from gtalign.integrations.trl import make_trl_reward
+
+    torch.set_num_threads(s.threads)
+    model: Any = str(resolve_model(None).path)
+    adapter = s.out / "sft" / "final"
+    if (adapter / "adapter_config.json").exists():
+        # the SFT model writes the four blocks, so the reward parses, judges and scores for real
+        # (the untrained model's completions fail the parse at once and would flatter the reward)
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model), adapter).merge_and_unload()
+    rows = []
+    for name in ("ambig_qa", "wildguard", "math-hard"):
+        bench = load_benchmark(name, data=s.data, split="train", prompt="builder", limit=4, seed=0)
+        rows += [{"prompt": [dict(m) for m in row.messages], "data_source": row.data_source,
+                  "ground_truth": row.ground_truth, "extra_info": json.dumps(dict(row.extra_info), default=str)}
+                 for row in bench.rows]
+    dataset = Dataset.from_list(rows)
+    reward_time: list[float] = []
+    gtalign_reward = _timed(make_trl_reward("paper", judge="rule"), reward_time)
+
+    def constant_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+        return [0.5] * len(completions)
+
+    def trainer(reward: Callable[..., Any], folder: str) -> Any:
+        args = GRPOConfig(output_dir=str(s.out / "overhead" / folder), max_steps=10_000, per_device_train_batch_size=4,
+                          num_generations=4, max_completion_length=completion_tokens, learning_rate=0.0, beta=0.0,
+                          seed=0, report_to=[], save_strategy="no", logging_steps=1, use_cpu=True,
+                          gradient_checkpointing=True, temperature=0.9)
+        return GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset)
+
+    runs = {"gtalign": trainer(gtalign_reward, "gtalign"), "constant": trainer(constant_reward, "constant")}
+    for run in runs.values():
+        run.create_optimizer_and_scheduler(num_training_steps=10_000)
+    batches = {name: iter(run.get_train_dataloader()) for name, run in runs.items()}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    for index in range(rounds):
+        order = ("gtalign", "constant") if index % 2 == 0 else ("constant", "gtalign")
+        for name in order:
+            run = runs[name]
+            run.model.train()
+            batch = next(batches[name])
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            run.training_step(run.model, batch)
+            wall[name].append(time.perf_counter() - wall_start)
+            cpu[name].append(time.process_time() - cpu_start)
+            print(f"[{_stamp()}] round {index + 1}/{rounds} {name}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU",
+                  flush=True)
+    result = {"rounds": rounds, "completion_tokens": completion_tokens, "threads": s.threads, "cpu": cpu, "wall": wall,
+              "model": "SFT adapter" if not isinstance(model, str) else "base",
+              "reward_cpu": reward_time, "machine": machine()}
+    (s.out / "overhead.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+# -- 3. the report ---------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
+            f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _steps_log(out: Path) -> list[dict[str, Any]]:
+    """The last logged row of each step (a resumed step logs again)."""
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in _read_jsonl(out / "steps.jsonl"):
+        last[(row["step"], row["command"])] = row
+    return list(last.values())
+
+
+def _train_log(folder: Path) -> list[dict[str, Any]]:
+    """train_log.jsonl with one row per step: the newest run's row wins (a resumed run logs its steps again)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for row in _read_jsonl(folder / "train_log.jsonl"):
+        if "loss" in row or any(key.startswith("gtalign/") for key in row):
+            rows[int(row["step"])] = row
+    return [rows[step] for step in sorted(rows)]
+
+
+def _portable(command: str, out: Path) -> str:
+    """``command`` without this machine's paths: the checkout, the run folder and the data folder."""
+    command = command.replace(str(ROOT) + "/", "").replace(str(out), "OUT")
+    return re.sub(r"(--data(?:-dir)?) (/\S+)", r"\1 DATA", command)
+
+
+def _estimate(value: Any) -> str:
+    if value is None or not value.defined:
+        return "n/a"
+    return f"{value.mean:.3f} [{value.low:.3f}, {value.high:.3f}]"
+
+
+def _pct(value: Any) -> str:
+    if value is None or not value.defined:
+        return "n/a"
+    return f"{100 * value.mean:.0f}% [{100 * value.low:.0f}, {100 * value.high:.0f}]"
+
+
+def _metrics(out: Path) -> dict[tuple[str, str], Any]:
+    from gtalign.metrics import load_run, summarize
+
+    found = {}
+    for model in MODELS:
+        for prompts in ("paper", "sample"):
+            folder = out / f"eval-{model}-{prompts}"
+            if (folder / "run.jsonl").exists():
+                found[(model, prompts)] = summarize(load_run(folder).records, resamples=2000, seed=0)
+    return found
+
+
+def _plot(out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    written = []
+    sft, grpo = _train_log(out / "sft"), _train_log(out / "grpo")
+    if sft:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        points = [(row["step"], row["loss"]) for row in sft if "loss" in row]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+        ax.set(xlabel="SFT step", ylabel="loss (completion tokens)", title="SFT warm start: training loss")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(FIGURES / "training_sft_loss.png", dpi=120)
+        plt.close(fig)
+        written.append("training_sft_loss.png")
+    if grpo:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for key, label in (("gtalign/score", "welfare sqrt(U*L)"), ("gtalign/user_reward", "U"),
+                           ("gtalign/llm_reward", "L"), ("gtalign/format", "format")):
+            points = [(row["step"], row[key]) for row in grpo if row.get(key) is not None]
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=label)
+        ax.set(xlabel="GRPO step", ylabel="batch mean", title="GRPO on the paper reward (rule judge)", ylim=(0, 1.05))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(FIGURES / "training_grpo_reward.png", dpi=120)
+        plt.close(fig)
+        written.append("training_grpo_reward.png")
+    return written
+
+
+def report(out: Path) -> str:
+    s = _settings_from(out)
+    metrics = _metrics(out)
+    lines = ["# Training on the welfare reward: the embedded model's learning curve", "",
+             "SmolLM2-135M-Instruct (the embedded default) on this CPU: an SFT warm start on four-block targets "
+             "derived from labels, then GRPO on the `paper` welfare reward with the deterministic rule judge. "
+             "Held-out prompts: the paper's seven test sets (`--limit 8 --seed 0`, 56 prompts, none of whose "
+             "questions is in the training data) and the shipped `sample` (33); gtalign's prompt (`builder`), "
+             "unconstrained decoding, greedy, 512 tokens. Intervals: bootstrap 95% over prompts (2,000 resamples, "
+             "seed 0).", "", f"Machine: {machine()}.", "",
+             "Reproduce: `.venv/bin/python benchmarks/bench_training.py curve` (resumable), then "
+             "`.venv/bin/python benchmarks/bench_training.py report --write`. The commands it ran:", "", "```"]
+    lines += [_portable(row["command"], out) for row in _steps_log(out)]
+    lines += ["```", "", "OUT is the run folder (`--out`), DATA the paper's data (`--data`).", ""]
+    if metrics:
+        lines += ["## Held-out evaluation", "", "| model | prompts | n | format validity | welfare | U | L | answer quality |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for (model, prompts), run in metrics.items():
+            o = run.overall
+            lines.append(f"| {model} | {prompts} | {o.counts.rows if hasattr(o.counts, 'rows') else o.welfare.n} | "
+                         f"{_pct(o['format_validity'])} | {_estimate(o.welfare)} | {_estimate(o.user)} | "
+                         f"{_estimate(o.llm)} | {_estimate(o['answer_quality'])} |")
+        lines += ["", "Action mix by label (the key chosen in `<analyze>`; paper test sets and sample together):", ""]
+        lines += _action_mix(metrics)
+    lines += ["", "## Steps: wall time, CPU and peak memory", "", "| step | wall | CPU | peak RSS | exit |", "|---|---|---|---|---|"]
+    for row in _steps_log(out):
+        name = re.search(r"--name (\S+)", row["command"])
+        lines.append(f"| {row['step']}{f' ({name.group(1)})' if name else ''} | {row['wall_s'] / 60:.1f} min | {row['cpu_s'] / 60:.1f} min | "
+                     f"{row['peak_rss_gb']:.1f} GB | {row['exit']} |")
+    figures = _plot(out)
+    if figures:
+        lines += ["", "## Curves", ""] + [f"![{name}](figures/{name})" for name in figures]
+    overhead = out / "overhead.json"
+    if overhead.exists():
+        lines += ["", "## The reward's cost in a GRPO step", ""] + _overhead_lines(json.loads(overhead.read_text()))
+    lines += ["", f"Settings: {s}"]
+    return "\n".join(lines) + "\n"
+
+
+def _action_mix(metrics: dict[tuple[str, str], Any]) -> list[str]:
+    lines = ["| model | label | n | DA | CQ | AQ | none |", "|---|---|---|---|---|---|---|"]
+    for model in MODELS:
+        counts: dict[str, dict[str, int]] = {}
+        for (name, _), run in metrics.items():
+            if name != model:
+                continue
+            for label, row in run.overall.chosen_actions.counts.items():
+                for act, n in row.items():
+                    counts.setdefault(label, {}).setdefault(act, 0)
+                    counts[label][act] += n
+        for label in sorted(counts):
+            row = counts[label]
+            total = sum(row.values())
+            cells = " | ".join(f"{row.get(act, 0)}" for act in ("DA", "CQ", "AQ"))
+            other = total - sum(row.get(act, 0) for act in ("DA", "CQ", "AQ"))
+            lines.append(f"| {model} | {label} | {total} | {cells} | {other} |")
+    return lines
+
+
+def _overhead_lines(data: dict[str, Any]) -> list[str]:
+    import statistics
+
+    g, c = statistics.median(data["cpu"]["gtalign"]), statistics.median(data["cpu"]["constant"])
+    gw, cw = statistics.median(data["wall"]["gtalign"]), statistics.median(data["wall"]["constant"])
+    reward = sum(data["reward_cpu"]) / max(1, len(data["cpu"]["gtalign"]))
+    return [f"Model: {data.get('model', 'base')}. {data['rounds']} rounds alternating, {data['threads']} thread(s), 4 completions x "
+            f"{data['completion_tokens']} tokens a step, learning rate 0 (both runs generate the same completions). "
+            f"Median CPU time per step: gtalign's reward {g:.1f} s, constant reward {c:.1f} s: ratio {g / c:.3f}x "
+            f"(wall {gw:.1f} s vs {cw:.1f} s, {gw / cw:.3f}x). Measured inside the step, the reward itself took "
+            f"{reward:.3f} s of CPU per step ({100 * reward / g:.2f}% of the step). Machine while measuring: "
+            f"{data['machine']}."]
+
+
+def _settings_from(out: Path) -> str:
+    path = out / "settings.json"
+    return path.read_text(encoding="utf-8").strip() if path.exists() else "(not recorded)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("phase", choices=["curve", "overhead", "report"])
+    parser.add_argument("--out", type=Path, default=OUT, help="where the runs live (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=None, help="the paper's data (default: gtalign's default)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of training and evaluation (default: %(default)s)")
+    parser.add_argument("--sft-steps", type=int, default=60, help="SFT steps of 4 rows (default: %(default)s)")
+    parser.add_argument("--grpo-steps", type=int, default=20, help="GRPO steps of 2 prompts x 4 completions (default: %(default)s)")
+    parser.add_argument("--grpo-limit", type=int, default=100, help="GRPO prompts per training set (default: %(default)s)")
+    parser.add_argument("--eval-limit", type=int, default=8, help="held-out prompts per paper test set (default: %(default)s)")
+    parser.add_argument("--until", choices=[step.name for step in steps(Settings(OUT, None, 1, 1, 1, 1, 1))],
+                        help="curve: stop after this step")
+    parser.add_argument("--only", nargs="+", metavar="STEP", help="curve: run only these steps (when not done)")
+    parser.add_argument("--rounds", type=int, default=6, help="overhead: rounds of both steps (default: %(default)s)")
+    parser.add_argument("--completion-tokens", type=int, default=128, help="overhead: tokens per completion (default: %(default)s)")
+    parser.add_argument("--write", action="store_true", help=f"report: write {RESULTS.name} and the plots")
+    args = parser.parse_args(argv)
+    s = Settings(args.out.resolve(), args.data, args.threads, args.sft_steps, args.grpo_steps, args.grpo_limit, args.eval_limit)
+    if args.phase == "curve":
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "settings.json").write_text(json.dumps(
+            {"threads": s.threads, "sft_steps": s.sft_steps, "grpo_steps": s.grpo_steps, "grpo_limit": s.grpo_limit,
+             "eval_limit": s.eval_limit}) + "\n")
+        return phase_curve(s, args.until, args.only or ())
+    if args.phase == "overhead":
+        (args.out).mkdir(parents=True, exist_ok=True)
+        phase_overhead(s, args.rounds, args.completion_tokens)
+        return 0
+    text = report(s.out)
+    print(text)
+    if args.write:
+        RESULTS.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
