@@ -20,6 +20,8 @@ The learning curve of issue 10 on this CPU, for SmolLM2-135M-Instruct (the embed
    * ``train-grpo``: ``gtalign train grpo`` from the SFT adapter (the same adapter trained on),
      paper preset, rule judge, on the training splits of ambig_qa, wildguard and math-hard.
    * ``eval-grpo``: the same evaluation of base + GRPO adapter.
+   * ``train-grpo-ul``, ``eval-grpo-ul``: the same GRPO with ``--reward-mode user-llm`` (U and L as
+     two rewards that TRL normalises and sums) instead of their product, for comparison.
 
 2. ``overhead``: seconds per GRPO step with gtalign's reward (paper preset, rule judge) against
    the same trainer with a constant reward, alternating in one process, learning rate 0 so both
@@ -58,7 +60,7 @@ OUT = ROOT / "benchmarks" / "out" / "training"
 RESULTS = ROOT / "benchmarks" / "RESULTS_training.md"
 FIGURES = ROOT / "benchmarks" / "figures"
 PAPER_SETS = "math-hard,medium,ambig_qa,wildguard,minerva,abg-coqa,advbench"
-MODELS = ("base", "sft", "grpo")
+MODELS = ("base", "sft", "grpo", "grpo-ul")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,18 @@ def eval_commands(s: Settings, model: str) -> tuple[tuple[str, ...], ...]:
     )
 
 
+def grpo_command(s: Settings, folder: str, mode: str) -> tuple[str, ...]:
+    """GRPO from the SFT adapter (trained on, not merged) with the paper preset and the rule judge:
+    ``welfare`` one reward sqrt(U*L); ``user-llm`` U and L as two rewards TRL normalises and sums."""
+    return (str(GTALIGN), "train", "grpo", "--model", str(s.out / "sft" / "final"),
+            "--data", "ambig_qa,wildguard,math-hard", *s.data_args("--data-dir"), "--limit", str(s.grpo_limit),
+            "--prompt", "builder", "--preset", "paper", "--judge", "rule", "--reward-mode", mode, "--lora",
+            "--max-steps", str(s.grpo_steps), "--batch-size", "8", "--trl", "num_generations=4",
+            "--trl", "max_completion_length=448", "--learning-rate", "5e-5", "--trl", "temperature=0.9",
+            "--trl", "beta=0.0", "--save-steps", "2", "--seed", "0", "--threads", str(s.threads), "--no-eval",
+            "--out", str(s.out / folder))
+
+
 def steps(s: Settings) -> list[Step]:
     threads = ["--threads", str(s.threads)]
     return [
@@ -109,14 +123,10 @@ def steps(s: Settings) -> list[Step]:
                             "--trl", "lr_scheduler_type=cosine", "--trl", "warmup_steps=5", "--trl", "max_length=1536",
                             "--save-steps", "10", "--seed", "0", *threads, "--no-eval", "--out", str(s.out / "sft")),)),
         Step("eval-sft", eval_commands(s, "sft")),
-        Step("train-grpo", ((str(GTALIGN), "train", "grpo", "--model", str(s.out / "sft" / "final"),
-                             "--data", "ambig_qa,wildguard,math-hard", *s.data_args("--data-dir"), "--limit", str(s.grpo_limit),
-                             "--prompt", "builder", "--preset", "paper", "--judge", "rule", "--lora",
-                             "--max-steps", str(s.grpo_steps), "--batch-size", "8", "--trl", "num_generations=4",
-                             "--trl", "max_completion_length=448", "--learning-rate", "5e-5", "--trl", "temperature=0.9",
-                             "--trl", "beta=0.0", "--save-steps", "2", "--seed", "0", *threads, "--no-eval",
-                             "--out", str(s.out / "grpo")),)),
+        Step("train-grpo", (grpo_command(s, "grpo", "welfare"),)),
         Step("eval-grpo", eval_commands(s, "grpo")),
+        Step("train-grpo-ul", (grpo_command(s, "grpo-ul", "user-llm"),)),
+        Step("eval-grpo-ul", eval_commands(s, "grpo-ul")),
     ]
 
 
@@ -331,13 +341,17 @@ def _plot(out: Path) -> list[str]:
         fig.savefig(FIGURES / "training_sft_loss.png", dpi=120)
         plt.close(fig)
         written.append("training_sft_loss.png")
-    if grpo:
+    grpo_ul = _train_log(out / "grpo-ul")
+    if grpo or grpo_ul:
         fig, ax = plt.subplots(figsize=(6, 3.6))
-        for key, label in (("gtalign/score", "welfare sqrt(U*L)"), ("gtalign/user_reward", "U"),
-                           ("gtalign/llm_reward", "L"), ("gtalign/format", "format")):
-            points = [(row["step"], row[key]) for row in grpo if row.get(key) is not None]
-            if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=label)
+        for log, style, mode in ((grpo, "-", "welfare"), (grpo_ul, "--", "U, L")):
+            for (key, label), color in zip((("gtalign/score", "welfare sqrt(U*L)"), ("gtalign/user_reward", "U"),
+                                            ("gtalign/llm_reward", "L"), ("gtalign/format", "format")),
+                                           ("C0", "C1", "C2", "C3")):
+                points = [(row["step"], row[key]) for row in log if row.get(key) is not None]
+                if points:
+                    ax.plot([p[0] for p in points], [p[1] for p in points], style, color=color, marker=".",
+                            label=f"{label} (trained on {mode})")
         ax.set(xlabel="GRPO step", ylabel="batch mean", title="GRPO on the paper reward (rule judge)", ylim=(0, 1.05))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
