@@ -183,12 +183,15 @@ def phase_curve(s: Settings, until: str | None, only: Sequence[str] = ()) -> int
 
 
 def _timed(function: Callable[..., Any], spent: list[float]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.thread_time()
+    """``function`` (gtalign's TRL reward: an async callable, which TRL awaits) with the wall time
+    of each call appended to ``spent``."""
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
         try:
-            return function(*args, **kwargs)
+            return await function(*args, **kwargs)
         finally:
-            spent.append(time.thread_time() - started)
+            spent.append(time.perf_counter() - started)
 
     wrapper.__name__ = getattr(function, "__name__", "reward")
     return wrapper
@@ -196,9 +199,11 @@ def _timed(function: Callable[..., Any], spent: list[float]) -> Callable[..., An
 
 def phase_overhead(s: Settings, rounds: int, completion_tokens: int) -> dict[str, Any]:
     """Alternate one GRPO step with gtalign's reward and one with a constant reward, ``rounds``
-    times, on the same model, prompts and seed with learning rate 0 (the completions match)."""
+    times, each a fresh trainer's first step on the same model, prompts and seed with learning
+    rate 0 (so both generate the same completions); the step's time comes from a callback."""
     import torch
     from datasets import Dataset
+    from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from gtalign.backends._model_store import resolve_model
@@ -228,34 +233,41 @@ def phase_overhead(s: Settings, rounds: int, completion_tokens: int) -> dict[str
     def constant_reward(completions: list[Any], **kwargs: Any) -> list[float]:
         return [0.5] * len(completions)
 
-    def trainer(reward: Callable[..., Any], folder: str) -> Any:
-        args = GRPOConfig(output_dir=str(s.out / "overhead" / folder), max_steps=10_000, per_device_train_batch_size=4,
+    cpu: dict[str, list[float]] = {"gtalign": [], "constant": []}
+    wall: dict[str, list[float]] = {"gtalign": [], "constant": []}
+
+    class StepClock(TrainerCallback):
+        """The wall and CPU time of each training step (generation, reward, loss and backward)."""
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.started = (0.0, 0.0)
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = (time.perf_counter(), time.process_time())
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            wall[self.name].append(time.perf_counter() - self.started[0])
+            cpu[self.name].append(time.process_time() - self.started[1])
+
+    def one_step(name: str, reward: Callable[..., Any]) -> None:
+        """One step of a fresh trainer: the same model, first batch and seed each time, learning rate 0."""
+        args = GRPOConfig(output_dir=str(s.out / "overhead" / name), max_steps=1, per_device_train_batch_size=4,
                           num_generations=4, max_completion_length=completion_tokens, learning_rate=0.0, beta=0.0,
                           seed=0, report_to=[], save_strategy="no", logging_steps=1, use_cpu=True,
-                          gradient_checkpointing=True, temperature=0.9)
-        return GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset)
+                          gradient_checkpointing=True, temperature=0.9, disable_tqdm=True)
+        GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
+                    callbacks=[StepClock(name)]).train()
 
-    runs = {"gtalign": trainer(gtalign_reward, "gtalign"), "constant": trainer(constant_reward, "constant")}
-    for run in runs.values():
-        run.create_optimizer_and_scheduler(num_training_steps=10_000)
-    batches = {name: iter(run.get_train_dataloader()) for name, run in runs.items()}
-    cpu: dict[str, list[float]] = {name: [] for name in runs}
-    wall: dict[str, list[float]] = {name: [] for name in runs}
     for index in range(rounds):
         order = ("gtalign", "constant") if index % 2 == 0 else ("constant", "gtalign")
         for name in order:
-            run = runs[name]
-            run.model.train()
-            batch = next(batches[name])
-            wall_start, cpu_start = time.perf_counter(), time.process_time()
-            run.training_step(run.model, batch)
-            wall[name].append(time.perf_counter() - wall_start)
-            cpu[name].append(time.process_time() - cpu_start)
+            one_step(name, gtalign_reward if name == "gtalign" else constant_reward)
             print(f"[{_stamp()}] round {index + 1}/{rounds} {name}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU",
                   flush=True)
     result = {"rounds": rounds, "completion_tokens": completion_tokens, "threads": s.threads, "cpu": cpu, "wall": wall,
               "model": "SFT adapter" if not isinstance(model, str) else "base",
-              "reward_cpu": reward_time, "machine": machine()}
+              "reward_wall": reward_time, "machine": machine()}
     (s.out / "overhead.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -426,12 +438,12 @@ def _overhead_lines(data: dict[str, Any]) -> list[str]:
 
     g, c = statistics.median(data["cpu"]["gtalign"]), statistics.median(data["cpu"]["constant"])
     gw, cw = statistics.median(data["wall"]["gtalign"]), statistics.median(data["wall"]["constant"])
-    reward = sum(data["reward_cpu"]) / max(1, len(data["cpu"]["gtalign"]))
+    reward = sum(data["reward_wall"]) / max(1, len(data["wall"]["gtalign"]))
     return [f"Model: {data.get('model', 'base')}. {data['rounds']} rounds alternating, {data['threads']} thread(s), 4 completions x "
             f"{data['completion_tokens']} tokens a step, learning rate 0 (both runs generate the same completions). "
             f"Median CPU time per step: gtalign's reward {g:.1f} s, constant reward {c:.1f} s: ratio {g / c:.3f}x "
             f"(wall {gw:.1f} s vs {cw:.1f} s, {gw / cw:.3f}x). Measured inside the step, the reward itself took "
-            f"{reward:.3f} s of CPU per step ({100 * reward / g:.2f}% of the step). Machine while measuring: "
+            f"{reward:.3f} s of wall time per step ({100 * reward / gw:.2f}% of the step). Machine while measuring: "
             f"{data['machine']}."]
 
 
