@@ -119,8 +119,8 @@ def steps(s: Settings) -> list[Step]:
                               "--seed", "1", "--prompt", "builder", "-o", str(s.out / "sft-labels.jsonl")),)),
         Step("train-sft", ((str(GTALIGN), "train", "sft", "--data",
                             f"{s.out / 'sft-labels.jsonl'},{s.out / 'sft-wildguard.jsonl'}", "--model", "embedded",
-                            *s.data_args("--data-dir"), "--lora", "--max-steps", str(s.sft_steps), "--batch-size", "4", "--learning-rate", "2e-4",
-                            "--trl", "lr_scheduler_type=cosine", "--trl", "warmup_steps=5", "--trl", "max_length=1536",
+                            *s.data_args("--data-dir"), "--lora", "--max-steps", str(s.sft_steps), "--batch-size", "4", "--learning-rate", "5e-4",
+                            "--trl", "lr_scheduler_type=cosine", "--trl", "warmup_steps=10", "--trl", "max_length=1536",
                             "--save-steps", "10", "--seed", "0", *threads, "--no-eval", "--out", str(s.out / "sft")),)),
         Step("eval-sft", eval_commands(s, "sft")),
         Step("train-grpo", (grpo_command(s, "grpo", "welfare"),)),
@@ -458,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT, help="where the runs live (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=None, help="the paper's data (default: gtalign's default)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of training and evaluation (default: %(default)s)")
-    parser.add_argument("--sft-steps", type=int, default=60, help="SFT steps of 4 rows (default: %(default)s)")
+    parser.add_argument("--sft-steps", type=int, default=200, help="SFT steps of 4 rows (default: %(default)s)")
     parser.add_argument("--grpo-steps", type=int, default=20, help="GRPO steps of 2 prompts x 4 completions (default: %(default)s)")
     parser.add_argument("--grpo-limit", type=int, default=100, help="GRPO prompts per training set (default: %(default)s)")
     parser.add_argument("--eval-limit", type=int, default=8, help="held-out prompts per paper test set (default: %(default)s)")
