@@ -291,7 +291,8 @@ def _steps_log(out: Path) -> list[dict[str, Any]]:
     """The last logged row of each step (a resumed step logs again)."""
     last: dict[tuple[str, str], dict[str, Any]] = {}
     for row in _read_jsonl(out / "steps.jsonl"):
-        last[(row["step"], row["command"])] = row
+        name = re.search(r"--name (\S+)", row["command"])
+        last[(row["step"], name.group(1) if name else "")] = row
     return list(last.values())
 
 
@@ -302,6 +303,22 @@ def _train_log(folder: Path) -> list[dict[str, Any]]:
         if "loss" in row or any(key.startswith("gtalign/") for key in row):
             rows[int(row["step"])] = row
     return [rows[step] for step in sorted(rows)]
+
+
+def _status(out: Path) -> str:
+    """Which steps of the curve are done, and how far a training step that is not has got."""
+    names = [step.name for step in steps(Settings(out, None, 1, 1, 1, 1, 1))]
+    done = [name for name in names if (out / f"{name}.done").exists()]
+    if len(done) == len(names):
+        return "Status: every step of the curve is done."
+    parts = [f"Status: done: {', '.join(done) or 'nothing yet'}; not yet: {', '.join(n for n in names if n not in done)}."]
+    for folder in ("sft", "grpo", "grpo-ul"):
+        log = _train_log(out / folder)
+        if log and not (out / f"train-{folder}.done").exists():
+            record = json.loads((out / folder / "gtalign_train.json").read_text()) if (out / folder / "gtalign_train.json").exists() else {}
+            total = ((record.get("config") or {}).get("trl") or {}).get("max_steps", "?")
+            parts.append(f"train-{folder} has reached step {log[-1]['step']} of {total} (it resumes from its newest checkpoint).")
+    return " ".join(parts)
 
 
 def _portable(command: str, out: Path) -> str:
@@ -387,7 +404,8 @@ def report(out: Path) -> str:
              "Reproduce: `.venv/bin/python benchmarks/bench_training.py curve` (resumable), then "
              "`.venv/bin/python benchmarks/bench_training.py report --write`. The commands it ran:", "", "```"]
     lines += [_portable(row["command"], out) for row in _steps_log(out)]
-    lines += ["```", "", "OUT is the run folder (`--out`), DATA the paper's data (`--data`).", ""]
+    status = _status(out)
+    lines += ["```", "", "OUT is the run folder (`--out`), DATA the paper's data (`--data`).", "", status, ""]
     if metrics:
         lines += ["## Held-out evaluation", "", "| model | prompts | n | format validity | welfare | U | L | answer quality |",
                   "|---|---|---|---|---|---|---|---|"]
