@@ -30,7 +30,7 @@ The learning curve of issue 10 on this CPU, for SmolLM2-135M-Instruct (the embed
    its whole work), else the base model.
 
 3. ``report [--write]``: reads the runs and writes ``benchmarks/RESULTS_training.md`` and its plots
-   (``benchmarks/figures/training_*.png``).
+   (``benchmarks/figures/training_*.png``), with ``OUT/notes.md`` (what was observed) when present.
 
     .venv/bin/python benchmarks/bench_training.py curve          # hours on 2 cores; rerun to resume
     .venv/bin/python benchmarks/bench_training.py overhead
@@ -427,6 +427,9 @@ def report(out: Path) -> str:
     overhead = out / "overhead.json"
     if overhead.exists():
         lines += ["", "## The reward's cost in a GRPO step", ""] + _overhead_lines(json.loads(overhead.read_text()))
+    notes = out / "notes.md"
+    if notes.exists():  # what the person running the curve observed (OUT/notes.md), kept as written
+        lines += ["", "## Notes", "", notes.read_text(encoding="utf-8").strip()]
     lines += ["", f"Settings: {s}"]
     return "\n".join(lines) + "\n"
 
