@@ -38,6 +38,9 @@ def config(url: str, **settings) -> EvalConfig:
 
 
 def run_over_http(url: str, out: Path, judge: RuleJudge, n: int, **backend_options) -> HTTPBackend:
+    # A loopback tokenize call that takes longer than the 5 s default on a loaded machine would count as a
+    # failed probe (three make the endpoint unsupported): these tests are about counting, not timeouts.
+    backend_options.setdefault("probe_timeout", 60.0)
     backend = HTTPBackend(url, "m", kind="vllm", **backend_options)  # run_eval closes its connections as its loop ends
     summary = run_eval(config(url), out, rows=rows(n), backend=backend, judge=judge)
     assert summary.ok and summary.ran == n
