@@ -360,6 +360,14 @@ def _warnings(spec: BenchmarkSpec, reader: _Reader, sources: frozenset[str] | No
     return tuple(notes)
 
 
+def sample_indices(count: int, limit: int, seed: int) -> list[int]:
+    """``limit`` of ``range(count)`` drawn with ``random.Random(seed)``, in increasing order (all
+    of them when ``count <= limit``): a seeded sample kept in file order."""
+    if count <= limit:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), limit))
+
+
 def load_benchmark(
     name_or_path: str | os.PathLike[str] | BenchmarkSpec,
     *,
@@ -404,6 +412,5 @@ def load_benchmark(
     except SourceError as exc:
         raise BenchmarkError(f"benchmark {spec.name!r}: {exc}") from exc
     if limit is not None and seed is not None and len(kept) > limit:
-        picked = sorted(random.Random(seed).sample(range(len(kept)), limit))
-        kept = [kept[i] for i in picked]
+        kept = [kept[i] for i in sample_indices(len(kept), limit, seed)]
     return Benchmark(spec.name, spec, source, tuple(kept), tuple(skipped), prompt, _warnings(spec, reader, chosen, complete))

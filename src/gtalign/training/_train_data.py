@@ -35,12 +35,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from gtalign.benchmarks._load import sample_indices
 from gtalign.training._config import TrainConfig, TrainSetupError
 
 __all__ = [
@@ -284,14 +284,6 @@ def _finish(config: TrainConfig, entries: Sequence[tuple[str, Sequence[_Candidat
         notes.append(f"the rows were built for different prompt modes ({counts}): the evaluation uses eval.prompt "
                      "(default stored)")
     return TrainRows(tuple(rows), tuple(skipped), tuple(notes), dict(Counter(sources)), tuple(sources), mode, dropped)
-
-
-def sample_indices(count: int, limit: int, seed: int) -> list[int]:
-    """``limit`` of ``range(count)`` drawn with ``random.Random(seed)``, in increasing order (all
-    of them when ``count <= limit``)."""
-    if count <= limit:
-        return list(range(count))
-    return sorted(random.Random(seed).sample(range(count), limit))
 
 
 # -- held-out questions ----------------------------------------------------------------------------
