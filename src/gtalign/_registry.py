@@ -1,4 +1,4 @@
-"""One registry from names to presets, judges, welfare rules, tasks, benchmarks and pricing policies.
+"""One registry from names to presets, judges, welfare rules, tasks, benchmarks, pricing policies and games.
 
 Built-ins are declared in one table below as dotted paths and imported only when first asked for
 (no registration as a side effect of importing a module). Users add their own with
@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 __all__ = ["REGISTRY", "Kind", "Registry", "RegistryError"]
 
-Kind = Literal["preset", "judge", "welfare", "task", "benchmark", "pricing"]
-KINDS: tuple[Kind, ...] = ("preset", "judge", "welfare", "task", "benchmark", "pricing")
+Kind = Literal["preset", "judge", "welfare", "task", "benchmark", "pricing", "game"]
+KINDS: tuple[Kind, ...] = ("preset", "judge", "welfare", "task", "benchmark", "pricing", "game")
 
 _BUILTINS: dict[Kind, dict[str, str]] = {
     "preset": {
@@ -69,6 +69,12 @@ _BUILTINS: dict[Kind, dict[str, str]] = {
         "api-pay-per-token": "gtalign.steering._policy:api_pay_per_token",
         "subscription": "gtalign.steering._policy:subscription",
         "team-plan-split": "gtalign.steering._policy:team_plan_split",
+    },
+    "game": {
+        "prisoners-dilemma": "gtalign.envs._dilemma:PrisonersDilemma",
+        "bargaining": "gtalign.envs._bargaining:Bargaining",
+        "signaling": "gtalign.envs._signaling:Signaling",
+        "beer-quiche": "gtalign.envs._signaling:beer_quiche",
     },
 }
 
