@@ -15,6 +15,7 @@ Two players, numbered 0 and 1. No I/O, no network, no global random state (after
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,8 +72,9 @@ class InvalidMovePolicy:
     def __post_init__(self) -> None:
         if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
             raise GameError(f"retries must be a non-negative integer, got {self.retries!r}")
-        if not math.isfinite(self.penalty):
-            raise GameError(f"penalty must be finite, got {self.penalty!r}")
+        penalty = self.penalty
+        if isinstance(penalty, bool) or not isinstance(penalty, numbers.Real) or not math.isfinite(penalty):
+            raise GameError(f"penalty must be a finite number, got {self.penalty!r}")
 
 
 class State(ABC):
@@ -227,10 +229,16 @@ class Episode:
 
     def observation(self, player: int | None = None) -> str:
         """The prompt of ``player`` (default: the one to move), with the last error when it is
-        being asked again."""
+        being asked again, and how the episode ended after a forfeit (the position itself still
+        asks for the move that was never made)."""
         who = self.to_move if player is None else player
         text = self.state.observation(who)
-        if self._attempt and who == self.to_move:
+        if self.forfeit is not None:  # the state still asks for the move that was never made
+            if who == self.forfeit:
+                text += f"\n\nThe game is over: you forfeited after too many invalid answers ({self._last_error})."
+            else:
+                text += "\n\nThe game is over: the other player forfeited after too many invalid answers."
+        elif self._attempt and who == self.to_move:
             text += f"\n\nYour last answer was not a legal move: {self._last_error}. Answer again."
         return text
 
@@ -249,7 +257,7 @@ class Episode:
                 self._attempt += 1
                 self._last_error = parsed.reason
                 return StepOutcome(record, accepted=False, reask=True, forfeit=False, done=False)
-            self.forfeit = player
+            self.forfeit, self._last_error = player, parsed.reason
             return StepOutcome(record, accepted=False, reask=False, forfeit=True, done=True)
         record = MoveRecord(player, text, parsed, "", self._attempt)
         self.records.append(record)
