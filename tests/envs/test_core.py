@@ -492,7 +492,7 @@ def test_each_player_has_its_own_seeded_generator() -> None:
     again = _Draws([])
     play(Sequential(rounds=3), [again, EquilibriumPlay()], seed=5)
     assert again.draws == zero.draws  # the other side's use of its generator changes nothing here
-    assert zero.draws != Episode(Signal(), seed=5)._rng.random(3).tolist()  # and nature's is another
+    assert zero.draws != Episode(Sequential(), seed=5)._rng.random(3).tolist()  # and nature's is another
 
 
 def test_seeded_play_with_random_strategies_is_reproducible() -> None:

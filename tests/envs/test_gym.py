@@ -122,6 +122,26 @@ def test_registered_games_stay_in_their_spaces_and_add_up(env_id: str, seat: int
         assert replay(env.game, info["transcript"]) == pytest.approx(info["payoffs"])
 
 
+@pytest.mark.parametrize("seat", [0, 1])
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_registered_games_equilibrium_learner_matches_play(env_id: str, seat: int) -> None:
+    """A learner answering the equilibrium move against the default opponent is `play` of two
+    `EquilibriumPlay`s on the same episode seed, at distance 0."""
+    _needs_game(ENV_IDS[env_id])
+    register_envs()
+    env = gymnasium.make(env_id, seat=seat).unwrapped
+    assert isinstance(env, TextGameEnv)
+    for seed in range(4):
+        _, info = env.reset(seed=seed)
+        total, terminated = 0.0, False
+        while not terminated:
+            _, reward, terminated, _, info = env.step(_answer(env))
+            total += reward
+        expected = play(env.game, [EquilibriumPlay(), EquilibriumPlay()], seed=info["episode_seed"])
+        assert info["transcript"] == expected and info["forfeit"] is None
+        assert info["distance_from_equilibrium"] == 0.0 and total == pytest.approx(expected.payoffs[seat])
+
+
 # ------------------------------------------------------------------ rewards
 
 
