@@ -74,6 +74,7 @@ _BUILTINS: dict[Kind, dict[str, str]] = {
         "prisoners-dilemma": "gtalign.envs._dilemma:PrisonersDilemma",
         "bargaining": "gtalign.envs._bargaining:Bargaining",
         "signaling": "gtalign.envs._signaling:Signaling",
+        "spence": "gtalign.envs._signaling:spence",
         "beer-quiche": "gtalign.envs._signaling:beer_quiche",
     },
 }

@@ -675,3 +675,18 @@ def test_the_registry_names_the_game() -> None:
 def test_docstring_examples() -> None:
     result = doctest.testmod(_bargaining, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@given(delta=st.floats(0.05, 0.95), precision=st.sampled_from([1.0, 0.5, 0.25, 0.01]),
+       pick=st.floats(-0.5, 1.5, allow_nan=False))
+def test_is_legal_agrees_with_the_listed_moves(delta: float, precision: float, pick: float) -> None:
+    """`is_legal` (what Episode checks answers with) never lists the grid, and says what legal_actions says
+    (except that True is not the offer 1.0, which ``in`` would say it is)."""
+    game = Bargaining(delta, delta, precision=precision)
+    state = game.new_initial_state()
+    for action in (pick, game.snap(min(max(pick, 0.0), 1.0)), ACCEPT, "0.5", float("nan")):
+        assert state.is_legal(action) == (action in state.legal_actions())
+    assert not state.is_legal(True) and not state.is_legal(False)
+    responding = state.apply(game.offers[-1])
+    for action in (ACCEPT, REJECT, 0.5, "yes"):
+        assert responding.is_legal(action) == (action in responding.legal_actions())

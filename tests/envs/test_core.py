@@ -410,10 +410,23 @@ def test_play_checks_its_players() -> None:
         play(Sequential(), [EquilibriumPlay(), _Script(["x"])])
 
 
-def test_a_strategy_that_plays_illegal_moves_forfeits() -> None:
+def test_a_strategy_that_plays_an_illegal_move_is_a_bug_raised_not_a_forfeit() -> None:
+    """Invalid text is a model's outcome (re-asked, forfeited); an illegal move from code is a bug."""
     game = Sequential(invalid_moves=InvalidMovePolicy(retries=1, penalty=-1.0))
-    transcript = play(game, [EquilibriumPlay(), Always("bad", "B")])  # B is player 0's move
-    assert transcript.forfeit == 1 and len(transcript.invalid) == 2 and transcript.payoffs == (1.0, 1.0)
+    with pytest.raises(GameError, match="toy-sequential: 'B' is not a legal move here"):
+        play(game, [EquilibriumPlay(), Always("bad", "B")])  # B is player 0's move
+
+
+class _Garbled(Sequential):
+    """format_move writes a text parse_move reads as another move."""
+
+    def format_move(self, action, state):  # type: ignore[no-untyped-def]
+        return "B" if action == "A" else super().format_move(action, state)
+
+
+def test_a_canonical_text_that_does_not_parse_back_is_raised() -> None:
+    with pytest.raises(GameError, match="does not parse back .*format_move and parse_move disagree"):
+        play(_Garbled(), [EquilibriumPlay(), EquilibriumPlay()])  # player 0's equilibrium move is A
 
 
 class _Script:
@@ -562,3 +575,66 @@ def test_invalid_move_policy_defaults() -> None:
     assert policy.retries == 2 and policy.penalty == -1.0
     assert InvalidMovePolicy(retries=0, penalty=3).penalty == 3
     assert InvalidMovePolicy(penalty=np.float64(-0.5)).penalty == -0.5
+
+
+class _CallableScript(_Script):
+    """A text player that is also callable: it must still be asked in text."""
+
+    def __call__(self, state: State, rng: np.random.Generator) -> Action:
+        raise AssertionError("a text player was driven as a strategy")
+
+
+async def test_aplay_asks_a_callable_text_player_in_text() -> None:
+    player = _CallableScript(["x"])
+    transcript = await aplay(Sequential(), [EquilibriumPlay(), player])
+    assert transcript.records[-1].text == "x" and len(player.seen) == 1
+    with pytest.raises(GameError, match="answers in text: use aplay"):
+        play(Sequential(), [EquilibriumPlay(), _CallableScript(["x"])])
+
+
+@dataclass(frozen=True)
+class _HugeMovesState(SequentialState):
+    """A state whose move list is too large to list: legality comes from is_legal alone."""
+
+    def legal_actions(self) -> tuple[Action, ...]:
+        raise AssertionError("legal_actions listed on a submit")
+
+    def is_legal(self, action: Action) -> bool:
+        return action in super().legal_actions()
+
+    def apply(self, action: Action) -> State:
+        return _HugeMovesState(self.game, (*self.history, str(action)))
+
+
+def test_submit_checks_legality_through_is_legal() -> None:
+    class Huge(Sequential):
+        def new_initial_state(self) -> _HugeMovesState:
+            return _HugeMovesState(self)
+
+        def parse_move(self, text: str, state: State) -> Action | MoveError:
+            return text.strip()
+
+    episode = Episode(Huge())
+    assert episode.submit("C").reask  # parsed, but not legal: re-asked
+    assert episode.submit("A").accepted and episode.submit("x").accepted and episode.done
+
+
+def test_the_package_docstring_runs() -> None:
+    import doctest
+
+    import gtalign.envs
+
+    result = doctest.testmod(gtalign.envs)
+    assert result.attempted >= 3 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["prisoners-dilemma", "bargaining", "signaling", "spence", "beer-quiche"])
+def test_every_registered_game_plays_and_replays(name: str) -> None:
+    from gtalign import REGISTRY
+
+    assert name in REGISTRY.names("game")
+    game = REGISTRY.create("game", name)
+    assert isinstance(game, Game)
+    transcript = play(game, [EquilibriumPlay(), EquilibriumPlay()], seed=3)
+    assert transcript.forfeit is None and replay(game, transcript) == transcript.payoffs
+    assert distance_from_equilibrium(game, transcript, 0) == 0.0

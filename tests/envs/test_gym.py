@@ -272,7 +272,7 @@ def test_invalid_answers_are_reasked_with_reward_zero_then_forfeited() -> None:
 
 def test_an_opponent_that_forfeits_ends_the_episode_and_the_learner_keeps_its_payoff() -> None:
     game = Sequential(rounds=2, invalid_moves=InvalidMovePolicy(retries=0, penalty=-1.0))
-    env = TextGameEnv(game, seat=0, opponent=Always("bad", "A"))  # A is never player 1's move
+    env = TextGameEnv(game, seat=0, opponent=_Script(["A"]))  # a text opponent: A is never player 1's move
     env.reset(seed=0)
     obs, reward, terminated, _, info = env.step("A")
     assert terminated and reward == 1.0 and info["forfeit"] == 1 and info["payoffs"] == (1.0, 1.0)

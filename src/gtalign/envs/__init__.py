@@ -1,10 +1,33 @@
 """Classic games as text environments: the sequential prisoner's dilemma, Rubinstein bargaining and
-a signaling game, with their equilibria as test oracles.
+signaling games (Spence's education, Beer-Quiche), with their equilibria as test oracles.
 
-Pure: rules, immutable states, seeded episodes and replayable transcripts; no I/O and no global
-random state. The Gymnasium wrapper (`gtalign.envs.gym`) and model players live at the edges.
+The paper motivates GTAlign with RL run directly on such games; these environments let that
+experiment be checked and extended. Pure: rules, immutable states, seeded episodes and replayable
+transcripts; no I/O and no global random state. The Gymnasium wrapper (`gtalign.envs.gym`, extra
+``games``) and model players live at the edges. Games by name: ``REGISTRY.create("game", name, **params)``
+with "prisoners-dilemma", "bargaining", "signaling", "spence", "beer-quiche".
+
+>>> from gtalign.envs import PrisonersDilemma, TitForTat, play
+>>> play(PrisonersDilemma(rounds=3), [TitForTat(), TitForTat()], seed=0).payoffs
+(9.0, 9.0)
+>>> round(rubinstein_share(0.9, 0.9), 4)
+0.5263
 """
 
+from gtalign.envs._bargaining import (
+    ACCEPT,
+    BARGAINING_STRATEGIES,
+    REJECT,
+    Bargaining,
+    BargainingSolution,
+    BargainingState,
+    FairBargainer,
+    GreedyBargainer,
+    RandomBargainer,
+    finite_horizon_share,
+    rubinstein_share,
+)
+from gtalign.envs._bargaining import backward_induction as bargaining_backward_induction
 from gtalign.envs._core import (
     CHANCE,
     TERMINAL,
@@ -20,26 +43,102 @@ from gtalign.envs._core import (
     Transcript,
     replay,
 )
+from gtalign.envs._dilemma import (
+    DILEMMA_STRATEGIES,
+    AlwaysCooperate,
+    AlwaysDefect,
+    BackwardInduction,
+    DilemmaState,
+    GrimTrigger,
+    PrisonersDilemma,
+    RandomMove,
+    TitForTat,
+    grim_trigger_is_equilibrium,
+    grim_trigger_threshold,
+    is_subgame_perfect,
+)
+from gtalign.envs._dilemma import backward_induction as dilemma_backward_induction
 from gtalign.envs._play import EquilibriumPlay, Strategy, TextPlayer, aplay, distance_from_equilibrium, play
+from gtalign.envs._signaling import (
+    SIGNALING_STRATEGIES,
+    HighestSignal,
+    Honest,
+    LowestSignal,
+    NormalForm,
+    RandomPlay,
+    Signaling,
+    SignalingEquilibrium,
+    SignalingState,
+    beer_quiche,
+    intuitive_criterion,
+    normal_form,
+    perfect_bayesian_equilibria,
+    reference_equilibrium,
+    spence,
+    spence_pooling_outcomes,
+    spence_separating_levels,
+)
 
 __all__ = [
+    "ACCEPT",
+    "BARGAINING_STRATEGIES",
     "CHANCE",
+    "DILEMMA_STRATEGIES",
+    "REJECT",
+    "SIGNALING_STRATEGIES",
     "TERMINAL",
     "Action",
+    "AlwaysCooperate",
+    "AlwaysDefect",
+    "BackwardInduction",
+    "Bargaining",
+    "BargainingSolution",
+    "BargainingState",
+    "DilemmaState",
     "Episode",
     "EquilibriumPlay",
+    "FairBargainer",
     "Game",
     "GameError",
+    "GreedyBargainer",
+    "GrimTrigger",
+    "HighestSignal",
+    "Honest",
     "InvalidMovePolicy",
+    "LowestSignal",
     "MoveError",
     "MoveRecord",
+    "NormalForm",
+    "PrisonersDilemma",
+    "RandomBargainer",
+    "RandomMove",
+    "RandomPlay",
+    "Signaling",
+    "SignalingEquilibrium",
+    "SignalingState",
     "State",
     "StepOutcome",
     "Strategy",
     "TextPlayer",
+    "TitForTat",
     "Transcript",
     "aplay",
+    "bargaining_backward_induction",
+    "beer_quiche",
+    "dilemma_backward_induction",
     "distance_from_equilibrium",
+    "finite_horizon_share",
+    "grim_trigger_is_equilibrium",
+    "grim_trigger_threshold",
+    "intuitive_criterion",
+    "is_subgame_perfect",
+    "normal_form",
+    "perfect_bayesian_equilibria",
     "play",
+    "reference_equilibrium",
     "replay",
+    "rubinstein_share",
+    "spence",
+    "spence_pooling_outcomes",
+    "spence_separating_levels",
 ]

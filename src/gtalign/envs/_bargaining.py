@@ -446,6 +446,16 @@ class BargainingState(State):
             return ()
         return (ACCEPT, REJECT) if self.response_due else self.game.offers
 
+    def is_legal(self, action: Action) -> bool:
+        """Without listing the grid (up to 100,001 offers): a response, or an offer on the grid."""
+        if self.is_terminal:
+            return False
+        if self.response_due:
+            return action in (ACCEPT, REJECT)
+        if isinstance(action, bool) or not isinstance(action, numbers.Real) or not math.isfinite(action):
+            return False
+        return self.game._share(self.game._index(float(action))) == action
+
     def apply(self, action: Action) -> BargainingState:
         if self.is_terminal:
             raise GameError(f"the game is over: cannot apply {action!r}")

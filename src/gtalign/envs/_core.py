@@ -95,6 +95,11 @@ class State(ABC):
         """(outcome, probability) pairs at a chance node."""
         raise GameError(f"{type(self).__name__} has no chance node here")
 
+    def is_legal(self, action: Action) -> bool:
+        """Whether ``action`` is a move of the player to move; games with large move sets (an offer
+        grid) override it with a check that does not list them all."""
+        return action in self.legal_actions()
+
     @abstractmethod
     def apply(self, action: Action) -> State:
         """The position after ``action``; `GameError` when it is not legal here."""
@@ -248,7 +253,7 @@ class Episode:
             raise GameError("the episode is over")
         player = self.state.current_player
         parsed = self.game.parse_move(text, self.state)
-        if not isinstance(parsed, MoveError) and parsed not in self.state.legal_actions():
+        if not isinstance(parsed, MoveError) and not self.state.is_legal(parsed):
             parsed = MoveError(f"{parsed!r} is not a legal move here")
         if isinstance(parsed, MoveError):
             record = MoveRecord(player, text, None, parsed.reason, self._attempt)
@@ -267,8 +272,19 @@ class Episode:
         return StepOutcome(record, accepted=True, reask=False, forfeit=False, done=self.done)
 
     def submit_action(self, action: Action) -> StepOutcome:
-        """A fixed strategy's move, recorded with its canonical text."""
-        return self.submit(self.game.format_move(action, self.state))
+        """A fixed strategy's move, recorded with its canonical text. A text that does not parse back
+        to the move is the game's bug, raised here rather than recorded as the strategy's re-asks."""
+        if self.done:
+            raise GameError("the episode is over")
+        if not self.state.is_legal(action):
+            raise GameError(f"{self.game.name}: {action!r} is not a legal move here")
+        text = self.game.format_move(action, self.state)
+        parsed = self.game.parse_move(text, self.state)
+        if isinstance(parsed, MoveError) or parsed != action:
+            got = parsed.reason if isinstance(parsed, MoveError) else f"it parses as {parsed!r}"
+            raise GameError(f"{self.game.name}: the text {text!r} of the move {action!r} does not parse back ({got}): "
+                            "format_move and parse_move disagree")
+        return self.submit(text)
 
     def payoffs(self) -> tuple[float, float]:
         """The payoffs so far; after a forfeit the offender's includes the penalty."""

@@ -59,7 +59,7 @@ def play(game: Game, players: Sequence[Strategy], seed: int | None = None) -> Tr
     if len(players) != 2:
         raise GameError(f"a game has two players, got {len(players)}")
     for p in players:
-        if isinstance(p, TextPlayer) and not isinstance(p, Strategy):
+        if isinstance(p, TextPlayer):
             raise GameError(f"player {p.name!r} answers in text: use aplay")
     episode = Episode(game, seed)
     rngs = _player_rngs(seed)
@@ -85,13 +85,13 @@ async def aplay(
     while not episode.done:
         who = episode.to_move
         player = players[who]
-        if isinstance(player, Strategy):
-            episode.submit_action(player(episode.state, rngs[who]))
-        else:
+        if isinstance(player, TextPlayer):  # first: a text player that is also callable answers in text
             reply = player.answer(episode.observation())
             if inspect.isawaitable(reply):
                 reply = await reply
             episode.submit(str(reply))
+        else:
+            episode.submit_action(player(episode.state, rngs[who]))
         if on_step is not None:
             on_step(episode)
     return episode.transcript()
