@@ -173,7 +173,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 # Commands defined in modules of their own: each has ``configure(commands) -> ArgumentParser``
 # (light imports only, so --help stays fast) and ``run(args) -> int``.
 _COMMAND_MODULES = ("gtalign.cli._chat", "gtalign.cli._serve", "gtalign.cli._metrics", "gtalign.cli._eval",
-                    "gtalign.cli._report", "gtalign.cli._data", "gtalign.cli._train")
+                    "gtalign.cli._report", "gtalign.cli._data", "gtalign.cli._train", "gtalign.cli._games")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,675 @@
+"""``gtalign games play``: episodes of a classic game, shown as they are played, then a summary.
+
+The learner (a model through a `ChatBackend`, or a fixed strategy) sits in one seat, the opponent (a
+fixed strategy, or the same model: self-play) in the other. Each move is shown as it is made: the
+model's raw answer and the move it was read as, invalid answers and their re-asks, forfeits; then each
+episode's payoffs and each seat's distance from equilibrium play; then a summary over the episodes.
+``--out`` writes one JSON line per episode as it ends (`episode_record`), which `read_transcript`
+turns back into a `Transcript` that `gtalign.envs.replay` checks.
+
+Only argparse and the shared argument types are imported at module level; the games, the backends
+and rich are imported when the command runs, so ``gtalign --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gtalign.cli._args import integer, key_value, non_negative_float, positive_int, yaml_params
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from gtalign.envs import Episode, Game, MoveRecord, Strategy, TextPlayer, Transcript
+    from gtalign.envs.players import ChatPlayer, ChatTurn
+
+__all__ = [
+    "EPISODE_SCHEMA",
+    "GAME_STRATEGY_NAMES",
+    "PlayOptions",
+    "PlaySummary",
+    "configure",
+    "episode_record",
+    "options_from_args",
+    "read_transcript",
+    "resolve_game",
+    "resolve_strategy",
+    "run",
+    "run_play",
+    "strategies_for",
+]
+
+EPISODE_SCHEMA = 1
+"""Version of the ``--out`` line format (`episode_record`)."""
+
+MODEL = "model"
+"""The ``--opponent`` that is the ``--backend`` model itself (self-play)."""
+
+GAME_STRATEGY_NAMES: Mapping[str, tuple[str, ...]] = {
+    "prisoners-dilemma": ("always-cooperate", "always-defect", "tit-for-tat", "grim-trigger", "random", "equilibrium"),
+    "bargaining": ("equilibrium", "greedy", "fair", "random"),
+    "signaling": ("equilibrium", "lowest", "highest", "honest", "random"),
+    "spence": ("equilibrium", "lowest", "highest", "honest", "random"),
+    "beer-quiche": ("equilibrium", "lowest", "highest", "honest", "random"),
+}
+"""The fixed strategies of each registered game, as ``--help`` lists them without importing the games
+(a test checks them against the games' strategy maps)."""
+
+_GAMES_DESCRIPTION = """\
+Classic games as RL environments: the sequential prisoner's dilemma, Rubinstein bargaining and
+signaling games (Spence, Beer-Quiche), played by models and fixed strategies.
+
+Try:  gtalign games play prisoners-dilemma --player tit-for-tat --opponent always-defect
+"""
+
+_PLAY_DESCRIPTION = f"""\
+Play episodes of a classic game and watch them: every move (a model's raw answer and the move it
+was read as), invalid answers with their re-asks and forfeits, each episode's payoffs and each
+seat's distance from equilibrium play (0: the game's reference equilibrium move at every turn, 1:
+never; bargaining offers count by how far they are); then a summary over the episodes: mean payoff
+per seat, invalid-answer rate, forfeits, mean distance from equilibrium.
+
+Seats: the learner sits in --seat (0 moves first, and is the sender of a signaling game); the
+opponent in the other seat.
+  learner    the --backend model, or without --backend the fixed strategy --player NAME
+  opponent   a fixed strategy --opponent NAME (default: equilibrium), or 'model': the --backend
+             model on both seats (self-play)
+Fixed strategies are named by the game (below), or module:attr of a gtalign.envs.Strategy.
+
+A model answers each move in a fresh conversation: a system prompt saying it plays a game and must
+answer in the format asked, and the seat's observation (the rules, the history it knows, and on a
+re-ask the error of its last answer). An answer the game cannot read is asked again up to the game's
+retries, then forfeited with its penalty (the invalid_moves parameter). A failed model call (server
+down, context overflow, ...) counts as an answer the game refuses, so the episode goes on; it is
+shown with its reason and makes the command exit 1.
+
+GAME is a registered game or module:attr of a gtalign.envs.Game (or a factory of one). Set its
+parameters with --param KEY=VALUE (repeatable; VALUE is read as YAML: 0.9, null, [0, 1, 2]):
+
+  prisoners-dilemma  Each round player 0 chooses C (cooperate) or D (defect), player 1 sees it and
+      chooses. T=5 R=3 P=1 S=0: the stage payoffs (T > R > P > S, 2R > T + S); discount=1: round k
+      counts discount^(k-1); rounds=5 (null: infinitely repeated, going on after each round with
+      probability discount < 1). Equilibrium: always defect (finite), grim trigger when
+      discount >= (T - R) / (T - P) (infinite).
+      Strategies: {", ".join(GAME_STRATEGY_NAMES["prisoners-dilemma"])}.
+      e.g. gtalign games play prisoners-dilemma --param rounds=null --param discount=0.9 \\
+               --player tit-for-tat --opponent grim-trigger --episodes 5
+  bargaining  Rubinstein alternating offers over a pie: player 0 offers first ('offer X', X the
+      share the proposer keeps), the other accepts or rejects and counter-offers. delta1=0.9
+      delta2=0.9: the discount factors of player 0 and 1; pie=1; horizon=null: offer rounds (null:
+      no last round, stopped after max_rounds=100 with 0 to both); precision=0.01: the offer grid.
+      Equilibrium: the subgame-perfect play on the offer grid and round cap, agreed at once: near
+      Rubinstein's share (1 - delta2) / (1 - delta1 delta2) for player 0, off by the grid's
+      rounding (0.50 rather than 0.5263 at the defaults; precision=0.001 gives 0.523).
+      Strategies: {", ".join(GAME_STRATEGY_NAMES["bargaining"])}.
+      e.g. gtalign games play bargaining --param delta1=0.9 --param delta2=0.5 --player greedy
+  spence  Job-market signaling: nature draws the worker's productivity (L or H), the worker
+      (player 0) picks an education level, the employer sees it and pays a low or high wage.
+      theta_low=1 theta_high=2: productivities; prior_high=0.5: P(H); cost_low=1 cost_high=0.5:
+      cost per education level; levels=[0, 0.5, 1, 1.5, 2, 2.5, 3]. Equilibrium: a separating one.
+      Strategies: {", ".join(GAME_STRATEGY_NAMES["spence"])}.
+      e.g. gtalign games play spence --param prior_high=0.25 --player honest --opponent random
+  beer-quiche  Cho and Kreps: a weak or strong newcomer (player 0) has quiche or beer, the bully
+      sees the breakfast and duels or retreats. prior_strong=0.9. Equilibrium: pooling on beer.
+      Strategies: {", ".join(GAME_STRATEGY_NAMES["beer-quiche"])}.
+      e.g. gtalign games play beer-quiche --backend http://127.0.0.1:8000/v1 --model qwen --episodes 20
+  signaling  Any finite signaling game given by its tables: types, prior, signals, actions,
+      costs[type][signal], sender_payoffs[type][signal][action], receiver_payoffs[...] (and
+      title, story, roles, nouns for the prompts); the defaults are spence's.
+      Strategies: {", ".join(GAME_STRATEGY_NAMES["signaling"])}.
+      e.g. gtalign games play signaling --param "prior=[0.3, 0.7]" --player lowest
+Every game also takes invalid_moves={{retries: 2, penalty: -1}}: re-asks after an invalid answer,
+then a forfeit costing that penalty.
+
+--out FILE.jsonl writes one JSON line per episode, as it ends (flushed and synced, so a crash loses
+no finished episode; an existing FILE is overwritten): schema, episode, spec (GAME as given), the
+transcript (game, params, seed, records of every answer and chance draw, payoffs, forfeit), players,
+learner, distance (per seat) and generations (each model call: seat, text, status, reason,
+finish_reason, tokens, latency, seed).
+
+Examples:
+  gtalign games play bargaining --player fair --opponent equilibrium --episodes 3
+  gtalign games play prisoners-dilemma --backend embedded --opponent tit-for-tat --out pd.jsonl
+  gtalign games play spence --backend http://127.0.0.1:8000/v1 --model qwen --opponent model --seat 1
+
+Exit codes: 0 the episodes were played; 1 some model call failed (see the summary) or the command
+could not finish; 2 usage error (a bad game, parameter or strategy); 130 interrupted (the episodes
+written to --out so far are kept).
+"""
+
+
+def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Add the ``games`` subcommand (with ``play``) to ``commands`` and return its parser."""
+    parser = commands.add_parser(
+        "games",
+        help="classic games (prisoner's dilemma, bargaining, signaling) played by models and fixed strategies",
+        description=_GAMES_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="games_command", metavar="ACTION", title="actions")
+    play = actions.add_parser(
+        "play",
+        help="play episodes and show each move, the payoffs and the distance from equilibrium",
+        description=_PLAY_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    play.add_argument("game", metavar="GAME", help="prisoners-dilemma, bargaining, spence, beer-quiche, signaling or module:attr")
+    play.add_argument("--param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                      help="a game parameter, e.g. delta1=0.9 or rounds=null (repeatable; VALUE is read as YAML)")
+    seats = play.add_argument_group("players")
+    seats.add_argument("--player", metavar="NAME",
+                       help="without --backend: the learner's fixed strategy (a name the game lists, or module:attr)")
+    seats.add_argument("--opponent", default="equilibrium", metavar="NAME",
+                       help="the other seat: a fixed strategy the game lists (see above), 'equilibrium', module:attr, "
+                       "or 'model' for self-play with --backend (default: equilibrium)")
+    seats.add_argument("--seat", type=int, choices=(0, 1), default=0, help="the learner's seat; 0 moves first (default: 0)")
+    model = play.add_argument_group("model")
+    model.add_argument("--backend", metavar="embedded|URL|module:attr",
+                       help="the learner's model: 'embedded' (SmolLM2-135M-Instruct on the CPU, offline), "
+                       "'embedded:PATH', the http(s):// base URL of an OpenAI-compatible server, or module:attr "
+                       "of a ChatBackend (or its factory)")
+    model.add_argument("--model", metavar="NAME", help="model name at the --backend URL; with the embedded backend, a local model")
+    model.add_argument("--temperature", type=non_negative_float, default=0.0, metavar="T",
+                       help="sampling temperature; 0 is greedy (default: 0)")
+    model.add_argument("--max-tokens", type=positive_int, default=128, metavar="N",
+                       help="token budget of one answer (default: 128)")
+    run_group = play.add_argument_group("run")
+    run_group.add_argument("--episodes", type=positive_int, default=1, metavar="N", help="episodes to play (default: 1)")
+    run_group.add_argument("--seed", type=integer, default=0, metavar="S",
+                           help="episode e (from 0) uses seed S+e for nature, the fixed strategies and the model's "
+                           "sampling (default: 0)")
+    run_group.add_argument("--out", metavar="FILE.jsonl", help="write one JSON line per episode, as it ends (overwritten)")
+    run_group.add_argument("-q", "--quiet", action="store_true", help="no moves or episodes: the summary only")
+    return parser
+
+
+@dataclass(frozen=True, slots=True)
+class PlayOptions:
+    """What ``gtalign games play`` is asked to do; each command-line option is one field."""
+
+    game: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    player: str | None = None
+    opponent: str = "equilibrium"
+    seat: int = 0
+    backend: str | None = None
+    model: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 128
+    episodes: int = 1
+    seed: int = 0
+    out: str | None = None
+    quiet: bool = False
+
+
+def options_from_args(args: argparse.Namespace) -> PlayOptions:
+    return PlayOptions(
+        game=args.game, params=yaml_params(args.param), player=args.player, opponent=args.opponent, seat=args.seat,
+        backend=args.backend, model=args.model, temperature=args.temperature, max_tokens=args.max_tokens,
+        episodes=args.episodes, seed=args.seed, out=args.out, quiet=args.quiet,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``gtalign games ACTION`` for parsed ``args``; returns the exit code."""
+    from gtalign.cli._main import EXIT_USAGE
+
+    if getattr(args, "games_command", None) != "play":
+        print("gtalign games: choose an action: play (see gtalign games play --help)", file=sys.stderr)
+        return EXIT_USAGE
+    return run_play(options_from_args(args))
+
+
+# -- games and strategies ------------------------------------------------------------------------
+
+
+def _usage(message: str) -> Exception:
+    from gtalign.cli._main import UsageError
+
+    return UsageError(message)
+
+
+def resolve_game(spec: str, params: Mapping[str, Any] | None = None) -> Game:
+    """The game ``spec`` names (a registry name or ``module:attr``) with ``params``; a `UsageError`
+    names the bad game or parameter and lists the valid ones."""
+    import inspect
+
+    from gtalign._registry import REGISTRY, RegistryError
+    from gtalign.envs import Game, GameError, InvalidMovePolicy
+
+    params = dict(params or {})
+    try:
+        target = REGISTRY.get("game", spec)
+    except RegistryError as exc:
+        raise _usage(f"GAME: {exc}") from None
+    if isinstance(target, Game):
+        if params:
+            raise _usage(f"game {spec} is a ready game object: it takes no --param (got {', '.join(sorted(params))})")
+        return target
+    if not callable(target):
+        raise _usage(f"game {spec} is a {type(target).__name__}, not a gtalign.envs.Game or a factory of one")
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None and not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        valid = [name for name, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = [key for key in params if key not in valid]
+        if unknown:
+            raise _usage(f"game {spec}: unknown parameter {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
+    if isinstance(params.get("invalid_moves"), Mapping):
+        try:
+            params["invalid_moves"] = InvalidMovePolicy(**params["invalid_moves"])
+        except (GameError, TypeError) as exc:
+            raise _usage(f"game {spec}: parameter 'invalid_moves': {exc} (expected {{retries: N, penalty: X}})") from None
+    try:
+        game = target(**params)
+    except (GameError, TypeError, ValueError) as exc:
+        given = ", ".join(f"{key}={value!r}" for key, value in params.items()) or "its defaults"
+        raise _usage(f"game {spec} with {given}: {exc}") from None
+    if not isinstance(game, Game):
+        raise _usage(f"game {spec} made a {type(game).__name__}, not a gtalign.envs.Game")
+    return game
+
+
+def strategies_for(game: Game) -> Mapping[str, Strategy]:
+    """The fixed strategies of ``game`` by name: its own ``strategies`` mapping when it has one,
+    else the map of its kind (dilemma, bargaining, signaling); always with ``equilibrium``."""
+    from gtalign.envs import (
+        BARGAINING_STRATEGIES,
+        DILEMMA_STRATEGIES,
+        SIGNALING_STRATEGIES,
+        Bargaining,
+        EquilibriumPlay,
+        PrisonersDilemma,
+        Signaling,
+    )
+
+    own = getattr(game, "strategies", None)
+    if isinstance(own, Mapping):
+        return {"equilibrium": EquilibriumPlay(), **own}
+    for kind, table in ((PrisonersDilemma, DILEMMA_STRATEGIES), (Bargaining, BARGAINING_STRATEGIES), (Signaling, SIGNALING_STRATEGIES)):
+        if isinstance(game, kind):
+            return table
+    return {"equilibrium": EquilibriumPlay()}
+
+
+def resolve_strategy(game: Game, spec: str, name: str, *, flag: str, model_ok: bool = False) -> Strategy:
+    """The fixed strategy ``name`` of ``game`` (called ``spec`` on the command line), or one named
+    by ``module:attr``; a `UsageError` names ``flag`` and lists the valid names."""
+    from gtalign._registry import RegistryError, _resolve
+    from gtalign.envs import Strategy
+
+    table = strategies_for(game)
+    if name in table:
+        return table[name]
+    valid = ", ".join([*table, *([MODEL] if model_ok else []), "or module:attr"])
+    if ":" not in name:
+        raise _usage(f"{flag} {name!r} is not a strategy of {spec}; valid: {valid}")
+    try:
+        target: Any = _resolve(name)
+    except RegistryError as exc:
+        raise _usage(f"{flag} {name!r}: {exc}") from None
+    if isinstance(target, type):
+        try:
+            target = target()
+        except Exception as exc:
+            raise _usage(f"{flag} {name!r} cannot be built: {type(exc).__name__}: {exc}") from None
+    if not isinstance(target, Strategy):
+        raise _usage(f"{flag} {name!r} is a {type(target).__name__}, not a Strategy (needs `name` and "
+                     f"`__call__(state, rng) -> action`); valid: {valid}")
+    return target
+
+
+def _build_backend(options: PlayOptions) -> Any:
+    from gtalign.eval import EvalSetupError
+    from gtalign.eval._setup import build_eval_backend
+
+    try:
+        return build_eval_backend(str(options.backend), options.model)
+    except EvalSetupError as exc:
+        raise _usage(f"--backend: {exc}") from None
+
+
+# -- the episode log -------------------------------------------------------------------------------
+
+
+def _pair_turns(records: Sequence[MoveRecord], seats: Sequence[Any]) -> list[tuple[MoveRecord, ChatTurn | None]]:
+    """Each record with the model call that produced it (None: a chance draw or a fixed strategy).
+    A `ChatPlayer` answers once per record of its seats, in order, so its turns pair one to one."""
+    from gtalign.envs.players import ChatPlayer
+
+    used: dict[int, int] = {}
+    out: list[tuple[MoveRecord, ChatTurn | None]] = []
+    for record in records:
+        player = seats[record.player] if record.player in (0, 1) else None
+        turn = None
+        if isinstance(player, ChatPlayer):
+            index = used.get(id(player), 0)
+            if index < len(player.turns):
+                turn = player.turns[index]
+            used[id(player)] = index + 1
+        out.append((record, turn))
+    return out
+
+
+def _json_value(value: Any) -> Any:
+    """A move as JSON: strings and numbers as they are (numpy numbers as Python ones), else its text."""
+    import numbers
+
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
+
+
+def episode_record(
+    transcript: Transcript, *, episode: int, spec: str, seats: Sequence[Any], learner: int,
+    distance: Sequence[float | None],
+) -> dict[str, Any]:
+    """One ``--out`` line: the transcript as JSON (game, params, seed, records, payoffs, forfeit)
+    with the episode number, GAME as given, the players, the learner's seat, each seat's distance
+    from equilibrium and every model call (`ChatTurn.to_json` with its seat)."""
+    import json
+
+    generations = [{"seat": record.player, **turn.to_json()} for record, turn in _pair_turns(transcript.records, seats)
+                   if turn is not None]
+    return {
+        "schema": EPISODE_SCHEMA,
+        "episode": episode,
+        "spec": spec,
+        "game": transcript.game,
+        "params": json.loads(json.dumps(transcript.params, default=str)),
+        "seed": transcript.seed,
+        "records": [
+            {"player": r.player, "text": r.text, "action": _json_value(r.action), "error": r.error, "attempt": r.attempt}
+            for r in transcript.records
+        ],
+        "payoffs": list(transcript.payoffs),
+        "forfeit": transcript.forfeit,
+        "players": [getattr(p, "name", type(p).__name__) for p in seats],
+        "learner": learner,
+        "distance": list(distance),
+        "generations": generations,
+    }
+
+
+def read_transcript(line: Mapping[str, Any] | str) -> Transcript:
+    """The `Transcript` of one ``--out`` line (a JSON text or its parsed object)."""
+    import json
+
+    from gtalign.envs import MoveRecord, Transcript
+
+    data = json.loads(line) if isinstance(line, str) else line
+    records = tuple(MoveRecord(r["player"], r["text"], r["action"], r.get("error", ""), r.get("attempt", 0))
+                    for r in data["records"])
+    payoffs = data["payoffs"]
+    return Transcript(game=data["game"], params=data["params"], seed=data["seed"], records=records,
+                      payoffs=(float(payoffs[0]), float(payoffs[1])), forfeit=data.get("forfeit"))
+
+
+# -- showing and summing up ---------------------------------------------------------------------------
+
+
+def _short(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _num(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value)}"
+
+
+def _seat_label(seat: int, seats: Sequence[Any], learner: int) -> str:
+    name = getattr(seats[seat], "name", type(seats[seat]).__name__)
+    return f"P{seat} {name}" + (" (learner)" if seat == learner else "")
+
+
+class _Show:
+    """Prints each new record of an episode as it is made (``on_step`` of `aplay`)."""
+
+    def __init__(self, console: Console, game: Game, seats: Sequence[Any], learner: int, enabled: bool) -> None:
+        self.console, self.game, self.seats, self.learner, self.enabled = console, game, seats, learner, enabled
+        self.shown = 0
+        self.state = game.new_initial_state()
+
+    def __call__(self, episode: Episode) -> None:
+        pairs = _pair_turns(episode.records, self.seats)
+        for index in range(self.shown, len(pairs)):
+            record, turn = pairs[index]
+            if self.enabled:
+                self._line(record, turn, last=index == len(pairs) - 1, forfeit=episode.forfeit)
+            if record.action is not None:
+                self.state = self.state.apply(record.action)
+        self.shown = len(pairs)
+
+    def _line(self, record: MoveRecord, turn: ChatTurn | None, *, last: bool, forfeit: int | None) -> None:
+        from rich.text import Text
+
+        from gtalign.envs import CHANCE
+
+        if record.player == CHANCE:
+            self.console.print(Text(f"  nature draws {record.action}", style="dim"), soft_wrap=True)
+            return
+        line = Text(f"  P{record.player} ", style="bold")
+        if turn is not None and not turn.ok:
+            line.append(f"model call failed ({turn.status}: {turn.reason})", style="red")
+        elif turn is not None or record.action is None:
+            line.append(repr(_short(record.text)))
+        if record.action is not None:
+            if turn is not None:
+                line.append(" → ")
+            line.append(self.game.format_move(record.action, self.state), style="green")
+            if record.player == self.learner:
+                distance = self.game.move_distance(self.state, record.action)
+                line.append(f"  (distance from equilibrium {_num(distance)})", style="dim")
+        else:
+            retries = self.game.invalid_moves.retries
+            line.append(f" ✗ {record.error}", style="yellow")
+            if last and forfeit == record.player:
+                line.append(f" — forfeit (penalty {_num(self.game.invalid_moves.penalty)})", style="bold red")
+            else:
+                line.append(f" — asked again ({record.attempt + 1} of {retries})", style="yellow")
+        if turn is not None and turn.ok:
+            tokens = "?" if turn.tokens_out is None else str(turn.tokens_out)
+            line.append(f"  [{tokens} tokens, {turn.latency:.2f} s]", style="dim")
+        self.console.print(line, soft_wrap=True)
+
+
+@dataclass
+class PlaySummary:
+    """Totals over the episodes, per seat."""
+
+    names: tuple[str, str]
+    learner: int
+    episodes: int = 0
+    payoffs: list[list[float]] = field(default_factory=lambda: [[], []])
+    answers: list[int] = field(default_factory=lambda: [0, 0])
+    invalid: list[int] = field(default_factory=lambda: [0, 0])
+    forfeits: list[int] = field(default_factory=lambda: [0, 0])
+    distances: list[list[float]] = field(default_factory=lambda: [[], []])
+    model_calls: int = 0
+    failed_calls: list[str] = field(default_factory=list)
+
+    def add(self, transcript: Transcript, distance: Sequence[float | None], turns: Sequence[ChatTurn]) -> None:
+        self.episodes += 1
+        for seat in (0, 1):
+            self.payoffs[seat].append(transcript.payoffs[seat])
+            mine = [r for r in transcript.records if r.player == seat]
+            self.answers[seat] += len(mine)
+            self.invalid[seat] += sum(1 for r in mine if r.action is None)
+            d = distance[seat]
+            if d is not None:
+                self.distances[seat].append(d)
+        if transcript.forfeit is not None:
+            self.forfeits[transcript.forfeit] += 1
+        self.model_calls += len(turns)
+        self.failed_calls.extend(f"{turn.status}: {turn.reason}" for turn in turns if not turn.ok)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_calls
+
+    def mean_payoff(self, seat: int) -> float:
+        values = self.payoffs[seat]
+        return sum(values) / len(values) if values else float("nan")
+
+    def mean_distance(self, seat: int) -> float | None:
+        values = self.distances[seat]
+        return sum(values) / len(values) if values else None
+
+    def render(self, console: Console) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        plural = "s" if self.episodes != 1 else ""
+        table = Table(title=f"Summary over {self.episodes} episode{plural}", title_justify="left",
+                      caption="* the learner. payoff: the mean per episode; distance: the mean distance from equilibrium "
+                      "play (0: the equilibrium move every time)", caption_justify="left")
+        for column in ("seat", "player", "payoff", "answers", "invalid", "forfeits", "distance"):
+            table.add_column(column, justify="left" if column in ("seat", "player") else "right")
+        for seat in (0, 1):
+            answers, invalid = self.answers[seat], self.invalid[seat]
+            rate = f"{invalid} ({100 * invalid / answers:.0f}%)" if answers else "0"
+            distance = self.mean_distance(seat)
+            table.add_row(
+                f"P{seat}" + ("*" if seat == self.learner else ""), self.names[seat],
+                _num(round(self.mean_payoff(seat), 4)), str(answers), rate, str(self.forfeits[seat]),
+                "n/a" if distance is None else _num(round(distance, 4)),
+                style="bold" if seat == self.learner else "",
+            )
+        console.print(table)
+        if self.failed_calls:
+            console.print(Text(f"{len(self.failed_calls)} of {self.model_calls} model calls failed (counted as invalid "
+                               f"answers); first: {self.failed_calls[0]}", style="bold red"), soft_wrap=True)
+
+
+# -- the command ---------------------------------------------------------------------------------------
+
+
+def _players(options: PlayOptions, game: Game) -> tuple[list[Strategy | TextPlayer], Any]:
+    """The two seats and the backend (None without --backend)."""
+    if options.backend is None:
+        if options.opponent == MODEL:
+            raise _usage("--opponent model is self-play with the --backend model: give --backend (and --model)")
+        if options.model is not None:
+            raise _usage("--model only applies with --backend")
+        if options.player is None:
+            names = ", ".join(strategies_for(game))
+            raise _usage(f"who plays the learner's seat? give --backend (a model) or --player NAME (one of {names}, "
+                         "or module:attr)")
+    elif options.player is not None:
+        raise _usage("--player names the learner's fixed strategy when there is no model; with --backend the model "
+                     "plays the learner's seat (drop --player, or drop --backend)")
+    learner: Any = None if options.player is None else resolve_strategy(game, options.game, options.player, flag="--player")
+    opponent: Any = None
+    if options.opponent != MODEL:
+        opponent = resolve_strategy(game, options.game, options.opponent, flag="--opponent", model_ok=True)
+    backend = _build_backend(options) if options.backend is not None else None
+    seats: list[Any] = [None, None]
+    seats[options.seat], seats[1 - options.seat] = learner, opponent
+    return seats, backend
+
+
+def _episode_seats(template: Sequence[Any], backend: Any, options: PlayOptions, seed: int) -> list[Any]:
+    """This episode's players: the fixed strategies as given, one fresh `ChatPlayer` (seeded with
+    the episode's seed) on every model seat, so self-play is one player on both seats."""
+    from gtalign.envs.players import ChatPlayer
+
+    if backend is None:
+        return list(template)
+    player = ChatPlayer(backend, temperature=options.temperature, max_tokens=options.max_tokens, seed=seed)
+    return [player if seat is None else seat for seat in template]
+
+
+def _write(handle: Any, record: Mapping[str, Any]) -> None:
+    import json
+    import os
+
+    handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    handle.flush()
+    try:
+        os.fsync(handle.fileno())
+    except OSError:  # a pipe or a special file: flushed is all it can be
+        pass
+
+
+async def _play_all(game: Game, template: Sequence[Any], backend: Any, options: PlayOptions, console: Console,
+                    handle: Any) -> PlaySummary:
+    from rich.text import Text
+
+    from gtalign.envs import aplay, distance_from_equilibrium
+    from gtalign.envs.players import ChatPlayer
+
+    names = tuple(MODEL if seat is None else getattr(seat, "name", type(seat).__name__) for seat in template)
+    if backend is not None:
+        label = f"{MODEL} ({getattr(backend, 'model', '') or getattr(backend, 'name', '')})"
+        names = tuple(label if seat is None else name for seat, name in zip(template, names))
+    summary = PlaySummary((names[0], names[1]), options.seat)
+    try:
+        for episode in range(options.episodes):
+            seed = options.seed + episode
+            seats = _episode_seats(template, backend, options, seed)
+            show = _Show(console, game, seats, options.seat, enabled=not options.quiet)
+            if not options.quiet:
+                console.print(Text.assemble((f"Episode {episode + 1} of {options.episodes}", "bold"),
+                                            f" (seed {seed}): P0 {names[0]} vs P1 {names[1]}"), soft_wrap=True)
+            transcript = await aplay(game, seats, seed, on_step=show)
+            distance = [distance_from_equilibrium(game, transcript, seat) for seat in (0, 1)]
+            players = {id(p): p for p in seats if isinstance(p, ChatPlayer)}
+            turns = [turn for p in players.values() for turn in p.turns]
+            summary.add(transcript, distance, turns)
+            if handle is not None:
+                _write(handle, episode_record(transcript, episode=episode, spec=options.game, seats=seats,
+                                              learner=options.seat, distance=distance))
+            if not options.quiet:
+                line = Text("  payoffs: ", style="bold")
+                line.append(f"P0 {_num(round(transcript.payoffs[0], 6))}, P1 {_num(round(transcript.payoffs[1], 6))}")
+                if transcript.forfeit is not None:
+                    line.append(f"  (P{transcript.forfeit} forfeited)", style="red")
+                learner_distance = distance[options.seat]
+                line.append("  learner's distance from equilibrium: ")
+                line.append("n/a (no moves)" if learner_distance is None else _num(round(learner_distance, 4)))
+                console.print(line, soft_wrap=True)
+    finally:
+        if backend is not None:
+            await backend.aclose()
+    return summary
+
+
+def run_play(options: PlayOptions) -> int:
+    """Run ``gtalign games play`` with ``options``; returns the exit code."""
+    import asyncio
+    from contextlib import nullcontext
+
+    from rich.console import Console
+
+    from gtalign.cli._main import EXIT_FAILED, EXIT_OK, CommandFailed
+    from gtalign.envs import GameError
+
+    game = resolve_game(options.game, options.params)
+    template, backend = _players(options, game)
+    console = Console(highlight=False)
+    try:
+        opened = open(options.out, "w", encoding="utf-8") if options.out is not None else nullcontext(None)  # noqa: SIM115
+    except OSError:
+        if backend is not None:
+            asyncio.run(backend.aclose())
+        raise
+    with opened as handle:
+        try:
+            summary = asyncio.run(_play_all(game, template, backend, options, console, handle))
+        except GameError as exc:  # a fixed strategy's illegal move, or a game whose texts do not parse back
+            raise CommandFailed(f"{options.game}: {exc}") from None
+    summary.render(console)
+    if options.out is not None:
+        plural = "s" if summary.episodes != 1 else ""
+        console.print(f"wrote {summary.episodes} episode{plural} to {options.out}", markup=False, soft_wrap=True)
+    return EXIT_OK if summary.ok else EXIT_FAILED
