@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from gtalign.envs import (
     CHANCE,
+    ECHO_WORDS,
     TERMINAL,
     Action,
     Episode,
@@ -34,6 +35,7 @@ from gtalign.envs import (
     aplay,
     distance_from_equilibrium,
     play,
+    read_answer,
     replay,
 )
 
@@ -638,3 +640,38 @@ def test_every_registered_game_plays_and_replays(name: str) -> None:
     transcript = play(game, [EquilibriumPlay(), EquilibriumPlay()], seed=3)
     assert transcript.forfeit is None and replay(game, transcript) == transcript.payoffs
     assert distance_from_equilibrium(game, transcript, 0) == 0.0
+
+
+def test_an_answer_that_echoes_its_prompt_is_refused_not_read_as_a_move() -> None:
+    """SmolLM2 answered the dilemma's prompt with its first sentences ('... chooses C (cooperate'),
+    which the dilemma's parser reads as C; the episode refuses the echo instead."""
+    episode = Episode(Sequential())
+    prompt = episode.observation()  # "Toy game, you are player 0. Moves so far: none. Answer A or B."
+    echo = prompt.split("Answer")[0] + "Answer A"
+    assert Sequential().parse_move("A", episode.state) == "A"
+    outcome = episode.submit(echo)
+    assert outcome.reask and 'repeats the prompt ("toy game, you are player 0. moves so far: none.' in outcome.record.error
+    assert episode.submit("A").accepted
+    assert _echo_run(prompt, ECHO_WORDS - 1) == ""  # nine words of the prompt in a row are not an echo
+    assert _echo_run(prompt, ECHO_WORDS) != ""
+
+
+def _echo_run(prompt: str, n: int) -> str:
+    from gtalign.envs._core import _echo
+
+    return _echo("I think " + " ".join(prompt.split()[:n]) + " so A", prompt)
+
+
+@given(answer=st.text(max_size=300), prompt=st.text(max_size=300))
+def test_read_answer_never_raises(answer: str, prompt: str) -> None:
+    state = Sequential().new_initial_state()
+    result = read_answer(Sequential(), state, answer, observation=prompt)
+    assert isinstance(result, MoveError) or result in state.legal_actions()
+
+
+def test_the_echo_check_is_linear_on_a_huge_answer() -> None:
+    """A 1 MB answer of prompt words in a non-echo order: checked (and refused by the parser) without a hang."""
+    prompt = Episode(Sequential()).observation()
+    words = prompt.split()
+    answer = " ".join(words[i % 3] for i in range(200_000))
+    assert isinstance(read_answer(Sequential(), Sequential().new_initial_state(), answer, observation=prompt), MoveError)

@@ -268,3 +268,18 @@ def test_regret_is_never_negative_against_fixed_opponents():
                         assert outcome.valid and outcome.regret >= -1e-12
                         assert outcome == answer_value(game, point, text, opponent=opponent, samples=2)
                         assert math.isclose(outcome.payoff, values.learner[action])
+
+
+def test_an_answer_that_echoes_the_prompt_is_invalid_as_in_an_episode() -> None:
+    """The reward reads answers as Episode.submit does: an echo of the prompt (which names every
+    move) is a forfeit, not the first move it happens to name."""
+    from gtalign.envs import EquilibriumPlay, PrisonersDilemma
+    from gtalign.envs._decisions import answer_value, decision_points
+
+    game = PrisonersDilemma(rounds=1)
+    [point, *_] = decision_points(game, seat=1, opponent=EquilibriumPlay(), episodes=1, seed=0)
+    echo = point.observation.split(" or D")[0]  # "You are playing a sequential prisoner's dilemma ... chooses C (cooperate)"
+    assert game.parse_move(echo, game.new_initial_state()) == "C"  # what the parser alone would read
+    outcome = answer_value(game, point, echo, opponent=EquilibriumPlay())
+    assert not outcome.valid and "repeats the prompt" in outcome.error
+    assert answer_value(game, point, "D", opponent=EquilibriumPlay()).valid

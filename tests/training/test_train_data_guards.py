@@ -348,3 +348,17 @@ def test_the_paper_math_hard_train_split_loses_its_test_questions(paper_table: C
     rows = load_rows(config_from_settings("grpo", {"data": ["math-hard"], "output_dir": "o", "data_dir": str(PAPER_DATA)}))
     assert rows.dropped_eval == {"math-hard": expected}
     assert len(rows.rows) == len(train) - expected
+
+
+def test_a_data_source_read_from_rows_never_imports_a_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row's data_source is data: the held-out check looks it up among registered benchmarks only,
+    never as a dotted path (a source 'game:x' imported a module named 'game')."""
+    from gtalign import _registry
+    from gtalign.training._train_data import _held_out_sets
+
+    imported: list[str] = []
+    monkeypatch.setattr(_registry, "_resolve", lambda path: imported.append(path) or None)
+    config = config_from_settings("grpo", {"data": [str(tmp_path / "rows.jsonl")], "output_dir": "o",
+                                           "data_dir": str(tmp_path)})
+    sets = _held_out_sets(config, ["os:system", "game:prisoners-dilemma", "some.module.attr", "unknown-source"])
+    assert imported == [] and sets == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ __all__ = [
     "State",
     "StepOutcome",
     "Transcript",
+    "ECHO_WORDS",
+    "read_answer",
     "replay",
 ]
 
@@ -248,13 +251,12 @@ class Episode:
         return text
 
     def submit(self, text: str) -> StepOutcome:
-        """The answer of the player to move: applied when it parses, else re-asked or forfeited."""
+        """The answer of the player to move: applied when `read_answer` reads a legal move in it
+        (the prompt it answered is checked for echoes), else re-asked or forfeited."""
         if self.done:
             raise GameError("the episode is over")
         player = self.state.current_player
-        parsed = self.game.parse_move(text, self.state)
-        if not isinstance(parsed, MoveError) and not self.state.is_legal(parsed):
-            parsed = MoveError(f"{parsed!r} is not a legal move here")
+        parsed = read_answer(self.game, self.state, text, observation=self.observation())
         if isinstance(parsed, MoveError):
             record = MoveRecord(player, text, None, parsed.reason, self._attempt)
             self.records.append(record)
@@ -264,16 +266,12 @@ class Episode:
                 return StepOutcome(record, accepted=False, reask=True, forfeit=False, done=False)
             self.forfeit, self._last_error = player, parsed.reason
             return StepOutcome(record, accepted=False, reask=False, forfeit=True, done=True)
-        record = MoveRecord(player, text, parsed, "", self._attempt)
-        self.records.append(record)
-        self._attempt, self._last_error = 0, ""
-        self.state = self.state.apply(parsed)
-        self._resolve_chance()
-        return StepOutcome(record, accepted=True, reask=False, forfeit=False, done=self.done)
+        return self._accept(player, text, parsed)
 
     def submit_action(self, action: Action) -> StepOutcome:
-        """A fixed strategy's move, recorded with its canonical text. A text that does not parse back
-        to the move is the game's bug, raised here rather than recorded as the strategy's re-asks."""
+        """A fixed strategy's move, recorded with its canonical text (not read as a model's answer: no
+        echo check). A text that does not parse back to the move is the game's bug, raised here rather
+        than recorded as the strategy's re-asks."""
         if self.done:
             raise GameError("the episode is over")
         if not self.state.is_legal(action):
@@ -284,7 +282,15 @@ class Episode:
             got = parsed.reason if isinstance(parsed, MoveError) else f"it parses as {parsed!r}"
             raise GameError(f"{self.game.name}: the text {text!r} of the move {action!r} does not parse back ({got}): "
                             "format_move and parse_move disagree")
-        return self.submit(text)
+        return self._accept(self.state.current_player, text, action)
+
+    def _accept(self, player: int, text: str, action: Action) -> StepOutcome:
+        record = MoveRecord(player, text, action, "", self._attempt)
+        self.records.append(record)
+        self._attempt, self._last_error = 0, ""
+        self.state = self.state.apply(action)
+        self._resolve_chance()
+        return StepOutcome(record, accepted=True, reask=False, forfeit=False, done=self.done)
 
     def payoffs(self) -> tuple[float, float]:
         """The payoffs so far; after a forfeit the offender's includes the penalty."""
@@ -308,6 +314,46 @@ class Episode:
             action = outcomes[pick][0]
             self.records.append(MoveRecord(CHANCE, "", action))
             self.state = self.state.apply(action)
+
+
+ECHO_WORDS = 10
+"""An answer that repeats this many words of its prompt in a row is refused: small models echo the
+prompt, and the rules they echo name moves ("chooses C (cooperate) or D") they never chose."""
+
+_WORD = re.compile(r"\S+")
+
+
+def _echo(answer: str, prompt: str, n: int = ECHO_WORDS) -> str:
+    """The first run of ``n`` words of ``answer`` that stands in ``prompt`` too ('' when none); linear in both."""
+    words = [w.lower() for w in _WORD.findall(prompt)]
+    runs = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+    if not runs:
+        return ""
+    window: list[str] = []
+    for match in _WORD.finditer(answer):
+        window.append(match.group().lower())
+        if len(window) > n:
+            del window[0]
+        if len(window) == n and tuple(window) in runs:
+            return " ".join(window)
+    return ""
+
+
+def read_answer(game: Game, state: State, text: str, *, observation: str | None = None) -> Action | MoveError:
+    """The legal move ``text`` names for the player to move, or why it names none: the game's
+    `Game.parse_move`, refused when the move is not legal here or when the answer repeats
+    `ECHO_WORDS` words of ``observation`` (the prompt it answers) in a row. Never raises."""
+    if not isinstance(text, str):
+        return MoveError(f"an answer is text, not {type(text).__name__}")
+    if observation:
+        echo = _echo(text, observation)
+        if echo:
+            shown = echo if len(echo) <= 80 else echo[:77] + "..."
+            return MoveError(f'the answer repeats the prompt ("{shown}") instead of answering it')
+    parsed = game.parse_move(text, state)
+    if not isinstance(parsed, MoveError) and not state.is_legal(parsed):
+        return MoveError(f"{parsed!r} is not a legal move here")
+    return parsed
 
 
 def _payoffs(state: State, forfeit: int | None, penalty: float) -> tuple[float, float]:

@@ -58,7 +58,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from gtalign.envs._core import CHANCE, TERMINAL, Action, Game, GameError, MoveError, State
+from gtalign.envs._core import CHANCE, TERMINAL, Action, Game, GameError, MoveError, State, read_answer
 from gtalign.envs._play import EquilibriumPlay, Strategy, play
 
 __all__ = [
@@ -633,7 +633,8 @@ def answer_value(
     samples: int = DEFAULT_SAMPLES,
     values: MoveValues | None = None,
 ) -> AnswerOutcome:
-    """The payoff ``text`` earns at ``point``: parsed and checked as `Episode.submit` does, played,
+    """The payoff ``text`` earns at ``point``: read by `read_answer` as `Episode.submit` reads it
+    (an echo of the point's prompt is invalid), played,
     and played out by ``continuation`` (default `EquilibriumPlay`) on the learner's seat and
     ``opponent`` on the other; an invalid answer forfeits there. ``values``: the point's
     `move_values`, computed once for many answers (then ``opponent``, ``continuation`` and
@@ -644,12 +645,7 @@ def answer_value(
         raise GameError("values were computed for another decision point")
     state = values.state
     best = values.best
-    if isinstance(text, str):
-        parsed = game.parse_move(text, state)
-    else:
-        parsed = MoveError(f"the answer is not text ({type(text).__name__})")
-    if not isinstance(parsed, MoveError) and not state.is_legal(parsed):
-        parsed = MoveError(f"{parsed!r} is not a legal move here")
+    parsed = read_answer(game, state, text, observation=point.observation)
     if isinstance(parsed, MoveError):
         mine, theirs = values.forfeit()
         return AnswerOutcome(mine, theirs, False, None, parsed.reason, None, best,

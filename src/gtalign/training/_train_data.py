@@ -389,7 +389,10 @@ def _held_out_sets(config: TrainConfig, data_sources: Iterable[str]) -> list[Hel
     """The test split of each paper benchmark in ``config.data`` or ``data_sources``, and the
     ``eval`` benchmarks as the evaluation reads them."""
     sets: dict[tuple[str, str | None, str | None], HeldOutSet] = {}
-    for name in (*config.data, *data_sources):
+    from gtalign._registry import REGISTRY
+
+    # data sources are read from rows: only registered benchmark names, never a dotted path that imports
+    for name in (*config.data, *(source for source in data_sources if ("benchmark", source) in REGISTRY)):
         if _in_paper_layout(name):
             sets.setdefault((name, config.data_dir, "test"), HeldOutSet(name, config.data_dir, "test", f"{name} test split"))
     evaluation = config.eval or {}
