@@ -1,4 +1,5 @@
-"""``gtalign games play``: episodes of a classic game, shown as they are played, then a summary.
+"""``gtalign games play``: episodes of a classic game, shown as they are played, then a summary;
+``gtalign games train``: GRPO on the game's payoff, through ``gtalign train``'s machinery (`run_train`).
 
 The learner (a model through a `ChatBackend`, or a fixed strategy) sits in one seat, the opponent (a
 fixed strategy, or the same model: self-play) in the other. Each move is shown as it is made: the
@@ -19,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gtalign.cli._args import integer, key_value, non_negative_float, positive_int, yaml_params
+from gtalign.cli._args import integer, key_value, non_negative_float, non_negative_int, positive_int, yaml_params
+from gtalign.cli._train import add_model_arguments, add_output_arguments, add_trl_arguments
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPISODE_SCHEMA",
+    "GAME_ROWS",
     "GAME_STRATEGY_NAMES",
+    "GAME_TRL_DEFAULTS",
     "PlayOptions",
     "PlaySummary",
     "configure",
@@ -40,6 +44,7 @@ __all__ = [
     "resolve_strategy",
     "run",
     "run_play",
+    "run_train",
     "strategies_for",
 ]
 
@@ -64,6 +69,7 @@ Classic games as RL environments: the sequential prisoner's dilemma, Rubinstein 
 signaling games (Spence, Beer-Quiche), played by models and fixed strategies.
 
 Try:  gtalign games play prisoners-dilemma --player tit-for-tat --opponent always-defect
+      gtalign games train prisoners-dilemma --seat 1 --dry-run
 """
 
 _PLAY_DESCRIPTION = f"""\
@@ -184,6 +190,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                            "sampling (default: 0)")
     run_group.add_argument("--out", metavar="FILE.jsonl", help="write one JSON line per episode, as it ends (overwritten)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no moves or episodes: the summary only")
+    _configure_train(actions)
     return parser
 
 
@@ -218,8 +225,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``gtalign games ACTION`` for parsed ``args``; returns the exit code."""
     from gtalign.cli._main import EXIT_USAGE
 
-    if getattr(args, "games_command", None) != "play":
-        print("gtalign games: choose an action: play (see gtalign games play --help)", file=sys.stderr)
+    action = getattr(args, "games_command", None)
+    if action == "train":
+        return run_train(args)
+    if action != "play":
+        print("gtalign games: choose an action: play or train (see gtalign games play --help, gtalign games train --help)",
+              file=sys.stderr)
         return EXIT_USAGE
     return run_play(options_from_args(args))
 
@@ -673,3 +684,223 @@ def run_play(options: PlayOptions) -> int:
         plural = "s" if summary.episodes != 1 else ""
         console.print(f"wrote {summary.episodes} episode{plural} to {options.out}", markup=False, soft_wrap=True)
     return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+# -- gtalign games train -------------------------------------------------------------------------------
+
+GAME_ROWS = "game_rows.jsonl"
+"""The decision rows ``gtalign games train`` writes into its run folder and trains on."""
+
+GAME_TRL_DEFAULTS: Mapping[str, Any] = {
+    "max_steps": 200, "num_generations": 4, "max_completion_length": 64, "learning_rate": 1e-5, "save_steps": 25,
+}
+"""``gtalign games train``'s trl defaults, over ``gtalign train``'s (sized for SmolLM2-135M on a
+2-core CPU: 2 prompts of 4 short completions a step). The per-device batch is 2 prompts' worth,
+2 x num_generations, unless ``--trl per_device_train_batch_size=N`` says otherwise."""
+
+_TRAIN_SHORTCUTS = ("max_steps", "learning_rate", "num_generations", "max_completion_length")
+
+_TRAIN_DESCRIPTION = f"""\
+Train a model on a classic game with GRPO (TRL's GRPOTrainer through `gtalign train`): each
+training row is ONE decision of the learner, and the reward of an answer is the learner's payoff
+when that answer is played there and the rest of the episode is played out.
+
+A training row: seeded episodes of GAME are played between a behaviour policy on the learner's
+--seat (--behaviour; default mix:0.5, the equilibrium move half the time, else a uniformly random
+legal move, so positions off the equilibrium path are visited too) and a fixed --opponent. Every
+position where the learner moves becomes a row: the prompt a model player gets in `gtalign games
+play` (a game system message and the seat's observation: the rules, the history it knows, how to
+answer), the equilibrium move as ground truth, and the position's history so the reward can
+rebuild it. E.g. in a 5-round prisoner's dilemma at --seat 1 against always-defect, a row asks
+"Round 3 of 5. The first player chose D this round. Your move. Answer with one letter: C ... or D".
+
+The reward: the answer is read as the game reads a move. A valid move is applied, then the
+--opponent keeps its seat and the --continuation policy (default: equilibrium) plays the learner's
+later moves; the reward is the learner's total payoff (exactly, over chance, when every strategy is
+deterministic; else the mean of --samples playouts, drawn the same for every answer at a row). An
+answer the game cannot read is a forfeit there: the payoff so far plus the game's invalid-move
+penalty (-1 by default; no re-ask). --normalise scales payoffs to [0, 1] by the game's payoff
+range. This is one decision's credit under a declared continuation, not whole-episode RL: evaluate
+checkpoints on whole episodes with `gtalign games play --backend embedded:OUT/checkpoint-N`.
+
+The opponent and the continuation are names the game lists (see `gtalign games play --help`),
+'equilibrium', 'uniform' or mix:P; not module:attr, since the reward rebuilds them from the names
+stored in each row. The behaviour may also be module:attr. GAME is a registered game (prisoners-dilemma,
+bargaining, spence, beer-quiche, signaling) with --param KEY=VALUE.
+
+OUT/{GAME_ROWS} holds the rows (a function of GAME, its parameters, the seats' strategies,
+--episodes, --samples and --seed: the same flags write the same file, so a run resumes on the same
+data; a file of other rows there is refused). Then OUT is a `gtalign train grpo` run folder:
+gtalign_train.json, checkpoint-N/, train_log.jsonl, final/. Each logged step has TRL's reward,
+reward_std and rewards/game_payoff/mean, and under games/: payoff_mean, payoff_var,
+group_std_mean (mean within-prompt std), payoff_norm_mean, opponent_payoff_mean, invalid_frac,
+distance_mean (from the equilibrium move, valid answers), regret_mean (the best move's payoff minus
+the answer's), equilibrium_frac and unscored_frac.
+
+Defaults (the trl ones can be changed with --trl KEY=VALUE, as for `gtalign train grpo`): the
+embedded model (SmolLM2-135M-Instruct) with a LoRA adapter (r 8, lora_alpha 16, all linear layers),
+{GAME_TRL_DEFAULTS["max_steps"]} steps of 2 prompts x {GAME_TRL_DEFAULTS["num_generations"]} completions of up to {GAME_TRL_DEFAULTS["max_completion_length"]} tokens, learning rate
+{GAME_TRL_DEFAULTS["learning_rate"]:g}, a checkpoint every {GAME_TRL_DEFAULTS["save_steps"]} steps; --seed also seeds TRL (data order, sampling). On a 2-core
+CPU a step takes about half a minute to a minute and a half (more while another run shares it).
+
+Examples:
+  gtalign games train prisoners-dilemma --seat 1 --opponent tit-for-tat --episodes 200 --out runs/pd-tft
+  gtalign games train bargaining --param delta2=0.5 --max-completion-length 48 --normalise --out runs/barg
+  gtalign games train beer-quiche --seat 1 --trl temperature=0.8 --threads 1 --dry-run
+
+Exit codes: 0 trained; 1 failed; 2 usage error (a bad game, strategy or setting, a refused resume);
+130 interrupted (run the same command again to resume from the newest checkpoint).
+"""
+
+
+def _configure_train(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    train = actions.add_parser(
+        "train",
+        help="GRPO on the game's payoff: one decision per prompt, the answer's payoff played out as its reward",
+        description=_TRAIN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("game", metavar="GAME", help="prisoners-dilemma, bargaining, spence, beer-quiche or signaling")
+    train.add_argument("--param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                       help="a game parameter, e.g. delta1=0.9 or rounds=null (repeatable; VALUE is read as YAML)")
+    seats = train.add_argument_group("players and rows")
+    seats.add_argument("--seat", type=int, choices=(0, 1), default=0,
+                       help="the learner's seat; 0 moves first, is the sender of a signaling game (default: 0; the "
+                       "paper's runs: 1 in the dilemma and signaling)")
+    seats.add_argument("--opponent", default="equilibrium", metavar="NAME",
+                       help="the other seat's fixed strategy: a name the game lists, equilibrium, uniform or mix:P "
+                       "(default: equilibrium)")
+    seats.add_argument("--behaviour", default="mix:0.5", metavar="NAME|mix:P",
+                       help="who plays the learner's seat while the rows are collected: mix:P (equilibrium with "
+                       "probability P, else a random move), a strategy name or module:attr (default: mix:0.5)")
+    seats.add_argument("--continuation", default="equilibrium", metavar="NAME",
+                       help="who plays the learner's later moves when an answer is valued (default: equilibrium)")
+    seats.add_argument("--episodes", type=positive_int, default=200, metavar="N",
+                       help="episodes played to collect the rows; every learner decision is a row (default: 200)")
+    seats.add_argument("--samples", type=positive_int, default=8, metavar="N",
+                       help="playouts per value when a strategy or nature is random and not enumerated (default: 8)")
+    seats.add_argument("--normalise", action="store_true", help="reward on [0, 1] by the game's payoff range (default: raw payoff)")
+    seats.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                       help="seed of the episodes (the rows) and of TRL (default: 0)")
+    add_model_arguments(train, lora_param=False, lora_help="train a LoRA adapter (peft; r 8 on every linear layer): the default",
+                        no_lora_help="train every weight instead of a LoRA adapter")
+    add_trl_arguments(train, "grpo", _TRAIN_SHORTCUTS, defaults=dict(GAME_TRL_DEFAULTS))
+    add_output_arguments(train, out_help="the run folder (default: runs/games/GAME); an existing run there is resumed",
+                         dry_run_help=f"write OUT/{GAME_ROWS}, check every setting and print the plan; load no model, "
+                         "train nothing")
+
+
+def _train_strategy(game: Game, spec: str, name: str, flag: str, *, paths: bool = False) -> Strategy:
+    """A strategy the reward can rebuild from its name (`strategy_named`); with ``paths`` also
+    module:attr (`resolve_strategy`). A `UsageError` names ``flag``."""
+    from gtalign.envs import GameError
+    from gtalign.envs._decisions import strategy_named
+
+    if ":" in name and not name.startswith("mix:"):
+        if paths:
+            return resolve_strategy(game, spec, name, flag=flag)
+        raise _usage(f"{flag} {name!r}: a module:attr strategy cannot be trained against: the reward rebuilds each "
+                     "row's strategies from their names; use a name the game lists, equilibrium, uniform or mix:P")
+    try:
+        return strategy_named(game, name)
+    except GameError as exc:
+        raise _usage(f"{flag} {name!r}: {exc}") from None
+
+
+def _rows_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    import json
+
+    return "".join(json.dumps(row, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
+
+
+def _rows_difference(old: str, new: str) -> str:
+    """What differs between two rows files, for a person."""
+    import json
+
+    before, after = old.splitlines(), new.splitlines()
+    for number, (a, b) in enumerate(zip(before, after)):
+        if a == b:
+            continue
+        try:
+            info_a, info_b = json.loads(a).get("extra_info", {}), json.loads(b).get("extra_info", {})
+        except (ValueError, AttributeError):
+            return f"row {number + 1} differs"
+        keys = [key for key in ("game", "params", "seat", "opponent", "behaviour", "continuation", "samples",
+                                "episode_seed") if info_a.get(key) != info_b.get(key)]
+        if keys:
+            key = keys[0]
+            return f"row {number + 1}: {key} {info_a.get(key)!r} there vs {info_b.get(key)!r} here"
+        return f"row {number + 1} differs"
+    return f"{len(before)} rows there vs {len(after)} here (--episodes?)"
+
+
+def _write_rows(path: Any, text: str) -> bool:
+    """Write ``text`` to ``path`` unless it holds it already (False then); a file of other rows is
+    refused, naming the first difference."""
+    import os
+
+    if path.exists():
+        old = path.read_text(encoding="utf-8")
+        if old == text:
+            return False
+        raise _usage(f"{path} holds other game rows ({_rows_difference(old, text)}): the run there trains on them; "
+                     "give the flags of that run, or another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    return True
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``gtalign games train`` for parsed ``args``: write the decision rows, then train on
+    them with `gtalign.cli._train.execute`; returns the exit code."""
+    from pathlib import Path
+
+    from gtalign.cli._train import _quiet_libraries, execute, stderr_say, trl_from_args
+    from gtalign.envs import GameError
+    from gtalign.envs._decisions import decision_points
+    from gtalign.training._config import TrainSetupError, build_lora_config, build_trl_args, config_from_settings
+    from gtalign.training._games import game_rows
+
+    command = "gtalign games train"
+    game = resolve_game(args.game, yaml_params(args.param))
+    opponent = _train_strategy(game, args.game, args.opponent, "--opponent")
+    behaviour = _train_strategy(game, args.game, args.behaviour, "--behaviour", paths=True)
+    _train_strategy(game, args.game, args.continuation, "--continuation")
+    try:
+        points = decision_points(game, seat=args.seat, opponent=opponent, behaviour=behaviour, episodes=args.episodes,
+                                 seed=args.seed)
+        rows = game_rows(points, continuation=args.continuation, samples=args.samples)
+    except GameError as exc:
+        raise _usage(f"GAME {args.game}: cannot make training rows: {exc}") from None
+    if not rows:
+        raise _usage(f"--seat {args.seat}: the learner never moves in {args.episodes} episodes of {args.game}")
+    out = Path(args.out) if args.out else Path("runs") / "games" / args.game.replace(":", "-").replace("/", "-")
+    path = out / GAME_ROWS
+    trl: dict[str, Any] = {**GAME_TRL_DEFAULTS, "seed": args.seed, **trl_from_args(args, _TRAIN_SHORTCUTS)}
+    trl.setdefault("per_device_train_batch_size", 2 * trl["num_generations"])
+    settings = {
+        "data": [str(path)], "output_dir": str(out), "prompt": "stored", "threads": args.threads,
+        "lora": None if args.lora is False else {},
+        "reward": {"mode": "game", "normalise": args.normalise, "samples": args.samples}, "trl": trl,
+    }
+    if args.model is not None:
+        settings["model"] = args.model
+    try:
+        config = config_from_settings("grpo", settings)
+        _quiet_libraries()
+        build_trl_args(config)  # TRL's and peft's own checks, before OUT is written
+        build_lora_config(config)
+    except TrainSetupError as exc:
+        raise _usage(str(exc)) from None
+    written = _write_rows(path, _rows_text(rows))
+    if args.dry_run or not args.quiet:
+        what = "wrote" if written else "kept (the same rows)"
+        stderr_say()(f"{command}: {what} {path}: {len(rows)} decision rows from {args.episodes} episodes of {args.game} "
+                     f"(learner seat {args.seat}, behaviour {behaviour.name}; opponent {opponent.name}, continuation "
+                     f"{args.continuation}, {args.samples} samples, seed {args.seed})")
+    return execute(config, command=command, resume=args.resume, dry_run=args.dry_run, quiet=args.quiet)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gtalign.cli._args import integer, key_value, names, non_negative_int, positive_float, positive_int, yaml_params
 
-__all__ = ["configure", "run", "settings_from_args"]
+__all__ = ["add_model_arguments", "add_output_arguments", "add_trl_arguments", "configure", "execute", "run",
+           "settings_from_args", "stderr_say", "trl_from_args"]
 
 _DESCRIPTION = """\
 Train a model with TRL: `gtalign train sft` (a warm start on four-block targets) and
@@ -173,30 +175,10 @@ def _add_common(parser: argparse.ArgumentParser, kind: str) -> None:
     data.add_argument("--allow-eval-data", action="store_true", default=None,
                       help="keep training rows whose question is in the held-out evaluation, and allow --split test "
                       "and the sample benchmark (default: drop them, refuse those)")
-    model = parser.add_argument_group("model")
-    model.add_argument("--model", metavar="embedded|PATH",
-                       help="'embedded' (SmolLM2-135M-Instruct, offline; the default), a local model folder, a .gguf file "
-                       "or a hub id already in the local cache")
-    lora = model.add_mutually_exclusive_group()
-    lora.add_argument("--lora", action="store_true", default=None, help="train a LoRA adapter (peft) instead of every weight")
-    lora.add_argument("--no-lora", dest="lora", action="store_false", help="train every weight (overrides the file's lora:)")
-    model.add_argument("--lora-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
-                       help="a peft.LoraConfig setting, e.g. r=8 or target_modules=[q_proj,v_proj] (repeatable; implies --lora)")
-    model.add_argument("--threads", type=positive_int, metavar="N",
-                       help="torch CPU threads (default: torch's, all cores; 1 is often faster on a shared machine)")
-    trl = parser.add_argument_group("TRL (any trl setting with --trl; these are shortcuts)")
-    trl.add_argument("--trl", action="append", type=key_value, default=[], metavar="KEY=VALUE",
-                     help=f"a trl.{'SFTConfig' if kind == 'sft' else 'GRPOConfig'} setting, e.g. learning_rate=1e-5 "
-                     "(repeatable; VALUE is read as YAML)")
-    trl.add_argument("--max-steps", type=positive_int, metavar="N", help="training steps (trl max_steps)")
-    trl.add_argument("--save-steps", type=positive_int, metavar="N", help="a checkpoint every N steps (trl save_steps; default 50)")
-    trl.add_argument("--learning-rate", type=positive_float, metavar="LR", help="trl learning_rate")
-    trl.add_argument("--batch-size", type=positive_int, metavar="N", help="trl per_device_train_batch_size")
-    trl.add_argument("--seed", type=integer, metavar="S", help="trl seed (data order, sampling, initialisation)")
+    add_model_arguments(parser)
+    add_trl_arguments(parser, kind, tuple(name for name in _TRL_SHORTCUTS
+                                          if kind == "grpo" or name not in ("num_generations", "max_completion_length")))
     if kind == "grpo":
-        trl.add_argument("--num-generations", type=positive_int, metavar="G", help="completions per prompt (trl num_generations)")
-        trl.add_argument("--max-completion-length", type=positive_int, metavar="N",
-                         help="tokens per completion (trl max_completion_length)")
         reward = parser.add_argument_group("reward")
         reward.add_argument("--preset", metavar="NAME", help="reward preset: paper, robust, paper-user, ... or module:attr "
                             "(default: paper)")
@@ -219,16 +201,74 @@ def _add_common(parser: argparse.ArgumentParser, kind: str) -> None:
                             help="another gtalign eval setting (EvalConfig field), e.g. max_tokens=256 or prompt=builder "
                             "(repeatable); preset and judge default to the reward's (grpo) or paper and rule (sft)")
     evaluation.add_argument("--no-eval", action="store_true", help="no evaluation, even when the --config file asks for one")
+    add_output_arguments(parser)
+
+
+# -- shared with `gtalign games train` (which builds its own TrainConfig from its flags) ---------------
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, lora_param: bool = True, lora_help: str | None = None,
+                        no_lora_help: str | None = None) -> argparse._ArgumentGroup:
+    """The ``model`` group: --model, --lora/--no-lora (with --lora-param when ``lora_param``), --threads."""
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="embedded|PATH",
+                       help="'embedded' (SmolLM2-135M-Instruct, offline; the default), a local model folder, a .gguf file "
+                       "or a hub id already in the local cache")
+    lora = model.add_mutually_exclusive_group()
+    lora.add_argument("--lora", action="store_true", default=None,
+                      help=lora_help or "train a LoRA adapter (peft) instead of every weight")
+    lora.add_argument("--no-lora", dest="lora", action="store_false",
+                      help=no_lora_help or "train every weight (overrides the file's lora:)")
+    if lora_param:
+        model.add_argument("--lora-param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                           help="a peft.LoraConfig setting, e.g. r=8 or target_modules=[q_proj,v_proj] (repeatable; implies --lora)")
+    model.add_argument("--threads", type=positive_int, metavar="N",
+                       help="torch CPU threads (default: torch's, all cores; 1 is often faster on a shared machine)")
+    return model
+
+
+_TRL_FLAGS: dict[str, tuple[str, Any, str, str]] = {  # shortcut: (flag, type, metavar, help)
+    "max_steps": ("--max-steps", positive_int, "N", "training steps (trl max_steps)"),
+    "save_steps": ("--save-steps", positive_int, "N", "a checkpoint every N steps (trl save_steps; default 50)"),
+    "learning_rate": ("--learning-rate", positive_float, "LR", "trl learning_rate"),
+    "batch_size": ("--batch-size", positive_int, "N", "trl per_device_train_batch_size"),
+    "seed": ("--seed", integer, "S", "trl seed (data order, sampling, initialisation)"),
+    "num_generations": ("--num-generations", positive_int, "G", "completions per prompt (trl num_generations)"),
+    "max_completion_length": ("--max-completion-length", positive_int, "N", "tokens per completion (trl max_completion_length)"),
+}
+
+
+def add_trl_arguments(parser: argparse.ArgumentParser, kind: str, shortcuts: tuple[str, ...],
+                      defaults: dict[str, Any] | None = None) -> argparse._ArgumentGroup:
+    """The TRL group: --trl KEY=VALUE and the ``shortcuts`` flags (keys of `_TRL_SHORTCUTS`), in
+    that order; ``defaults`` adds "(default: X)" to a shortcut's help."""
+    trl = parser.add_argument_group("TRL (any trl setting with --trl; these are shortcuts)")
+    trl.add_argument("--trl", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                     help=f"a trl.{'SFTConfig' if kind == 'sft' else 'GRPOConfig'} setting, e.g. learning_rate=1e-5 "
+                     "(repeatable; VALUE is read as YAML)")
+    for name in shortcuts:
+        flag, type_, metavar, help_ = _TRL_FLAGS[name]
+        if defaults and name in defaults:
+            help_ += f" (default: {defaults[name]})"
+        trl.add_argument(flag, type=type_, metavar=metavar, help=help_)
+    return trl
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, *, out_help: str | None = None,
+                         dry_run_help: str | None = None) -> argparse._ArgumentGroup:
+    """The ``output`` group: --out, --resume [CHECKPOINT] / --no-resume, --dry-run, -q."""
     output = parser.add_argument_group("output")
-    output.add_argument("--out", metavar="OUT", help="the run folder (output_dir); an existing run there is resumed")
+    output.add_argument("--out", metavar="OUT", help=out_help or "the run folder (output_dir); an existing run there is resumed")
     resume = output.add_mutually_exclusive_group()
     resume.add_argument("--resume", nargs="?", const="always", metavar="CHECKPOINT",
                         help="resume from OUT's newest complete checkpoint (an error when there is none), or from CHECKPOINT "
                         "(default without the flag: resume when OUT holds a checkpoint, else start)")
     resume.add_argument("--no-resume", dest="resume", action="store_const", const="never",
                         help="start from the model; refused when OUT holds checkpoints")
-    output.add_argument("--dry-run", action="store_true", help="check every setting and print the plan; load no model, train nothing")
+    output.add_argument("--dry-run", action="store_true",
+                        help=dry_run_help or "check every setting and print the plan; load no model, train nothing")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress lines; the summary only")
+    return output
 
 
 def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -258,6 +298,16 @@ _TRL_SHORTCUTS = {"max_steps": "max_steps", "save_steps": "save_steps", "learnin
                   "max_completion_length": "max_completion_length"}
 
 
+def trl_from_args(args: argparse.Namespace, shortcuts: tuple[str, ...] = tuple(_TRL_SHORTCUTS)) -> dict[str, Any]:
+    """The ``trl`` settings of --trl KEY=VALUE (read as YAML) and, over them, the ``shortcuts`` flags given."""
+    trl = yaml_params(args.trl) if args.trl else {}
+    for flag in shortcuts:
+        value = getattr(args, flag, None)
+        if value is not None:
+            trl[_TRL_SHORTCUTS[flag]] = value
+    return trl
+
+
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The merged settings (file < flags) the command line describes, `TrainConfig` field names as keys."""
     from gtalign.training._config import merge_settings, read_train_settings
@@ -278,11 +328,7 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         top["lora"] = None
     elif args.lora or args.lora_param:
         top["lora"] = yaml_params(args.lora_param)
-    trl = yaml_params(args.trl) if args.trl else {}
-    for flag, key in _TRL_SHORTCUTS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            trl[key] = value
+    trl = trl_from_args(args)
     if trl:
         top["trl"] = trl
     reward: dict[str, Any] = {}
@@ -342,7 +388,7 @@ def _run_examples(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``gtalign train`` for parsed ``args``; returns the exit code."""
-    from gtalign.cli._main import CommandFailed, UsageError
+    from gtalign.cli._main import UsageError
 
     kind = getattr(args, "train_kind", None)
     if kind is None:
@@ -350,32 +396,50 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if kind == "examples":
         return _run_examples(args)
-    from rich.console import Console
-
     from gtalign.training._config import TrainSetupError, config_from_settings
+
+    try:
+        config = config_from_settings(kind, settings_from_args(args))
+    except TrainSetupError as exc:
+        raise UsageError(str(exc)) from None
+    return execute(config, command=f"gtalign train {kind}", resume=args.resume, dry_run=args.dry_run, quiet=args.quiet)
+
+
+def stderr_say() -> Callable[[str], None]:
+    """Print a line to stderr as it is (no markup, no highlighting)."""
+    from rich.console import Console
 
     console = Console(file=sys.stderr, highlight=False)
 
     def say(message: str) -> None:
         console.print(message, markup=False, soft_wrap=True, highlight=False)
 
-    command = f"gtalign train {kind}"
+    return say
+
+
+def execute(config: Any, *, command: str, resume: str | None, dry_run: bool, quiet: bool) -> int:
+    """Plan ``config`` (a `TrainConfig`), print the plan (unless ``quiet``), and unless ``dry_run``
+    run it, with progress lines and a summary on stderr; returns the exit code. ``resume``: None
+    (auto), ``always``, ``never`` or a checkpoint folder."""
+    from gtalign.cli._main import CommandFailed, UsageError
+    from gtalign.training._config import TrainSetupError
+
+    say = stderr_say()
     try:
-        config = config_from_settings(kind, settings_from_args(args))
         from gtalign.training._train_run import latest_checkpoint, plan_training, run_training
 
         _quiet_libraries()
-        plan = plan_training(config, resume=args.resume or "auto", say=say)
+        plan = plan_training(config, resume=resume or "auto", say=say)
     except TrainSetupError as exc:
         raise UsageError(str(exc)) from None
-    if args.dry_run or not args.quiet:
+    if dry_run or not quiet:
         for line in plan.lines():
             say(f"{command}: {line}")
-    if args.dry_run:
+    if dry_run:
         say(f"{command}: dry run: every setting checked; nothing trained")
         return 0
     try:
-        result = run_training(config, plan=plan, say=say if not args.quiet else _silent, quiet=args.quiet)
+        result = run_training(config, plan=plan, say=say if not quiet else _silent, quiet=quiet)
     except TrainSetupError as exc:
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt:

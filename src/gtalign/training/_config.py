@@ -60,7 +60,7 @@ __all__ = [
 
 TrainKind = Literal["sft", "grpo"]
 TRAIN_KINDS: tuple[str, ...] = get_args(TrainKind)
-RewardMode = Literal["welfare", "user-llm"]
+RewardMode = Literal["welfare", "user-llm", "game"]
 REWARD_MODES: tuple[str, ...] = get_args(RewardMode)
 EMBEDDED = "embedded"
 """The model name of the embedded default (SmolLM2-135M-Instruct, converted once to safetensors)."""
@@ -162,8 +162,14 @@ class RewardSettings:
     judge_max_retries, judge_total_timeout, judge_attempt_timeout: bounds on an LLM judge's calls.
     mode: ``welfare``: one reward function, the preset's score (the welfare sqrt(U*L) under
         ``paper``); ``user-llm``: U and L as two reward functions, combined by TRL
-        (``trl.reward_weights``, ``trl.multi_objective_aggregation``) instead of the product.
-    A row the preset cannot score (judge failure, unknown data source) is None for TRL, never 0.
+        (``trl.reward_weights``, ``trl.multi_objective_aggregation``) instead of the product;
+        ``game``: one reward function, the learner's payoff in a classic game's decision rows
+        (`gtalign.training._games.GamePayoffReward`, the rows ``gtalign games train`` writes);
+        the preset and judge settings do not apply and must stay at their defaults.
+    normalise, samples (``game`` mode only): scale each payoff to [0, 1] by the game's payoff
+        range; playouts per value when a strategy is random (None: each row's own number).
+    A row the reward cannot score (judge failure, unknown data source, not a game row in ``game``
+    mode) is None for TRL, never 0.
     """
 
     preset: str = "paper"
@@ -174,6 +180,8 @@ class RewardSettings:
     judge_total_timeout: float | None = None
     judge_attempt_timeout: float | None = None
     mode: str = "welfare"
+    normalise: bool = False
+    samples: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "preset_params", _frozen(self.preset_params, "reward.preset_params"))
@@ -193,6 +201,20 @@ class RewardSettings:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value) or value <= 0):
                 raise TrainSetupError(f"reward.{name} must be a number of seconds > 0, got {value!r}")
+        if not isinstance(self.normalise, bool):
+            raise TrainSetupError(f"reward.normalise must be true or false, got {self.normalise!r}")
+        _positive(self.samples, "reward.samples")
+        changed = [f.name for f in fields(self) if getattr(self, f.name) != _REWARD_DEFAULTS[f.name]]
+        if self.mode == "game":
+            scoring = [name for name in changed if name not in _GAME_SETTINGS]
+            if scoring:
+                raise TrainSetupError(f"reward.mode game scores by the game's payoff: {', '.join(f'reward.{n}' for n in scoring)} "
+                                      "(preset and judge settings) do not apply; leave them at their defaults")
+        else:
+            game_only = [name for name in changed if name in _GAME_SETTINGS and name != "mode"]
+            if game_only:
+                raise TrainSetupError(f"{', '.join(f'reward.{n}' for n in game_only)} only "
+                                      f"appl{'ies' if len(game_only) == 1 else 'y'} to reward.mode game, not {self.mode}")
 
     @classmethod
     def from_mapping(cls, value: Mapping[str, Any] | None) -> RewardSettings:
@@ -210,7 +232,20 @@ class RewardSettings:
         return cls(**value)
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: _plain(dict(v) if isinstance(v := getattr(self, f.name), Mapping) else v) for f in fields(self)}
+        """Every setting, JSON-ready; the ``game``-only ones only when set, so the record of a run
+        from before they existed still matches (a resume compares it)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _GAME_SETTINGS and f.name != "mode" and value == _REWARD_DEFAULTS[f.name]:
+                continue
+            out[f.name] = _plain(dict(value) if isinstance(value, Mapping) else value)
+        return out
+
+
+_REWARD_DEFAULTS: dict[str, Any] = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+                                    for f in fields(RewardSettings)}
+_GAME_SETTINGS = ("mode", "normalise", "samples")
 
 
 @dataclass(frozen=True, slots=True)

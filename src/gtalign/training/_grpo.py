@@ -6,6 +6,10 @@ combines by ``reward_weights`` and ``multi_objective_aggregation``. Every batch 
 format, payoff reward, consistency (where the preset computes it) and the shares of unscored rows
 and judge failures under ``gtalign/``; a row the preset cannot score (a judge failure, an unknown
 data source) is None for TRL, which leaves it out of the advantage, never 0.
+
+With ``reward.mode: game`` the one reward function is `gtalign.training._games.GamePayoffReward`
+(``game_payoff``): the learner's payoff in a classic game's decision rows, its metrics under
+``games/`` (payoff mean and variance, invalid answers, distance from equilibrium, regret, ...).
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ __all__ = ["build_grpo_trainer", "reward_functions"]
 
 def reward_functions(settings: RewardSettings) -> list[Any]:
     """The TRL reward functions of ``settings``, their scorer and judge built now, so a preset or
-    judge that cannot be used fails before the model loads."""
+    judge that cannot be used fails before the model loads. ``mode: game``: the game payoff
+    reward alone (no preset, no judge)."""
+    if settings.mode == "game":
+        from gtalign.training._games import GamePayoffReward
+
+        return [GamePayoffReward(normalise=settings.normalise, samples=settings.samples)]
     from gtalign.integrations.trl import make_trl_reward, make_trl_reward_parts
     from gtalign.reward import get_preset
 

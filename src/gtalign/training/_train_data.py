@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
@@ -223,7 +224,7 @@ def grpo_rows(config: TrainConfig) -> TrainRows:
                                        prompt=config.prompt, split=split)  # type: ignore[arg-type]
         except BenchmarkError as exc:
             raise TrainSetupError(f"data {entry!r}: {exc}") from None
-        notes.extend(f"{entry}: {note}" for note in benchmark.warnings)
+        notes.extend(f"{entry}: {note}" for note in (_game_note(text, config) for text in benchmark.warnings) if note)
         skipped.extend(f"{entry} row {row.index + 1}: {row.reason}" for row in benchmark.skipped)
         candidates = [
             _Candidate({
@@ -237,6 +238,27 @@ def grpo_rows(config: TrainConfig) -> TrainRows:
         ]
         entries.append((entry, candidates))
     return _finish(config, entries, skipped, notes)
+
+
+_UNKNOWN_TASK = re.compile(r"^data source (['\"])(?P<name>.*?)\1 \((?P<rows>[^)]*)\) is not a registered task")
+_GAME_SOURCE = "game/"  # gtalign.training._games.DATA_SOURCE_PREFIX (not imported: that module imports the games)
+
+
+def _game_note(note: str, config: TrainConfig) -> str | None:
+    """The loader's note on a data source no preset can score, as it applies to game rows: none
+    for a game's decision rows (``game/...``) under ``reward.mode: game``; another one for game rows
+    in another mode (only the game reward scores them) and for other rows in ``game`` mode."""
+    found = _UNKNOWN_TASK.match(note)
+    if found is None:
+        return note
+    game_mode = config.reward is not None and config.reward.mode == "game"
+    name, rows = found["name"], found["rows"]
+    if name.startswith(_GAME_SOURCE):
+        return None if game_mode else (f"data source {name!r} ({rows}) holds a game's decisions: only reward mode game "
+                                       "(gtalign games train) scores them, so they stay unscored here")
+    if game_mode:
+        return f"data source {name!r} ({rows}) is not a game's: reward mode game leaves its rows unscored"
+    return note
 
 
 def _finish(config: TrainConfig, entries: Sequence[tuple[str, Sequence[_Candidate]]], skipped: Sequence[str],
