@@ -182,7 +182,8 @@ def test_dry_run_of_every_game_writes_the_same_rows_and_trains_nothing(name: str
     assert rows and {row["data_source"] for row in rows} == {f"game/{game}"}
     assert all(row["extra_info"]["seat"] == 1 and row["extra_info"]["samples"] == 8 for row in rows)
     assert f"wrote {rows_file}: {len(rows)} decision rows from 3 episodes of {name}" in err
-    assert "mode game (game_payoff)" in err and "4 generations of up to 64 tokens" in err and "LoRA r=8" in err
+    assert "reward: the game's payoff of each answer, played out, 8 samples where chance is sampled, mode game (game_payoff)" in err
+    assert "preset" not in err and "4 generations of up to 64 tokens" in err and "LoRA r=8" in err
     assert "per-device batch 8" in err and "max_steps 200" in err
     assert UNKNOWN_TASK not in err and "dry run: every setting checked; nothing trained" in err
     assert sorted(path.name for path in out.iterdir()) == [GAME_ROWS]  # no record, no checkpoint

@@ -201,7 +201,13 @@ class TrainPlan:
         ]
         if config.kind == "grpo" and config.reward is not None:
             names = ", ".join(getattr(f, "__name__", "?") for f in self.reward_funcs)
-            out.append(f"reward: preset {config.reward.preset}, judge {config.reward.judge}, mode {config.reward.mode} "
+            reward = config.reward
+            if reward.mode == "game":
+                how = (f"the game's payoff of each answer, played out{', scaled to [0, 1]' if reward.normalise else ''}"
+                       f"{f', {reward.samples} samples where chance is sampled' if reward.samples else ''}")
+            else:
+                how = f"preset {reward.preset}, judge {reward.judge}"
+            out.append(f"reward: {how}, mode {reward.mode} "
                        f"({names}); {args.num_generations} generations of up to {args.max_completion_length} tokens")
         out.extend(f"note: {note}" for note in self.rows.notes)
         out.extend(f"note: {path.name} is incomplete (a kill while it was written); it will be removed" for path in self.incomplete)
