@@ -1,5 +1,6 @@
 """``gtalign games play``: episodes of a classic game, shown as they are played, then a summary;
-``gtalign games train``: GRPO on the game's payoff, through ``gtalign train``'s machinery (`run_train`).
+``gtalign games train``: GRPO on the game's payoff, through ``gtalign train``'s machinery (`run_train`);
+``gtalign games report``: those runs' logs as markdown and PNG plots (`run_report`, in `gtalign.cli._games_report`).
 
 The learner (a model through a `ChatBackend`, or a fixed strategy) sits in one seat, the opponent (a
 fixed strategy, or the same model: self-play) in the other. Each move is shown as it is made: the
@@ -44,6 +45,7 @@ __all__ = [
     "resolve_strategy",
     "run",
     "run_play",
+    "run_report",
     "run_train",
     "strategies_for",
 ]
@@ -70,6 +72,7 @@ signaling games (Spence, Beer-Quiche), played by models and fixed strategies.
 
 Try:  gtalign games play prisoners-dilemma --player tit-for-tat --opponent always-defect
       gtalign games train prisoners-dilemma --seat 1 --dry-run
+      gtalign games report runs/games/prisoners-dilemma
 """
 
 _PLAY_DESCRIPTION = f"""\
@@ -191,6 +194,7 @@ def configure(commands: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     run_group.add_argument("--out", metavar="FILE.jsonl", help="write one JSON line per episode, as it ends (overwritten)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no moves or episodes: the summary only")
     _configure_train(actions)
+    _configure_report(actions)
     return parser
 
 
@@ -228,9 +232,11 @@ def run(args: argparse.Namespace) -> int:
     action = getattr(args, "games_command", None)
     if action == "train":
         return run_train(args)
+    if action == "report":
+        return run_report(args)
     if action != "play":
-        print("gtalign games: choose an action: play or train (see gtalign games play --help, gtalign games train --help)",
-              file=sys.stderr)
+        print("gtalign games: choose an action: play, train or report (see gtalign games play --help, "
+              "gtalign games train --help, gtalign games report --help)", file=sys.stderr)
         return EXIT_USAGE
     return run_play(options_from_args(args))
 
@@ -904,3 +910,72 @@ def run_train(args: argparse.Namespace) -> int:
                      f"(learner seat {args.seat}, behaviour {behaviour.name}; opponent {opponent.name}, continuation "
                      f"{args.continuation}, {args.samples} samples, seed {args.seed})")
     return execute(config, command=command, resume=args.resume, dry_run=args.dry_run, quiet=args.quiet)
+
+
+# -- gtalign games report ------------------------------------------------------------------------------
+
+_REPORT_DESCRIPTION = """\
+Report what `gtalign games train` runs logged: OUT/report.md and PNG plots, one line per run,
+labelled by the run's game, seat and opponent (read from its rows).
+
+RUN_DIR is a `gtalign games train` output folder: gtalign_train.json (the run record),
+game_rows.jsonl and train_log.jsonl. A resumed run logs its steps again: the newest line of a step
+is used. A run that has not finished is reported as far as it got, and the report says so.
+
+The plots:
+  payoff.png       the payoff per step with a band of +- its within-step sd (from games/payoff_var),
+                   and the payoff on [0, 1] (games/payoff_norm_mean) on an un-zoomed [0, 1] axis
+                   with a 10-step rolling mean
+  spread.png       the step-to-step sd of the payoff over a rolling 10-step window (raw, and on [0, 1])
+  equilibrium.png  the share of invalid answers, distance from the equilibrium move, regret and the
+                   share of equilibrium moves per step
+The markdown: per run its status, a table (first vs last 20% of the logged steps: mean payoff with
+its standard error and the difference, its spread, the invalid rate, distance from equilibrium,
+regret, equilibrium moves), a convergence statement computed from those numbers (a difference of
+more than 2 combined standard errors counts as a change; the spread "fell" when the last window's
+step-to-step sd is at most half the first's) and the command that makes the run (rebuilt from the
+run record and the rows).
+
+Needs matplotlib (pip install 'gtalign[eval]').
+
+Examples:
+  gtalign games report runs/pd-tft
+  gtalign games report runs/pd-eq runs/pd-tft runs/barg --out reports/games --title "SmolLM2-135M, 200 steps"
+
+Exit codes: 0 written; 1 could not write; 2 usage error (a folder that is not a games train run, a
+log with no games/ metrics).
+"""
+
+
+def _configure_report(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    report = actions.add_parser(
+        "report",
+        help="reward per step, its variance, invalid answers and distance from equilibrium of games train runs "
+        "(markdown and PNG plots)",
+        description=_REPORT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="a gtalign games train output folder (one or more)")
+    report.add_argument("--out", metavar="DIR",
+                        help="where report.md and the PNGs go (default: RUN_DIR/report for one run, games-report for "
+                        "several)")
+    report.add_argument("--title", metavar="TEXT", help="the report's title (also on the plots)")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Run ``gtalign games report`` for parsed ``args``; returns the exit code."""
+    from gtalign.cli._games_report import report
+    from gtalign.cli._main import EXIT_OK, CommandFailed
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CommandFailed("gtalign games report needs matplotlib: pip install 'gtalign[eval]'") from None
+    try:
+        path, plots, runs = report(args.runs, args.out, args.title)
+    except OSError as exc:
+        raise CommandFailed(f"cannot write the report: {exc}") from None
+    for run in runs:
+        print(f"{run.folder}: {run.label}: {len(run.steps)} logged steps, {run.status}")
+    print(f"wrote {path} and {', '.join(plots)} in {path.parent}")
+    return EXIT_OK
