@@ -286,6 +286,23 @@ def completion_text(completion: Any) -> str:
     return "".join(_text_of(m.get("content")) for m in assistant)
 
 
+def batch_column(kwargs: Mapping[str, Any], name: str, count: int) -> list[Any] | None:
+    """A dataset column TRL passes a reward function as a keyword (one value per completion), or
+    None when the data has no such column; a column of another length is the caller's bug."""
+    values = kwargs.get(name)
+    if values is None:
+        return None
+    values = list(values)
+    if len(values) != count:
+        raise ValueError(f"column {name!r} has {len(values)} values for {count} completions")
+    return values
+
+
+def mean(values: Sequence[float]) -> float:
+    """The exactly rounded mean of a non-empty batch of values."""
+    return math.fsum(values) / len(values)
+
+
 def ground_truth_text(ground_truth: Any = None, reward_model: Any = None) -> str:
     """The ground truth as a string, from a plain value or a verl ``reward_model`` dict."""
     if ground_truth is None and isinstance(reward_model, Mapping):

@@ -39,13 +39,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gtalign.integrations._common import AdapterConfig, build_judge, completion_text, report_unscored, run_blocking, to_sample
+from gtalign.integrations._common import (
+    AdapterConfig,
+    batch_column,
+    build_judge,
+    completion_text,
+    mean,
+    report_unscored,
+    run_blocking,
+    to_sample,
+)
 from gtalign.reward._engine import RewardScorer, get_preset
 from gtalign.reward._preset import RewardPreset
 from gtalign.reward._types import RewardResult, Sample
@@ -69,20 +77,6 @@ PART_NAMES: Mapping[str, str] = {"user_reward": "gtalign_user", "llm_reward": "g
 """The `RewardResult` field each reward part returns, and the part's default name (TRL's
 ``rewards/<name>/mean``)."""
 _SHARED_BATCHES = 8  # batches a shared reward remembers until every part has read them
-
-
-def _column(kwargs: Mapping[str, Any], name: str, count: int) -> Sequence[Any] | None:
-    values = kwargs.get(name)
-    if values is None:
-        return None
-    values = list(values)
-    if len(values) != count:
-        raise ValueError(f"column {name!r} has {len(values)} values for {count} completions")
-    return values
-
-
-def _mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values)
 
 
 @dataclass
@@ -143,7 +137,7 @@ class TRLWelfareReward:
         count = len(completions)
         if len(prompts) != count:
             raise ValueError(f"TRL passed {len(prompts)} prompts for {count} completions")
-        sources = _column(kwargs, "data_source", count)
+        sources = batch_column(kwargs, "data_source", count)
         if sources is None:
             if self.data_source is None:
                 raise ValueError(
@@ -151,10 +145,10 @@ class TRLWelfareReward:
                     "make_trl_reward(..., data_source='math-hard')"
                 )
             sources = [self.data_source] * count
-        truths = _column(kwargs, "ground_truth", count) or [None] * count
-        reward_models = _column(kwargs, "reward_model", count) or [None] * count
-        infos = _column(kwargs, "extra_info", count) or [None] * count
-        verdicts = _column(kwargs, "judge_verdict", count)
+        truths = batch_column(kwargs, "ground_truth", count) or [None] * count
+        reward_models = batch_column(kwargs, "reward_model", count) or [None] * count
+        infos = batch_column(kwargs, "extra_info", count) or [None] * count
+        verdicts = batch_column(kwargs, "judge_verdict", count)
         if verdicts is not None:
             infos = [{**(info or {}), "judge_verdict": verdict} for info, verdict in zip(infos, verdicts)]
         return [to_sample(*row) for row in zip(sources, completions, truths, infos, reward_models)]
@@ -208,7 +202,7 @@ class TRLWelfareReward:
         for metric in _METRICS:
             values = [float(value) for r in scored if (value := getattr(r, metric)) is not None]
             if values:
-                log_metric(f"gtalign/{metric}", _mean(values))
+                log_metric(f"gtalign/{metric}", mean(values))
 
 
 @dataclass

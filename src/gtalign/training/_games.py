@@ -50,6 +50,7 @@ from gtalign.envs._decisions import (
     strategy_named,
 )
 from gtalign.envs._play import Strategy
+from gtalign.integrations._common import batch_column, completion_text, mean
 
 __all__ = ["DATA_SOURCE_PREFIX", "DEFAULT_NAME", "GamePayoffReward", "GameRow", "game_rows", "read_game_row"]
 
@@ -138,38 +139,9 @@ def read_game_row(extra_info: Any) -> GameRow:
     return GameRow(DecisionPoint.from_json(extra_info), continuation, samples)
 
 
-def _completion_text(completion: Any) -> str:
-    """A completion's text: a string, or the content of the last message of a conversation."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Mapping):
-        completion = [completion]
-    if isinstance(completion, Sequence) and completion:
-        content = completion[-1].get("content") if isinstance(completion[-1], Mapping) else None
-        if isinstance(content, str):
-            return content
-        if isinstance(content, Sequence):
-            return "".join(p.get("text", "") if isinstance(p, Mapping) else str(p) for p in content)
-    return ""
-
-
-def _column(kwargs: Mapping[str, Any], name: str, count: int) -> list[Any]:
-    values = kwargs.get(name)
-    if values is None:
-        return [None] * count
-    values = list(values)
-    if len(values) != count:
-        raise ValueError(f"column {name!r} has {len(values)} values for {count} completions")
-    return values
-
-
-def _mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values)
-
-
 def _variance(values: Sequence[float]) -> float:
-    mean = _mean(values)
-    return math.fsum((v - mean) ** 2 for v in values) / len(values)
+    centre = mean(values)
+    return math.fsum((v - centre) ** 2 for v in values) / len(values)
 
 
 @dataclass
@@ -218,9 +190,9 @@ class GamePayoffReward:
         count = len(completions)
         if len(prompts) != count:
             raise ValueError(f"TRL passed {len(prompts)} prompts for {count} completions")
-        sources = _column(kwargs, "data_source", count)
-        infos = _column(kwargs, "extra_info", count)
-        ids = _column(kwargs, "id", count)
+        sources = batch_column(kwargs, "data_source", count) or [None] * count
+        infos = batch_column(kwargs, "extra_info", count) or [None] * count
+        ids = batch_column(kwargs, "id", count) or [None] * count
         prepared: dict[str, _Prepared | str] = {}
         outcomes: list[AnswerOutcome | None] = []
         reasons: list[str] = []
@@ -238,7 +210,7 @@ class GamePayoffReward:
                 reasons.append(entry)
                 continue
             try:
-                outcome = answer_value(entry.game, entry.row.point, _completion_text(completion), opponent=entry.opponent,
+                outcome = answer_value(entry.game, entry.row.point, completion_text(completion), opponent=entry.opponent,
                                        continuation=entry.continuation, samples=self._samples(entry.row),
                                        values=entry.values)
             except GameError as exc:
@@ -305,17 +277,17 @@ class GamePayoffReward:
         if not scored:
             return
         payoffs = [o.payoff for o, _ in scored]
-        log_metric("games/payoff_mean", _mean(payoffs))
+        log_metric("games/payoff_mean", mean(payoffs))
         log_metric("games/payoff_var", _variance(payoffs))
-        log_metric("games/opponent_payoff_mean", _mean([o.opponent_payoff for o, _ in scored]))
+        log_metric("games/opponent_payoff_mean", mean([o.opponent_payoff for o, _ in scored]))
         log_metric("games/invalid_frac", sum(not o.valid for o, _ in scored) / len(scored))
         log_metric("games/equilibrium_frac", sum(o.is_equilibrium for o, _ in scored) / len(scored))
         distances = [o.distance for o, _ in scored if o.distance is not None]
         if distances:
-            log_metric("games/distance_mean", _mean(distances))
+            log_metric("games/distance_mean", mean(distances))
         regrets = [o.regret for o, _ in scored if o.regret is not None]
         if regrets:
-            log_metric("games/regret_mean", _mean(regrets))
+            log_metric("games/regret_mean", mean(regrets))
         norms = []
         for o, key in scored:
             entry = prepared.get(key)
@@ -326,14 +298,14 @@ class GamePayoffReward:
                     continue
                 norms.append(_scaled(o.payoff, bounds))
         if norms:
-            log_metric("games/payoff_norm_mean", _mean(norms))
+            log_metric("games/payoff_norm_mean", mean(norms))
         groups: dict[Any, list[float]] = defaultdict(list)  # TRL's groups: the completions of one prompt
         for o, key, row_id, prompt in zip(outcomes, keys, ids, prompts):
             if o is not None:
                 groups[(row_id, key, json.dumps(prompt, sort_keys=True, default=str))].append(o.payoff)
         stds = [math.sqrt(_variance(values)) for values in groups.values() if len(values) > 1]
         if stds:
-            log_metric("games/group_std_mean", _mean(stds))
+            log_metric("games/group_std_mean", mean(stds))
 
 
 def _scaled(payoff: float, bounds: tuple[float, float] | None) -> float:
