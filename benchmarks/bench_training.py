@@ -48,15 +48,15 @@ import json
 import os
 import platform
 import re
-import resource
-import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _steps import Step, read_jsonl, run_steps, stamp, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
 
 ROOT = Path(__file__).resolve().parent.parent
 GTALIGN = ROOT / ".venv" / "bin" / "gtalign"
@@ -79,12 +79,6 @@ class Settings:
 
     def data_args(self, flag: str = "--data") -> list[str]:
         return [flag, str(self.data)] if self.data is not None else []
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    name: str
-    commands: tuple[tuple[str, ...], ...]
 
 
 def eval_commands(s: Settings, model: str) -> tuple[tuple[str, ...], ...]:
@@ -134,53 +128,10 @@ def steps(s: Settings) -> list[Step]:
     ]
 
 
-def _stamp() -> str:
-    return time.strftime("%H:%M:%S")
-
-
-def _wait(child: subprocess.Popen[bytes]) -> tuple[int, resource.struct_rusage]:
-    """The child's exit code and its own resource use (CPU, peak RSS), not the other steps'."""
-    try:
-        _, status, usage = os.wait4(child.pid, 0)
-    except KeyboardInterrupt:
-        child.terminate()
-        child.wait()
-        raise
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, usage
-
-
 def phase_curve(s: Settings, until: str | None, only: Sequence[str] = ()) -> int:
     """Run every step not yet done (or only those named in ``only``, e.g. to run a step beside
-    another in a second process); each step's wall time, CPU time, exit code and peak memory go to
-    steps.jsonl."""
-    s.out.mkdir(parents=True, exist_ok=True)
-    for step in steps(s):
-        if only and step.name not in only:
-            continue
-        done = s.out / f"{step.name}.done"
-        if done.exists():
-            print(f"[{_stamp()}] {step.name}: done before", flush=True)
-        else:
-            started = time.time()
-            for command in step.commands:
-                print(f"[{_stamp()}] {step.name}: {shlex.join(command)}", flush=True)
-                command_started = time.time()
-                child = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": str(s.threads)})
-                code, usage = _wait(child)
-                with (s.out / "steps.jsonl").open("a", encoding="utf-8") as log:
-                    log.write(json.dumps({"step": step.name, "command": shlex.join(command), "exit": code,
-                                          "wall_s": round(time.time() - command_started, 1),
-                                          "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-                                          "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2), "finished": time.time()}) + "\n")
-                if code != 0:
-                    print(f"[{_stamp()}] {step.name}: exit {code}; rerun the same command to resume", flush=True)
-                    return code
-            done.write_text(f"{time.time() - started:.0f} s\n")
-            print(f"[{_stamp()}] {step.name}: done in {time.time() - started:.0f} s", flush=True)
-        if step.name == until:
-            break
-    return 0
+    another in a second process); see ``_steps.run_steps``."""
+    return run_steps(s.out, steps(s), s.threads, until, only)
 
 
 # -- 2. the reward's share of a GRPO step ---------------------------------------------------------
@@ -267,7 +218,7 @@ def phase_overhead(s: Settings, rounds: int, completion_tokens: int) -> dict[str
         order = ("gtalign", "constant") if index % 2 == 0 else ("constant", "gtalign")
         for name in order:
             one_step(name, gtalign_reward if name == "gtalign" else constant_reward)
-            print(f"[{_stamp()}] round {index + 1}/{rounds} {name}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU",
+            print(f"[{stamp()}] round {index + 1}/{rounds} {name}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU",
                   flush=True)
     result = {"rounds": rounds, "completion_tokens": completion_tokens, "threads": s.threads, "cpu": cpu, "wall": wall,
               "model": "SFT adapter" if not isinstance(model, str) else "base",
@@ -285,25 +236,10 @@ def machine() -> str:
             f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _steps_log(out: Path) -> list[dict[str, Any]]:
-    """The last logged row of each step (a resumed step logs again)."""
-    last: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in _read_jsonl(out / "steps.jsonl"):
-        name = re.search(r"--name (\S+)", row["command"])
-        last[(row["step"], name.group(1) if name else "")] = row
-    return list(last.values())
-
-
 def _train_log(folder: Path) -> list[dict[str, Any]]:
     """train_log.jsonl with one row per step: the newest run's row wins (a resumed run logs its steps again)."""
     rows: dict[int, dict[str, Any]] = {}
-    for row in _read_jsonl(folder / "train_log.jsonl"):
+    for row in read_jsonl(folder / "train_log.jsonl"):
         if "loss" in row or any(key.startswith("gtalign/") for key in row):
             rows[int(row["step"])] = row
     return [rows[step] for step in sorted(rows)]
@@ -407,7 +343,7 @@ def report(out: Path) -> str:
              "seed 0).", "", f"Machine: {machine()}.", "",
              "Reproduce: `.venv/bin/python benchmarks/bench_training.py curve` (resumable), then "
              "`.venv/bin/python benchmarks/bench_training.py report --write`. The commands it ran:", "", "```"]
-    lines += [_portable(row["command"], out) for row in _steps_log(out)]
+    lines += [_portable(row["command"], out) for row in steps_log(out)]
     status = _status(out)
     lines += ["```", "", "OUT is the run folder (`--out`), DATA the paper's data (`--data`).", "", status, ""]
     if metrics:
@@ -415,7 +351,7 @@ def report(out: Path) -> str:
         lines += ["", "Action mix by label (the key chosen in `<analyze>`; paper test sets and sample together):", ""]
         lines += _action_mix(metrics)
     lines += ["", "## Steps: wall time, CPU and peak memory", "", "| step | wall | CPU | peak RSS | exit |", "|---|---|---|---|---|"]
-    for row in _steps_log(out):
+    for row in steps_log(out):
         name = re.search(r"--name (\S+)", row["command"])
         lines.append(f"| {row['step']}{f' ({name.group(1)})' if name else ''} | {row['wall_s'] / 60:.1f} min | {row['cpu_s'] / 60:.1f} min | "
                      f"{row['peak_rss_gb']:.1f} GB | {row['exit']} |")
@@ -477,7 +413,7 @@ def model_card(out: Path, model: str) -> str:
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
               "Commands (OUT is the run folder, DATA the paper's data; `benchmarks/bench_training.py curve` runs them in order):",
               "", "```"]
-    lines += [_portable(row["command"], out) for row in _steps_log(out) if row["exit"] == 0]
+    lines += [_portable(row["command"], out) for row in steps_log(out) if row["exit"] == 0]
     lines += ["```", "", "## Held-out evaluation", "",
               "The paper's seven test sets (`--limit 8 --seed 0`) and gtalign's `sample`, none of whose questions is in the "
               "training data; gtalign's prompt, unconstrained greedy decoding, 512 tokens, `paper` preset, rule judge; "

@@ -1,0 +1,339 @@
+"""Benchmark: the paper's Figure-3 experiment at small scale (issue 11): RL directly on classic games.
+
+The paper trains an LLM with RL on a sequential prisoner's dilemma, Rubinstein bargaining and a
+signaling game and reports reward that is high-variance and does not settle. Here SmolLM2-135M-
+Instruct (the embedded default) learns each game against a fixed opponent with `gtalign games
+train` (GRPO; each completion is one decision of the learner, scored by the payoff it earns when
+the episode is played out), once from the base model and once from the GTAlign-trained adapter of
+issue 10 (``--adapter``, e.g. the learning curve's ``OUT/grpo/final``): does a model that reasons
+with payoff matrices start or end closer to equilibrium play?
+
+The games (``GAMES``), each against the game's own equilibrium strategy in the other seat, so the
+learner's best response is the equilibrium move and payoff and distance from equilibrium agree:
+  * ``prisoners-dilemma``: 5 rounds, no discount, T R P S = 5 3 1 0; the learner moves first in
+    each round (seat 0). Subgame-perfect play: defect every round.
+  * ``bargaining``: Rubinstein alternating offers, delta = (0.9, 0.9), offers on a 0.01 grid, the
+    learner proposes first. Subgame-perfect play on the grid: offer 0.50 and agree at once.
+  * ``beer-quiche``: the newcomer (sender, seat 0; weak with probability 0.1) against the bully's
+    reference equilibrium (duel after quiche, retreat after beer). Equilibrium: beer for both types.
+
+1. ``run`` does every step below, each an ordinary gtalign command, in order; a step that finished
+   is skipped (``STEP.done``), a killed one runs again (`gtalign games train` resumes from its newest
+   checkpoint), so rerunning the command continues. Per game and start (``base``, ``gtalign``):
+   * ``eval-START-GAME-before``: ``gtalign games play`` of the starting model on whole episodes
+     (``--episodes``, sampled at temperature 1 as GRPO samples, seeds 1000..);
+   * ``train-START-GAME``: ``gtalign games train`` (``--steps`` steps of 2 decisions x 4
+     completions of up to 48 tokens, LoRA r 8, learning rate 1e-4, seed 0);
+   * ``eval-START-GAME-after``: the same whole-episode evaluation of the trained adapter.
+   Reference rows without a model (``ref-GAME``): the equilibrium strategy and a uniformly random
+   player on the learner's seat, 200 episodes each.
+2. ``report [--write]`` writes ``benchmarks/RESULTS_games.md`` and ``benchmarks/figures/games_*.png``
+   (reward per step, its spread, distance from equilibrium; `gtalign games report`'s analysis per
+   game), with ``OUT/notes.md`` (what was observed) when present.
+
+    .venv/bin/python benchmarks/bench_games.py run --adapter ~/curve/grpo/final    # hours; rerun to resume
+    .venv/bin/python benchmarks/bench_games.py report --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _steps import Step, read_jsonl, run_steps, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
+
+ROOT = Path(__file__).resolve().parent.parent
+GTALIGN = ROOT / ".venv" / "bin" / "gtalign"
+OUT = ROOT / "benchmarks" / "out" / "games"
+RESULTS = ROOT / "benchmarks" / "RESULTS_games.md"
+FIGURES = ROOT / "benchmarks" / "figures"
+STARTS = ("base", "gtalign")
+EVAL_SEED = 1000
+REFERENCE_EPISODES = 200
+MAX_TOKENS = 48  # an answer is a move ('D', 'offer 0.5', 'beer'); the base model rambles past any budget
+
+
+@dataclass(frozen=True, slots=True)
+class GameSetup:
+    """One game of the experiment: its parameters, the learner's seat and the fixed opponent."""
+
+    name: str
+    params: tuple[str, ...] = ()
+    seat: int = 0
+    opponent: str = "equilibrium"
+
+    def args(self) -> list[str]:
+        out = [self.name]
+        for param in self.params:
+            out += ["--param", param]
+        return out + ["--seat", str(self.seat)]
+
+
+GAMES = (
+    GameSetup("prisoners-dilemma", ("rounds=5", "discount=1")),
+    GameSetup("bargaining", ("delta1=0.9", "delta2=0.9")),
+    GameSetup("beer-quiche"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    out: Path
+    adapter: Path | None
+    threads: int
+    steps: int
+    episodes: int
+    rows: int
+
+    def start_model(self, start: str) -> str:
+        return "embedded" if start == "base" else str(self.adapter)
+
+    def start_backend(self, start: str) -> str:
+        return "embedded:base" if start == "base" else f"embedded:{self.adapter}"
+
+
+def play_command(s: Settings, game: GameSetup, backend: str, out: Path) -> tuple[str, ...]:
+    """Whole episodes of a model against the game's fixed opponent, sampled as GRPO samples."""
+    return (str(GTALIGN), "games", "play", *game.args(), "--opponent", game.opponent, "--backend", backend,
+            "--temperature", "1", "--max-tokens", str(MAX_TOKENS), "--episodes", str(s.episodes), "--seed", str(EVAL_SEED),
+            "--out", str(out), "-q")
+
+
+def train_command(s: Settings, game: GameSetup, start: str) -> tuple[str, ...]:
+    return (str(GTALIGN), "games", "train", *game.args(), "--opponent", game.opponent, "--episodes", str(s.rows),
+            "--model", s.start_model(start), "--max-steps", str(s.steps), "--learning-rate", "1e-4",
+            "--max-completion-length", str(MAX_TOKENS), "--trl", "save_steps=10", "--seed", "0", "--threads", str(s.threads),
+            "--out", str(s.out / f"train-{start}-{game.name}"))
+
+
+def reference_commands(s: Settings, game: GameSetup) -> tuple[tuple[str, ...], ...]:
+    return tuple((str(GTALIGN), "games", "play", *game.args(), "--opponent", game.opponent, "--player", player,
+                  "--episodes", str(REFERENCE_EPISODES), "--seed", str(EVAL_SEED),
+                  "--out", str(s.out / f"ref-{game.name}-{player}.jsonl"), "-q")
+                 for player in ("equilibrium", "random"))
+
+
+def starts(s: Settings) -> tuple[str, ...]:
+    return STARTS if s.adapter is not None else STARTS[:1]
+
+
+def steps(s: Settings) -> list[Step]:
+    out = [Step(f"ref-{game.name}", reference_commands(s, game)) for game in GAMES]
+    for start in starts(s):
+        for game in GAMES:
+            run = s.out / f"train-{start}-{game.name}"
+            out += [
+                Step(f"eval-{start}-{game.name}-before",
+                     (play_command(s, game, s.start_backend(start), s.out / f"eval-{start}-{game.name}-before.jsonl"),)),
+                Step(f"train-{start}-{game.name}", (train_command(s, game, start),)),
+                Step(f"eval-{start}-{game.name}-after",
+                     (play_command(s, game, f"embedded:{run / 'final'}", s.out / f"eval-{start}-{game.name}-after.jsonl"),)),
+            ]
+    return out
+
+
+# -- whole-episode evaluation ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    mean: float
+    se: float
+    n: int
+
+    def __str__(self) -> str:
+        if self.n == 0:
+            return "n/a"
+        return f"{self.mean:.3f}" if self.n == 1 else f"{self.mean:.3f} ± {self.se:.3f}"
+
+
+def estimate(values: Sequence[float]) -> Estimate:
+    """The mean and its standard error (sample sd / sqrt(n))."""
+    n = len(values)
+    if n == 0:
+        return Estimate(math.nan, math.nan, 0)
+    mean = math.fsum(values) / n
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return Estimate(mean, sd / math.sqrt(n), n)
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeSummary:
+    """What the learner's seat did over the episodes of one `gtalign games play --out` file."""
+
+    episodes: int
+    payoff: Estimate
+    distance: Estimate
+    answers: int
+    invalid: int
+    forfeits: int
+    failed_calls: int
+
+    @property
+    def invalid_rate(self) -> float:
+        return self.invalid / self.answers if self.answers else math.nan
+
+
+def summarise_episodes(path: Path) -> EpisodeSummary:
+    """Payoff and distance from equilibrium of the learner's seat, per episode, and how many of its
+    answers the game refused (each refusal counts, re-asks included), forfeits and failed calls."""
+    rows = read_jsonl(path)
+    payoffs, distances, answers, invalid, forfeits, failed = [], [], 0, 0, 0, 0
+    for row in rows:
+        seat = row["learner"]
+        payoffs.append(float(row["payoffs"][seat]))
+        if row["distance"][seat] is not None:
+            distances.append(float(row["distance"][seat]))
+        mine = [record for record in row["records"] if record["player"] == seat]
+        answers += len(mine)
+        invalid += sum(1 for record in mine if record["error"])
+        forfeits += int(row.get("forfeit") == seat)
+        failed += sum(1 for g in row.get("generations") or [] if g.get("seat") == seat and g.get("status") not in (None, "ok"))
+    return EpisodeSummary(len(rows), estimate(payoffs), estimate(distances), answers, invalid, forfeits, failed)
+
+
+# -- the report ----------------------------------------------------------------------------------------
+
+
+def _portable(command: str, out: Path, adapter: Path | None) -> str:
+    """``command`` without this machine's paths: the checkout, the run folder and the adapter."""
+    if adapter is not None:
+        command = command.replace(str(adapter), "ADAPTER")
+    return command.replace(str(ROOT) + "/", "").replace(str(out), "OUT")
+
+
+def _episode_table(s: Settings) -> list[str]:
+    lines = ["| game | player | episodes | learner payoff | distance from equilibrium | invalid answers | forfeits |",
+             "|---|---|---|---|---|---|---|"]
+    for game in GAMES:
+        rows = [("equilibrium strategy", s.out / f"ref-{game.name}-equilibrium.jsonl"),
+                ("uniformly random", s.out / f"ref-{game.name}-random.jsonl")]
+        for start in starts(s):
+            rows += [(f"{start} model, before", s.out / f"eval-{start}-{game.name}-before.jsonl"),
+                     (f"{start} model, after GRPO", s.out / f"eval-{start}-{game.name}-after.jsonl")]
+        for label, path in rows:
+            if not path.exists():
+                continue
+            e = summarise_episodes(path)
+            invalid = f"{e.invalid}/{e.answers} ({e.invalid_rate:.0%})" if e.answers else "0/0"
+            failed = f", {e.failed_calls} failed calls" if e.failed_calls else ""
+            lines.append(f"| {game.name} | {label} | {e.episodes} | {e.payoff} | {e.distance} | {invalid}{failed} | {e.forfeits} |")
+    return lines
+
+
+def _train_sections(s: Settings, write_figures: bool) -> list[str]:
+    """`gtalign games report`'s analysis of the training runs, one section (and set of plots) per game."""
+    from gtalign.cli._games_report import draw_plots, markdown, read_run
+
+    lines: list[str] = []
+    for game in GAMES:
+        folders = [s.out / f"train-{start}-{game.name}" for start in starts(s)]
+        folders = [f for f in folders if (f / "train_log.jsonl").exists()]
+        if not folders:
+            continue
+        runs = [read_run(folder) for folder in folders]
+        plots: list[str] = []
+        if write_figures:
+            target = FIGURES / f"games_{game.name}"
+            plots = [f"figures/games_{game.name}/{name}" for name in draw_plots(runs, target, title=game.name)]
+        body = markdown(runs, plots, title=game.name).replace(str(s.out), "OUT")
+        if s.adapter is not None:
+            body = body.replace(str(s.adapter), "ADAPTER")
+        lines += ["#" + body.replace("\n## ", "\n### ").strip(), ""]
+    return lines
+
+
+def report(s: Settings, write_figures: bool = False) -> str:
+    lines = ["# Classic games: RL directly on the payoff (the paper's Figure 3, small scale)", "",
+             "SmolLM2-135M-Instruct on this CPU learns three classic games with GRPO against a fixed opponent "
+             "(`gtalign games train`: each completion is one decision of the learner, scored by the payoff it earns "
+             "when the episode is played out, the later moves by equilibrium play), from the base model and from "
+             "the GTAlign-trained adapter of issue 10. The opponent is the game's own equilibrium strategy, so the "
+             "best response is the equilibrium move: payoff and distance from equilibrium measure the same thing "
+             "from two sides. Distance: 0 is the equilibrium move at every turn, 1 never (bargaining offers count "
+             "by how far they are).", "",
+             "Games: " + "; ".join(f"`{game.name}` ({', '.join(game.params) or 'defaults'}, learner seat {game.seat}, "
+                                   f"opponent {game.opponent})" for game in GAMES) + ".", "",
+             "Reproduce: `.venv/bin/python benchmarks/bench_games.py run --adapter ADAPTER` (resumable), then "
+             "`.venv/bin/python benchmarks/bench_games.py report --write`. The commands it ran (OUT is the run "
+             "folder, ADAPTER the issue-10 adapter):", "", "```"]
+    log = steps_log(s.out, r"--out (\S+)")
+    lines += [_portable(row["command"], s.out, s.adapter) for row in log]
+    names = [step.name for step in steps(s)]
+    done = [name for name in names if (s.out / f"{name}.done").exists()]
+    status = ("every step is done" if len(done) == len(names) else
+              f"done: {', '.join(done) or 'nothing yet'}; not yet: {', '.join(n for n in names if n not in done)}")
+    lines += ["```", "", f"Status: {status}.", "",
+              "## Whole episodes, before and after training", "",
+              f"`gtalign games play` against the same opponent: {s.episodes} episodes per model (seeds {EVAL_SEED} on, "
+              f"sampled at temperature 1, {MAX_TOKENS} tokens an answer; a refused answer is asked again twice, then forfeited "
+              f"at a penalty of -1), and {REFERENCE_EPISODES} episodes of two fixed strategies for scale. Payoff and "
+              "distance: mean ± standard error over episodes.", ""]
+    lines += _episode_table(s)
+    lines += ["", "## Training: reward per step, its spread, distance from equilibrium", ""]
+    lines += _train_sections(s, write_figures)
+    lines += ["## Steps: wall time, CPU and peak memory", "", "| step | wall | CPU | peak RSS | exit |", "|---|---|---|---|---|"]
+    for row in log:
+        lines.append(f"| {row['step']} | {row['wall_s'] / 60:.1f} min | {row['cpu_s'] / 60:.1f} min | "
+                     f"{row['peak_rss_gb']:.1f} GB | {row['exit']} |")
+    notes = s.out / "notes.md"
+    if notes.exists():  # what the person running the experiment observed (OUT/notes.md), kept as written
+        lines += ["", "## Notes", "", notes.read_text(encoding="utf-8").strip()]
+    lines += ["", f"Settings: threads {s.threads}, {s.steps} GRPO steps per run, {s.rows} row episodes, "
+                  f"{s.episodes} evaluation episodes."]
+    return "\n".join(lines) + "\n"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The run folder's settings (``OUT/settings.json``) win over the flags, so a rerun resumes the same
+    experiment; the first ``run`` records them."""
+    path = args.out / "settings.json"
+    recorded: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    adapter = args.adapter.resolve() if args.adapter else None
+    if recorded.get("adapter") and adapter is None:
+        adapter = Path(recorded["adapter"])
+    return Settings(args.out.resolve(), adapter, args.threads, int(recorded.get("steps", args.steps)),
+                    int(recorded.get("episodes", args.episodes)), int(recorded.get("rows", args.rows)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("phase", choices=("run", "report"))
+    parser.add_argument("--out", type=Path, default=OUT, help="the run folder (default: benchmarks/out/games)")
+    parser.add_argument("--adapter", type=Path,
+                        help="the GTAlign-trained adapter to start the second set of runs from (issue 10's "
+                        "OUT/grpo/final); without it only the base model's runs are done")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of each command (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=30, help="GRPO steps per run (default: %(default)s)")
+    parser.add_argument("--episodes", type=int, default=12, help="whole episodes per evaluation (default: %(default)s)")
+    parser.add_argument("--rows", type=int, default=200, help="episodes the training rows are drawn from (default: %(default)s)")
+    parser.add_argument("--until", metavar="STEP", help="run: stop after this step")
+    parser.add_argument("--only", metavar="STEP", action="append", help="run: only this step (repeatable)")
+    parser.add_argument("--write", action="store_true", help="report: write benchmarks/RESULTS_games.md and the figures")
+    args = parser.parse_args(argv)
+    s = _settings(args)
+    if args.adapter is not None and not (s.adapter / "adapter_config.json").exists():  # type: ignore[operator]
+        parser.error(f"--adapter {args.adapter}: not a LoRA adapter folder (no adapter_config.json)")
+    if args.phase == "run":
+        s.out.mkdir(parents=True, exist_ok=True)
+        (s.out / "settings.json").write_text(json.dumps(
+            {"adapter": str(s.adapter) if s.adapter else None, "steps": s.steps, "episodes": s.episodes,
+             "rows": s.rows}) + "\n")
+        return run_steps(s.out, steps(s), s.threads, args.until, args.only or ())
+    text = report(s, write_figures=args.write)
+    print(text)
+    if args.write:
+        RESULTS.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

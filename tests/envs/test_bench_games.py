@@ -1,0 +1,121 @@
+"""benchmarks/bench_games.py (the Figure-3 experiment) on real `gtalign games play` output of fixed
+strategies, and its step runner (benchmarks/_steps.py) on real child processes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from gtalign.cli import main as gtalign_main
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _load("bench_games")
+
+
+def _play(out: Path, *args: str) -> None:
+    assert gtalign_main(["games", "play", *args, "--out", str(out), "-q"]) == 0
+
+
+def test_episode_summary_of_real_play_output(bench, tmp_path: Path) -> None:
+    path = tmp_path / "eq.jsonl"
+    _play(path, "prisoners-dilemma", "--player", "equilibrium", "--opponent", "equilibrium", "--episodes", "3")
+    summary = bench.summarise_episodes(path)
+    # five rounds of mutual defection pay P = 1 each; the equilibrium never leaves equilibrium play
+    assert (summary.episodes, summary.payoff.mean, summary.payoff.se) == (3, 5.0, 0.0)
+    assert (summary.distance.mean, summary.answers, summary.invalid, summary.forfeits) == (0.0, 15, 0, 0)
+
+    always_cooperate = tmp_path / "c.jsonl"
+    _play(always_cooperate, "prisoners-dilemma", "--player", "always-cooperate", "--episodes", "2")
+    summary = bench.summarise_episodes(always_cooperate)
+    assert (summary.payoff.mean, summary.distance.mean) == (0.0, 1.0)  # the sucker's payoff S = 0, never the equilibrium
+
+
+def test_episode_summary_counts_refused_answers_and_forfeits_of_the_learner_only(bench, tmp_path: Path) -> None:
+    path = tmp_path / "eq.jsonl"
+    _play(path, "beer-quiche", "--player", "equilibrium", "--episodes", "2")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    # a learner that answered nonsense three times at its first move and forfeited, as a model's episode is written
+    rows[0]["records"] = [rows[0]["records"][0]] + [
+        {"player": 0, "text": "hmm", "action": None, "error": "the answer names no move", "attempt": k} for k in range(3)]
+    rows[0]["forfeit"], rows[0]["payoffs"], rows[0]["distance"] = 0, [-1.0, 0.0], [None, None]
+    rows[1]["records"].append({"player": 1, "text": "?", "action": None, "error": "opponent's refusal", "attempt": 0})
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    summary = bench.summarise_episodes(path)
+    assert (summary.answers, summary.invalid, summary.forfeits) == (4, 3, 1)
+    assert summary.payoff.n == 2 and summary.payoff.mean == pytest.approx((-1.0 + rows[1]["payoffs"][0]) / 2)
+    assert summary.distance.n == 1  # the forfeited episode has no distance
+
+
+def test_estimate_is_mean_and_standard_error(bench) -> None:
+    e = bench.estimate([1.0, 2.0, 3.0, 4.0])
+    assert e.mean == 2.5 and e.se == pytest.approx((5 / 3) ** 0.5 / 2) and e.n == 4
+    assert str(bench.estimate([])) == "n/a" and str(bench.estimate([2.0])) == "2.000"
+
+
+def test_steps_name_the_starts_and_resume_from_the_recorded_settings(bench, tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    out = tmp_path / "run"
+    parse = bench.argparse.Namespace
+    first = bench._settings(parse(out=out, adapter=None, threads=1, steps=30, episodes=12, rows=200))
+    names = [step.name for step in bench.steps(first)]
+    assert names[:3] == ["ref-prisoners-dilemma", "ref-bargaining", "ref-beer-quiche"]
+    assert not any("gtalign" in name for name in names) and len(names) == 3 + 3 * 3
+    with_adapter = bench._settings(parse(out=out, adapter=adapter, threads=1, steps=30, episodes=12, rows=200))
+    names = [step.name for step in bench.steps(with_adapter)]
+    assert "train-gtalign-bargaining" in names and len(names) == 3 + 6 * 3
+    train = dict((step.name, step.commands) for step in bench.steps(with_adapter))["train-gtalign-bargaining"][0]
+    assert train[train.index("--model") + 1] == str(adapter.resolve())
+    after = dict((step.name, step.commands) for step in bench.steps(with_adapter))["eval-gtalign-bargaining-after"][0]
+    assert after[after.index("--backend") + 1] == f"embedded:{out.resolve() / 'train-gtalign-bargaining' / 'final'}"
+
+    out.mkdir()
+    (out / "settings.json").write_text(json.dumps({"adapter": str(adapter), "steps": 5, "episodes": 2, "rows": 9}))
+    resumed = bench._settings(parse(out=out, adapter=None, threads=1, steps=30, episodes=12, rows=200))
+    assert (resumed.adapter, resumed.steps, resumed.episodes, resumed.rows) == (adapter, 5, 2, 9)
+
+
+def test_report_on_reference_runs_has_no_machine_paths(bench, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    s = bench.Settings(out.resolve(), None, 1, 30, 12, 200)
+    game = bench.GAMES[2]
+    step = next(step for step in bench.steps(s) if step.name == f"ref-{game.name}")
+    short = tuple(tuple("5" if value == str(bench.REFERENCE_EPISODES) else value for value in command) for command in step.commands)
+    code = bench.run_steps(s.out, [bench.Step(step.name, short)], threads=1)
+    assert code == 0 and (out / f"ref-{game.name}.done").exists()
+    text = bench.report(s)
+    assert f"| {game.name} | equilibrium strategy | 5 |" in text
+    assert str(tmp_path) not in text and "OUT/ref-beer-quiche-random.jsonl" in text
+    assert "not yet: ref-prisoners-dilemma, ref-bargaining" in text
+
+
+def test_step_runner_skips_finished_steps_and_stops_at_a_failure(tmp_path: Path) -> None:
+    steps = _load("_steps")
+    marker = tmp_path / "ran.txt"
+    write = (sys.executable, "-c", f"open({str(marker)!r}, 'a').write('x')")
+    fail = (sys.executable, "-c", "raise SystemExit(3)")
+    plan = [steps.Step("one", (write,)), steps.Step("two", (fail,)), steps.Step("three", (write,))]
+    assert steps.run_steps(tmp_path, plan, threads=1) == 3
+    assert marker.read_text() == "x" and (tmp_path / "one.done").exists() and not (tmp_path / "two.done").exists()
+    assert steps.run_steps(tmp_path, plan, threads=1) == 3  # "one" is not run again
+    assert marker.read_text() == "x"
+    logged = steps.steps_log(tmp_path, r"(raise)")
+    assert {(row["step"], row["exit"]) for row in logged} == {("one", 0), ("two", 3)}
+    assert steps.run_steps(tmp_path, plan, threads=1, only=["three"]) == 0 and marker.read_text() == "xx"
