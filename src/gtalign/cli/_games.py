@@ -138,7 +138,7 @@ then a forfeit costing that penalty.
 no finished episode; an existing FILE is overwritten): schema, episode, spec (GAME as given), the
 transcript (game, params, seed, records of every answer and chance draw, payoffs, forfeit), players,
 learner, distance (per seat) and generations (each model call: seat, text, status, reason,
-finish_reason, tokens, latency, seed).
+finish_reason, tokens_in, tokens_out, latency, seed).
 
 Examples:
   gtalign games play bargaining --player fair --opponent equilibrium --episodes 3
