@@ -243,9 +243,10 @@ def test_a_model_that_never_answers_in_format_forfeits(capsys: pytest.CaptureFix
     shown = capsys.readouterr().out
     assert code == 0  # invalid answers are the model's play, not a failure of the command
     assert shown.count("asked again (1 of 2)") == 2 and shown.count("asked again (2 of 2)") == 2
-    assert shown.count("— forfeit (penalty -1)") == 2 and shown.count("(P0 forfeited)") == 2
+    # spence's default penalty is -3: below the worst valid outcome (-2), so a forfeit never pays better
+    assert shown.count("— forfeit (penalty -3)") == 2 and shown.count("(P0 forfeited)") == 2
     assert "learner's distance from equilibrium: n/a (no moves)" in shown
-    assert cells(shown, "model (m)") == ["P0*", "model (m)", "-1", "6", "6 (100%)", "2", "n/a"]
+    assert cells(shown, "model (m)") == ["P0*", "model (m)", "-3", "6", "6 (100%)", "2", "n/a"]
 
 
 class Cheater:

@@ -213,9 +213,10 @@ def test_payoff_range_holds_every_value(name, seat, seed):
 
 
 def test_spence_payoff_range_by_hand():
-    game = spence()  # sender: wage 1 or 2 minus 1*e or 0.5*e, e up to 3; forfeit -1
-    assert payoff_range(game, 0) == (-2.0, 2.0)  # the L type at e = 3 paid low: 1 - 3
-    assert payoff_range(game, 1) == (-1.0, 0.0)  # -(wage - productivity)^2; the forfeit, -1, is no lower
+    game = spence()  # sender: wage 1 or 2 minus 1*e or 0.5*e, e up to 3, so as low as 1 - 3 = -2
+    assert game.invalid_moves.penalty == -3.0  # below every valid payoff: a forfeit never pays better
+    assert payoff_range(game, 0) == (-3.0, 2.0)  # the forfeit, below the L type at e = 3 paid low
+    assert payoff_range(game, 1) == (-3.0, 0.0)  # -(wage - productivity)^2 >= -1; the forfeit is -3
     assert payoff_range(PrisonersDilemma(rounds=2), 0) == (-1.0, 10.0)  # a forfeit at the start; T twice
     assert payoff_range(beer_quiche(), 0) == (-1.0, 3.0)
 

@@ -709,3 +709,22 @@ def test_states_are_immutable_and_refuse_illegal_moves() -> None:
     assert after.apply("2").apply("high").is_terminal
     with pytest.raises(GameError):
         after.observation(2)
+
+
+@given(st.integers(0, 2**32 - 1))
+@settings(max_examples=40, deadline=None)
+def test_a_forfeit_never_pays_more_than_a_valid_play_by_default(seed):
+    """The default penalty is below every payoff of the tables, for both seats; an explicit policy is kept."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 3, 2)
+    game = Signaling(types=("a", "b"), prior=(0.5, 0.5), signals=("x", "y", "z"), actions=("p", "q"),
+                     costs=rng.uniform(0, 4, shape[:2]).round(2).tolist(),
+                     sender_payoffs=rng.uniform(-5, 5, shape).round(2).tolist(),
+                     receiver_payoffs=rng.uniform(-5, 5, shape).round(2).tolist())
+    worst = min(min(game.sender_value(t, s, a), game.receiver_value(t, s, a))
+                for t in range(2) for s in range(3) for a in range(2))
+    assert game.invalid_moves.penalty < worst and game.invalid_moves.penalty <= -1.0
+    assert game.invalid_moves.retries == 2
+    kept = Signaling(invalid_moves=InvalidMovePolicy(retries=0, penalty=-0.5))
+    assert kept.invalid_moves == InvalidMovePolicy(retries=0, penalty=-0.5)
+    assert beer_quiche().invalid_moves.penalty == -1.0  # its worst payoff is 0

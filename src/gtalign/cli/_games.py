@@ -132,7 +132,8 @@ parameters with --param KEY=VALUE (repeatable; VALUE is read as YAML: 0.9, null,
       Strategies: {", ".join(GAME_STRATEGY_NAMES["signaling"])}.
       e.g. gtalign games play signaling --param "prior=[0.3, 0.7]" --player lowest
 Every game also takes invalid_moves={{retries: 2, penalty: -1}}: re-asks after an invalid answer,
-then a forfeit costing that penalty.
+then a forfeit costing that penalty. The signaling games' default penalty is below their worst
+payoff (spence: -3), so that an unreadable answer never pays more than a valid one.
 
 --out FILE.jsonl writes one JSON line per episode, as it ends (flushed and synced, so a crash loses
 no finished episode; an existing FILE is overwritten): schema, episode, spec (GAME as given), the

@@ -252,6 +252,10 @@ class Signaling(Game):
     ``title``, ``story``, ``roles`` (sender, receiver) and ``nouns`` (type, signal, action) only
     word the prompts; pass your own with your own tables. Answers name a label, case-insensitively;
     a numeric label is also matched by value (``"1.50"`` is level ``1.5``).
+
+    ``invalid_moves`` defaults to two re-asks and a forfeit penalty below every payoff of the
+    tables: -1, or ``floor(worst payoff) - 1`` when some valid play pays -1 or less (Spence's
+    defaults: -3), so an unreadable answer never beats a valid one.
     """
 
     types: tuple[str, ...] = _SPENCE["types"]
@@ -265,7 +269,7 @@ class Signaling(Game):
     story: str = _SPENCE["story"]
     roles: tuple[str, str] = _SPENCE["roles"]
     nouns: tuple[str, str, str] = _SPENCE["nouns"]
-    invalid_moves: InvalidMovePolicy = field(default_factory=InvalidMovePolicy)
+    invalid_moves: InvalidMovePolicy | None = None
 
     name: ClassVar[str] = "signaling"
 
@@ -295,6 +299,10 @@ class Signaling(Game):
                 raise GameError(f"{attr} must be {size} names, got {given!r}")
             put(attr, tuple(_text(x, f"{attr}[{i}]") for i, x in enumerate(given)))
         policy = self.invalid_moves
+        if policy is None:  # a forfeit must cost more than any valid play, or refusing to answer could pay
+            worst = min(min(self.sender_value(t, s, a), self.receiver_value(t, s, a))
+                        for t in range(len(self.types)) for s in range(len(self.signals)) for a in range(len(self.actions)))
+            policy = InvalidMovePolicy(penalty=min(InvalidMovePolicy().penalty, float(math.floor(worst)) - 1.0))
         if isinstance(policy, Mapping):
             try:
                 policy = InvalidMovePolicy(**policy)
@@ -419,7 +427,7 @@ def spence(
     ``wage - cost_θ * e``; employer: ``-(wage - θ) ** 2``.
     """
     tables = _spence_tables(theta_low, theta_high, prior_high, cost_low, cost_high, levels)
-    return Signaling(**tables, invalid_moves=invalid_moves or InvalidMovePolicy())
+    return Signaling(**tables, invalid_moves=invalid_moves)
 
 
 def beer_quiche(prior_strong: float = 0.9, invalid_moves: InvalidMovePolicy | None = None) -> Signaling:
@@ -460,7 +468,7 @@ def beer_quiche(prior_strong: float = 0.9, invalid_moves: InvalidMovePolicy | No
         ),
         roles=("newcomer", "bully"),
         nouns=("strength", "breakfast", "response"),
-        invalid_moves=invalid_moves or InvalidMovePolicy(),
+        invalid_moves=invalid_moves,
     )
 
 
