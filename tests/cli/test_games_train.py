@@ -297,3 +297,11 @@ def test_two_real_steps_log_the_games_metrics_write_checkpoints_and_resume(embed
     assert [(row["run"], row["step"]) for row in logged if "loss" in row] == [(1, 1), (1, 2), (2, 3)]
     assert math.isfinite(seconds)
     print(f"two steps of games train (with model load): {seconds:.1f} s")
+
+    # games report reads this real TRL log: three steps (the resumed run's), its table and its plots
+    capsys.readouterr()
+    assert main(["games", "report", str(out), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "prisoners-dilemma, seat 1 vs" in report and "3 logged steps" in report, report
+    assert "Too few logged steps (3)" in report
+    assert {p.name for p in (tmp_path / "report").glob("*.png")} == {"payoff.png", "spread.png", "equilibrium.png"}
