@@ -506,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-limit", type=int, default=8, help="held-out prompts per paper test set (default: %(default)s)")
     parser.add_argument("--until", choices=[step.name for step in steps(Settings(OUT, None, 1, 1, 1, 1, 1))],
                         help="curve: stop after this step")
-    parser.add_argument("--only", nargs="+", metavar="STEP", help="curve: run only these steps (when not done)")
+    parser.add_argument("--only", nargs="+", action="extend", metavar="STEP", help="curve: run only these steps (when not done)")
     parser.add_argument("--rounds", type=int, default=6, help="overhead: rounds of both steps (default: %(default)s)")
     parser.add_argument("--completion-tokens", type=int, default=128, help="overhead: tokens per completion (default: %(default)s)")
     parser.add_argument("--write", action="store_true", help=f"report: write {RESULTS.name} and the plots")
