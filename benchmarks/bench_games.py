@@ -204,9 +204,10 @@ def summarise_episodes(path: Path) -> EpisodeSummary:
 
 def _portable(command: str, out: Path, adapter: Path | None) -> str:
     """``command`` without this machine's paths: the checkout, the run folder and the adapter."""
+    command = command.replace(str(out), "OUT")
     if adapter is not None:
         command = command.replace(str(adapter), "ADAPTER")
-    return command.replace(str(ROOT) + "/", "").replace(str(out), "OUT")
+    return command.replace(str(ROOT) + "/", "")
 
 
 def _episode_table(s: Settings) -> list[str]:
@@ -224,7 +225,8 @@ def _episode_table(s: Settings) -> list[str]:
             e = summarise_episodes(path)
             invalid = f"{e.invalid}/{e.answers} ({e.invalid_rate:.0%})" if e.answers else "0/0"
             failed = f", {e.failed_calls} failed calls" if e.failed_calls else ""
-            lines.append(f"| {game.name} | {label} | {e.episodes} | {e.payoff} | {e.distance} | {invalid}{failed} | {e.forfeits} |")
+            distance = f"{e.distance} (n={e.distance.n})" if e.distance.n < e.episodes else str(e.distance)
+            lines.append(f"| {game.name} | {label} | {e.episodes} | {e.payoff} | {distance} | {invalid}{failed} | {e.forfeits} |")
     return lines
 
 
@@ -250,12 +252,30 @@ def _train_sections(s: Settings, write_figures: bool) -> list[str]:
     return lines
 
 
+def _policy_text() -> str:
+    """How each game treats refused answers, read from the games themselves."""
+    import yaml
+
+    from gtalign.cli._games import resolve_game
+
+    policies: dict[tuple[int, float], list[str]] = {}
+    for game in GAMES:
+        params = {key: yaml.safe_load(value) for key, value in (param.split("=", 1) for param in game.params)}
+        policy = resolve_game(game.name, params).invalid_moves
+        policies.setdefault((policy.retries, policy.penalty), []).append(game.name)
+    return "; ".join(f"{retries} times, then forfeited at a penalty of {penalty:g}"
+                     + (f" ({', '.join(names)})" if len(policies) > 1 else "")
+                     for (retries, penalty), names in policies.items())
+
+
 def report(s: Settings, write_figures: bool = False) -> str:
     lines = ["# Classic games: RL directly on the payoff (the paper's Figure 3, small scale)", "",
              "SmolLM2-135M-Instruct on this CPU learns three classic games with GRPO against a fixed opponent "
              "(`gtalign games train`: each completion is one decision of the learner, scored by the payoff it earns "
-             "when the episode is played out, the later moves by equilibrium play), from the base model and from "
-             "the GTAlign-trained adapter of issue 10. The opponent is the game's own equilibrium strategy, so the "
+             "when the episode is played out, the later moves by equilibrium play), " + (
+                 "from the base model and from the GTAlign-trained adapter of issue 10." if s.adapter is not None else
+                 "from the base model (the runs from the GTAlign-trained adapter of issue 10 are not in this folder: "
+                 "they need `--adapter`).") + " The opponent is the game's own equilibrium strategy, so the "
              "best response is the equilibrium move: payoff and distance from equilibrium measure the same thing "
              "from two sides. Distance: 0 is the equilibrium move at every turn, 1 never (bargaining offers count "
              "by how far they are).", "",
@@ -273,9 +293,10 @@ def report(s: Settings, write_figures: bool = False) -> str:
     lines += ["```", "", f"Status: {status}.", "",
               "## Whole episodes, before and after training", "",
               f"`gtalign games play` against the same opponent: {s.episodes} episodes per model (seeds {EVAL_SEED} on, "
-              f"sampled at temperature 1, {MAX_TOKENS} tokens an answer; a refused answer is asked again twice, then forfeited "
-              f"at a penalty of -1), and {REFERENCE_EPISODES} episodes of two fixed strategies for scale. Payoff and "
-              "distance: mean ± standard error over episodes.", ""]
+              f"sampled at temperature 1, {MAX_TOKENS} tokens an answer; a refused answer is asked again "
+              f"{_policy_text()}), and {REFERENCE_EPISODES} episodes of two fixed strategies for scale. Payoff and "
+              "distance: mean ± standard error over episodes; an episode forfeited before the learner's first valid "
+              "move has no distance, so the distance's n is shown where it is smaller.", ""]
     lines += _episode_table(s)
     lines += ["", "## Training: reward per step, its spread, distance from equilibrium", ""]
     lines += _train_sections(s, write_figures)
@@ -291,16 +312,32 @@ def report(s: Settings, write_figures: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+DEFAULTS = {"steps": 30, "episodes": 12, "rows": 200}
+
+
+class SettingsError(ValueError):
+    """A flag that contradicts the run folder's recorded settings."""
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     """The run folder's settings (``OUT/settings.json``) win over the flags, so a rerun resumes the same
-    experiment; the first ``run`` records them."""
+    experiment (a flag that differs is named and ignored); the first ``run`` records them. An adapter
+    may be added to a base-only folder, never swapped for another: its runs would mix two models."""
     path = args.out / "settings.json"
     recorded: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     adapter = args.adapter.resolve() if args.adapter else None
-    if recorded.get("adapter") and adapter is None:
+    if recorded.get("adapter"):
+        if adapter is not None and adapter != Path(recorded["adapter"]):
+            raise SettingsError(f"--adapter {adapter}: the run folder {args.out} was started from the adapter "
+                                f"{recorded['adapter']}; use another --out for another adapter")
         adapter = Path(recorded["adapter"])
-    return Settings(args.out.resolve(), adapter, args.threads, int(recorded.get("steps", args.steps)),
-                    int(recorded.get("episodes", args.episodes)), int(recorded.get("rows", args.rows)))
+    numbers = {}
+    for key, default in DEFAULTS.items():
+        given = getattr(args, key)
+        numbers[key] = int(recorded.get(key, given if given is not None else default))
+        if given is not None and given != numbers[key]:
+            print(f"bench_games: --{key} {given} ignored: the run folder {args.out} records {numbers[key]}", file=sys.stderr)
+    return Settings(args.out.resolve(), adapter, args.threads, numbers["steps"], numbers["episodes"], numbers["rows"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -312,16 +349,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the GTAlign-trained adapter to start the second set of runs from (issue 10's "
                         "OUT/grpo/final); without it only the base model's runs are done")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of each command (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=30, help="GRPO steps per run (default: %(default)s)")
-    parser.add_argument("--episodes", type=int, default=12, help="whole episodes per evaluation (default: %(default)s)")
-    parser.add_argument("--rows", type=int, default=200, help="episodes the training rows are drawn from (default: %(default)s)")
+    parser.add_argument("--steps", type=int, help=f"GRPO steps per run (default: {DEFAULTS['steps']})")
+    parser.add_argument("--episodes", type=int, help=f"whole episodes per evaluation (default: {DEFAULTS['episodes']})")
+    parser.add_argument("--rows", type=int, help=f"episodes the training rows are drawn from (default: {DEFAULTS['rows']})")
     parser.add_argument("--until", metavar="STEP", help="run: stop after this step")
     parser.add_argument("--only", metavar="STEP", action="append", help="run: only this step (repeatable)")
     parser.add_argument("--write", action="store_true", help="report: write benchmarks/RESULTS_games.md and the figures")
     args = parser.parse_args(argv)
-    s = _settings(args)
-    if args.adapter is not None and not (s.adapter / "adapter_config.json").exists():  # type: ignore[operator]
+    if args.adapter is not None and not (args.adapter / "adapter_config.json").exists():
         parser.error(f"--adapter {args.adapter}: not a LoRA adapter folder (no adapter_config.json)")
+    try:
+        s = _settings(args)
+    except SettingsError as exc:
+        parser.error(str(exc))
+    names = [step.name for step in steps(s)]
+    for name in [args.until] * (args.until is not None) + (args.only or []):
+        if name not in names:
+            parser.error(f"no step named {name!r}; the steps: {', '.join(names)}")
     if args.phase == "run":
         s.out.mkdir(parents=True, exist_ok=True)
         (s.out / "settings.json").write_text(json.dumps(

@@ -263,7 +263,7 @@ def _status(out: Path) -> str:
 
 def _portable(command: str, out: Path) -> str:
     """``command`` without this machine's paths: the checkout, the run folder and the data folder."""
-    command = command.replace(str(ROOT) + "/", "").replace(str(out), "OUT")
+    command = command.replace(str(out), "OUT").replace(str(ROOT) + "/", "")
     return re.sub(r"(--data(?:-dir)?) (/\S+)", r"\1 DATA", command)
 
 

@@ -15,6 +15,8 @@ from gtalign.cli._games import read_transcript
 from gtalign.envs import Bargaining, Game, PrisonersDilemma, Signaling, replay
 from tests.backends._http_helpers import llama_server  # noqa: F401 (a fixture)
 
+pytestmark = pytest.mark.slow  # a real server and model, as the other llama-cpp-python server tests
+
 
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(text) for text in path.read_text(encoding="utf-8").splitlines()]

@@ -119,3 +119,51 @@ def test_step_runner_skips_finished_steps_and_stops_at_a_failure(tmp_path: Path)
     logged = steps.steps_log(tmp_path, r"(raise)")
     assert {(row["step"], row["exit"]) for row in logged} == {("one", 0), ("two", 3)}
     assert steps.run_steps(tmp_path, plan, threads=1, only=["three"]) == 0 and marker.read_text() == "xx"
+
+
+def test_a_run_folder_keeps_its_adapter_and_names_ignored_flags(bench, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for adapter in (first, second):
+        adapter.mkdir()
+        (adapter / "adapter_config.json").write_text("{}")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "settings.json").write_text(json.dumps({"adapter": str(first.resolve()), "steps": 30, "episodes": 12, "rows": 200}))
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["report", "--out", str(out), "--adapter", str(second)])
+    assert exit_info.value.code == 2
+    assert f"was started from the adapter {first.resolve()}" in capsys.readouterr().err
+    s = bench._settings(bench.argparse.Namespace(out=out, adapter=None, threads=1, steps=5, episodes=None, rows=None))
+    assert (s.adapter, s.steps) == (first.resolve(), 30)
+    assert "--steps 5 ignored: the run folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--only", "--until"])
+def test_an_unknown_step_name_is_a_usage_error(bench, tmp_path: Path, flag: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["run", "--out", str(tmp_path / "run"), flag, "train-base-prisoner"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "no step named 'train-base-prisoner'" in err and "train-base-prisoners-dilemma" in err
+    assert not (tmp_path / "run").exists()  # nothing was run or recorded
+
+
+def test_the_default_run_folder_inside_the_checkout_reads_as_out(bench, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    out = tmp_path / "benchmarks" / "out" / "games"
+    command = f"{tmp_path}/.venv/bin/gtalign games play x --out {out}/ref-x.jsonl -q"
+    assert bench._portable(command, out, None) == ".venv/bin/gtalign games play x --out OUT/ref-x.jsonl -q"
+
+
+def test_the_table_shows_how_many_episodes_a_distance_is_over(bench, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    _play(out / "eval-base-beer-quiche-before.jsonl", "beer-quiche", "--player", "equilibrium", "--episodes", "3")
+    rows = [json.loads(line) for line in (out / "eval-base-beer-quiche-before.jsonl").read_text().splitlines()]
+    rows[0]["distance"], rows[0]["forfeit"] = [None, None], 0
+    (out / "eval-base-beer-quiche-before.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    table = "\n".join(bench._episode_table(bench.Settings(out, None, 1, 30, 12, 200)))
+    assert "| beer-quiche | base model, before | 3 |" in table and "0.000 ± 0.000 (n=2)" in table

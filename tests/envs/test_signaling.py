@@ -728,3 +728,4 @@ def test_a_forfeit_never_pays_more_than_a_valid_play_by_default(seed):
     kept = Signaling(invalid_moves=InvalidMovePolicy(retries=0, penalty=-0.5))
     assert kept.invalid_moves == InvalidMovePolicy(retries=0, penalty=-0.5)
     assert beer_quiche().invalid_moves.penalty == -1.0  # its worst payoff is 0
+    assert spence(invalid_moves={"retries": 0}).invalid_moves == InvalidMovePolicy(retries=0, penalty=-3.0)

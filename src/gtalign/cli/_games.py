@@ -726,8 +726,8 @@ The reward: the answer is read as the game reads a move. A valid move is applied
 later moves; the reward is the learner's total payoff (exactly, over chance, when every strategy is
 deterministic; else the mean of --samples playouts, drawn the same for every answer at a row). An
 answer the game cannot read is a forfeit there: the payoff so far plus the game's invalid-move
-penalty (-1 by default; no re-ask). --normalise scales payoffs to [0, 1] by the game's payoff
-range. This is one decision's credit under a declared continuation, not whole-episode RL: evaluate
+penalty (no re-ask; -1 by default, and below every payoff in signaling games: -3 in spence).
+--normalise scales payoffs to [0, 1] by the game's payoff range. This is one decision's credit under a declared continuation, not whole-episode RL: evaluate
 checkpoints on whole episodes with `gtalign games play --backend embedded:OUT/checkpoint-N`.
 
 The opponent and the continuation are names the game lists (see `gtalign games play --help`),

@@ -255,7 +255,8 @@ class Signaling(Game):
 
     ``invalid_moves`` defaults to two re-asks and a forfeit penalty below every payoff of the
     tables: -1, or ``floor(worst payoff) - 1`` when some valid play pays -1 or less (Spence's
-    defaults: -3), so an unreadable answer never beats a valid one.
+    defaults: -3), so an unreadable answer never beats a valid one; a mapping without ``penalty``
+    gets the same penalty.
     """
 
     types: tuple[str, ...] = _SPENCE["types"]
@@ -299,11 +300,13 @@ class Signaling(Game):
                 raise GameError(f"{attr} must be {size} names, got {given!r}")
             put(attr, tuple(_text(x, f"{attr}[{i}]") for i, x in enumerate(given)))
         policy = self.invalid_moves
-        if policy is None:  # a forfeit must cost more than any valid play, or refusing to answer could pay
-            worst = min(min(self.sender_value(t, s, a), self.receiver_value(t, s, a))
-                        for t in range(len(self.types)) for s in range(len(self.signals)) for a in range(len(self.actions)))
-            policy = InvalidMovePolicy(penalty=min(InvalidMovePolicy().penalty, float(math.floor(worst)) - 1.0))
+        if policy is None:
+            policy = {}
         if isinstance(policy, Mapping):
+            if "penalty" not in policy:  # a forfeit must cost more than any valid play, or refusing to answer could pay
+                worst = min(min(self.sender_value(t, s, a), self.receiver_value(t, s, a)) for t in range(len(self.types))
+                            for s in range(len(self.signals)) for a in range(len(self.actions)))
+                policy = {**policy, "penalty": min(InvalidMovePolicy().penalty, float(math.floor(worst)) - 1.0)}
             try:
                 policy = InvalidMovePolicy(**policy)
             except TypeError as exc:
