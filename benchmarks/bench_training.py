@@ -312,19 +312,28 @@ def _plot(out: Path) -> list[str]:
         written.append("training_sft_loss.png")
     grpo_ul = _train_log(out / "grpo-ul")
     if grpo or grpo_ul:
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        for log, style, mode in ((grpo, "-", "welfare"), (grpo_ul, "--", "U, L")):
-            for (key, label), color in zip((("gtalign/score", "welfare sqrt(U*L)"), ("gtalign/user_reward", "U"),
-                                            ("gtalign/llm_reward", "L"), ("gtalign/format", "format")),
-                                           ("C0", "C1", "C2", "C3")):
+        from matplotlib.ticker import MaxNLocator
+
+        fig, axes = plt.subplots(2, 2, figsize=(8, 5.4), sharex=True)
+        panels = (("gtalign/score", "welfare sqrt(U*L)"), ("gtalign/user_reward", "U (user)"),
+                  ("gtalign/llm_reward", "L (LLM)"), ("gtalign/format", "format"))
+        for ax, (key, title) in zip(axes.flat, panels):
+            for log, style, color, mode in ((grpo, "-", "C0", "trained on welfare sqrt(U*L)"),
+                                            (grpo_ul, "--", "C1", "trained on U and L (TRL normalises and sums)")):
                 points = [(row["step"], row[key]) for row in log if row.get(key) is not None]
                 if points:
-                    ax.plot([p[0] for p in points], [p[1] for p in points], style, color=color, marker=".",
-                            label=f"{label} (trained on {mode})")
-        ax.set(xlabel="GRPO step", ylabel="batch mean", title="GRPO on the paper reward (rule judge)", ylim=(0, 1.05))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
+                    ax.plot([p[0] for p in points], [p[1] for p in points], style, color=color, marker=".", label=mode)
+            ax.set(title=title, ylim=(0, 1.05))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+        for ax in axes[1]:
+            ax.set_xlabel("GRPO step")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("batch mean")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+        fig.suptitle("GRPO from the SFT adapter on the paper reward (rule judge): training batches", fontsize=11)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
         fig.savefig(FIGURES / "training_grpo_reward.png", dpi=120)
         plt.close(fig)
         written.append("training_grpo_reward.png")
