@@ -282,10 +282,10 @@ def report(s: Settings, write_figures: bool = False) -> str:
              "Games: " + "; ".join(f"`{game.name}` ({', '.join(game.params) or 'defaults'}, learner seat {game.seat}, "
                                    f"opponent {game.opponent})" for game in GAMES) + ".", "",
              "Reproduce: `.venv/bin/python benchmarks/bench_games.py run --adapter ADAPTER` (resumable), then "
-             "`.venv/bin/python benchmarks/bench_games.py report --write`. The commands it ran (OUT is the run "
+             "`.venv/bin/python benchmarks/bench_games.py report --write`. The commands that ran to the end (every run is in the steps table; OUT is the run "
              "folder, ADAPTER the issue-10 adapter):", "", "```"]
     log = steps_log(s.out, r"--out (\S+)")
-    lines += [_portable(row["command"], s.out, s.adapter) for row in log]
+    lines += [_portable(row["command"], s.out, s.adapter) for row in log if row["exit"] == 0]
     names = [step.name for step in steps(s)]
     done = [name for name in names if (s.out / f"{name}.done").exists()]
     status = ("every step is done" if len(done) == len(names) else

@@ -351,8 +351,8 @@ def report(out: Path) -> str:
              "unconstrained decoding, greedy, 512 tokens. Intervals: bootstrap 95% over prompts (2,000 resamples, "
              "seed 0).", "", f"Machine: {machine()}.", "",
              "Reproduce: `.venv/bin/python benchmarks/bench_training.py curve` (resumable), then "
-             "`.venv/bin/python benchmarks/bench_training.py report --write`. The commands it ran:", "", "```"]
-    lines += [_portable(row["command"], out) for row in steps_log(out)]
+             "`.venv/bin/python benchmarks/bench_training.py report --write`. The commands that ran to the end (every run, failed and unfinished ones too, is in the steps table):", "", "```"]
+    lines += [_portable(row["command"], out) for row in steps_log(out) if row["exit"] == 0]
     status = _status(out)
     lines += ["```", "", "OUT is the run folder (`--out`), DATA the paper's data (`--data`).", "", status, ""]
     if metrics:
