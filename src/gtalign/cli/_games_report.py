@@ -485,7 +485,7 @@ def draw_plots(runs: Sequence[GameRun], out: Path, *, title: str | None = None) 
         raw.set(xlabel="GRPO step", ylabel="payoff (mean over the step's completions)",
                 title=f"{prefix}payoff per step (band: ± within-step sd)")
         norm.set(xlabel="GRPO step", ylabel="payoff scaled to [0, 1] by the game's range", ylim=(-0.02, 1.02),
-                 title=f"payoff on [0, 1] (thin: per step; thick: {ROLLING}-step rolling mean)")
+                 title=f"payoff on [0, 1] (thin: per step; thick: {ROLLING}-step mean)")
         legend(fig, raw)
         fig.get_layout_engine().set(rect=(0, 0.1, 1, 0.9))
         save(fig, "payoff.png")
