@@ -675,3 +675,24 @@ def test_the_echo_check_is_linear_on_a_huge_answer() -> None:
     words = prompt.split()
     answer = " ".join(words[i % 3] for i in range(200_000))
     assert isinstance(read_answer(Sequential(), Sequential().new_initial_state(), answer, observation=prompt), MoveError)
+
+
+@pytest.mark.parametrize("name", ["prisoners-dilemma", "bargaining", "spence", "beer-quiche"])
+@given(seed=st.integers(0, 2**31 - 1))
+@settings(max_examples=15, deadline=None)
+def test_a_transcript_survives_json_and_replays(name: str, seed: int) -> None:
+    """to_json -> JSON text -> from_json gives back the same moves and payoffs, and replays to them."""
+    import json
+
+    from gtalign._registry import REGISTRY
+    from gtalign.envs import Transcript, play, replay
+    from gtalign.envs._decisions import UniformMove
+
+    game = REGISTRY.create("game", name)
+    transcript = play(game, [UniformMove(), UniformMove()], seed=seed)
+    data = json.loads(json.dumps(transcript.to_json()))
+    back = Transcript.from_json({**data, "episode": 3})  # a log line's extra keys are ignored
+    assert back.to_json() == data
+    assert (back.game, back.seed, back.payoffs, back.forfeit) == (transcript.game, seed, transcript.payoffs, None)
+    assert [r.player for r in back.records] == [r.player for r in transcript.records]
+    assert replay(game, back) == transcript.payoffs

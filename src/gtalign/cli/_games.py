@@ -375,19 +375,6 @@ def _pair_turns(records: Sequence[MoveRecord], seats: Sequence[Any]) -> list[tup
     return out
 
 
-def _json_value(value: Any) -> Any:
-    """A move as JSON: strings and numbers as they are (numpy numbers as Python ones), else its text."""
-    import numbers
-
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    return str(value)
-
-
 def episode_record(
     transcript: Transcript, *, episode: int, spec: str, seats: Sequence[Any], learner: int,
     distance: Sequence[float | None],
@@ -395,23 +382,13 @@ def episode_record(
     """One ``--out`` line: the transcript as JSON (game, params, seed, records, payoffs, forfeit)
     with the episode number, GAME as given, the players, the learner's seat, each seat's distance
     from equilibrium and every model call (`ChatTurn.to_json` with its seat)."""
-    import json
-
     generations = [{"seat": record.player, **turn.to_json()} for record, turn in _pair_turns(transcript.records, seats)
                    if turn is not None]
     return {
         "schema": EPISODE_SCHEMA,
         "episode": episode,
         "spec": spec,
-        "game": transcript.game,
-        "params": json.loads(json.dumps(transcript.params, default=str)),
-        "seed": transcript.seed,
-        "records": [
-            {"player": r.player, "text": r.text, "action": _json_value(r.action), "error": r.error, "attempt": r.attempt}
-            for r in transcript.records
-        ],
-        "payoffs": list(transcript.payoffs),
-        "forfeit": transcript.forfeit,
+        **transcript.to_json(),
         "players": [getattr(p, "name", type(p).__name__) for p in seats],
         "learner": learner,
         "distance": list(distance),
@@ -423,14 +400,9 @@ def read_transcript(line: Mapping[str, Any] | str) -> Transcript:
     """The `Transcript` of one ``--out`` line (a JSON text or its parsed object)."""
     import json
 
-    from gtalign.envs import MoveRecord, Transcript
+    from gtalign.envs import Transcript
 
-    data = json.loads(line) if isinstance(line, str) else line
-    records = tuple(MoveRecord(r["player"], r["text"], r["action"], r.get("error", ""), r.get("attempt", 0))
-                    for r in data["records"])
-    payoffs = data["payoffs"]
-    return Transcript(game=data["game"], params=data["params"], seed=data["seed"], records=records,
-                      payoffs=(float(payoffs[0]), float(payoffs[1])), forfeit=data.get("forfeit"))
+    return Transcript.from_json(json.loads(line) if isinstance(line, str) else line)
 
 
 # -- showing and summing up ---------------------------------------------------------------------------

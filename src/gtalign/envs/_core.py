@@ -14,6 +14,7 @@ Two players, numbered 0 and 1. No I/O, no network, no global random state (after
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import re
@@ -192,6 +193,39 @@ class Transcript:
     @property
     def invalid(self) -> tuple[MoveRecord, ...]:
         return tuple(r for r in self.records if r.action is None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The transcript as JSON-ready values: moves as strings or numbers (numpy numbers as Python
+        ones, anything else as its text), parameters through their text where JSON has no type for
+        them; `from_json` reads it back, and `replay` checks it."""
+        return {
+            "game": self.game,
+            "params": json.loads(json.dumps(self.params, default=str)),
+            "seed": self.seed,
+            "records": [{"player": r.player, "text": r.text, "action": _json_move(r.action), "error": r.error,
+                         "attempt": r.attempt} for r in self.records],
+            "payoffs": list(self.payoffs),
+            "forfeit": self.forfeit,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Transcript:
+        """The transcript `to_json` wrote (extra keys, such as a log line's, are ignored)."""
+        records = tuple(MoveRecord(r["player"], r["text"], r["action"], r.get("error", ""), r.get("attempt", 0))
+                        for r in data["records"])
+        payoffs = data["payoffs"]
+        return cls(game=data["game"], params=data["params"], seed=data.get("seed"), records=records,
+                   payoffs=(float(payoffs[0]), float(payoffs[1])), forfeit=data.get("forfeit"))
+
+
+def _json_move(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
