@@ -222,6 +222,8 @@ def _episode_table(s: Settings) -> list[str]:
         for label, path in rows:
             if not path.exists():
                 continue
+            if path.name.startswith("eval-") and not path.with_suffix(".done").exists():
+                label += " (unfinished)"
             e = summarise_episodes(path)
             invalid = f"{e.invalid}/{e.answers} ({e.invalid_rate:.0%})" if e.answers else "0/0"
             failed = f", {e.failed_calls} failed calls" if e.failed_calls else ""

@@ -166,4 +166,7 @@ def test_the_table_shows_how_many_episodes_a_distance_is_over(bench, tmp_path: P
     rows[0]["distance"], rows[0]["forfeit"] = [None, None], 0
     (out / "eval-base-beer-quiche-before.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     table = "\n".join(bench._episode_table(bench.Settings(out, None, 1, 30, 12, 200)))
-    assert "| beer-quiche | base model, before | 3 |" in table and "0.000 ± 0.000 (n=2)" in table
+    assert "| beer-quiche | base model, before (unfinished) | 3 |" in table and "0.000 ± 0.000 (n=2)" in table
+    (out / "eval-base-beer-quiche-before.done").write_text("1 s\n")
+    table = "\n".join(bench._episode_table(bench.Settings(out, None, 1, 30, 12, 200)))
+    assert "| beer-quiche | base model, before | 3 |" in table
