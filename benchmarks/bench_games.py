@@ -246,6 +246,7 @@ def _train_sections(s: Settings, write_figures: bool) -> list[str]:
         plots: list[str] = []
         if write_figures:
             target = FIGURES / f"games_{game.name}"
+            target.mkdir(parents=True, exist_ok=True)
             plots = [f"figures/games_{game.name}/{name}" for name in draw_plots(runs, target, title=game.name)]
         body = markdown(runs, plots, title=game.name).replace(str(s.out), "OUT")
         if s.adapter is not None:

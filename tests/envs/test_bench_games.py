@@ -170,3 +170,17 @@ def test_the_table_shows_how_many_episodes_a_distance_is_over(bench, tmp_path: P
     (out / "eval-base-beer-quiche-before.done").write_text("1 s\n")
     table = "\n".join(bench._episode_table(bench.Settings(out, None, 1, 30, 12, 200)))
     assert "| beer-quiche | base model, before | 3 |" in table
+
+
+def test_report_write_draws_each_games_plots_into_its_own_new_folder(bench, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cli.test_games_report import make_run
+
+    out = tmp_path / "run"
+    make_run(out / "train-base-prisoners-dilemma", [0.1 * k for k in range(12)])
+    monkeypatch.setattr(bench, "FIGURES", tmp_path / "figures")
+    text = bench.report(bench.Settings(out, None, 1, 30, 12, 200), write_figures=True)
+    assert {p.name for p in (tmp_path / "figures" / "games_prisoners-dilemma").glob("*.png")} == {
+        "payoff.png", "spread.png", "equilibrium.png"}
+    assert "(figures/games_prisoners-dilemma/payoff.png)" in text
+    assert "Folder `OUT/train-base-prisoners-dilemma`" in text and str(tmp_path) not in text
