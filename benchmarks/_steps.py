@@ -78,9 +78,18 @@ def run_steps(out: Path, steps: Sequence[Step], threads: int, until: str | None 
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of ``path`` ([] when it does not exist); a line that is not JSON (a write cut
+    off by a kill) is a ValueError naming the file and the line."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}, line {number}: not a JSON line ({exc.msg}); remove it, or rerun the step that wrote it") from None
+    return rows
 
 
 def steps_log(out: Path, key: str = r"--name (\S+)") -> list[dict[str, Any]]:

@@ -375,7 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"adapter": str(s.adapter) if s.adapter else None, "steps": s.steps, "episodes": s.episodes,
              "rows": s.rows}) + "\n")
         return run_steps(s.out, steps(s), s.threads, args.until, args.only or ())
-    text = report(s, write_figures=args.write)
+    try:
+        text = report(s, write_figures=args.write)
+    except ValueError as exc:
+        print(f"bench_games: {exc}", file=sys.stderr)
+        return 1
     print(text)
     if args.write:
         RESULTS.write_text(text)

@@ -184,3 +184,13 @@ def test_report_write_draws_each_games_plots_into_its_own_new_folder(bench, tmp_
         "payoff.png", "spread.png", "equilibrium.png"}
     assert "(figures/games_prisoners-dilemma/payoff.png)" in text
     assert "Folder `OUT/train-base-prisoners-dilemma`" in text and str(tmp_path) not in text
+
+
+def test_a_cut_off_episode_line_is_an_error_naming_the_file_and_line(bench, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "ref-bargaining-equilibrium.jsonl").write_text('{"episode": 0}\n{"broken\n')
+    assert bench.main(["report", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "ref-bargaining-equilibrium.jsonl, line 2: not a JSON line" in err and "Traceback" not in err
