@@ -359,6 +359,9 @@ def report(out: Path) -> str:
         lines += ["## Held-out evaluation", ""] + _eval_table(metrics)
         lines += ["", "Action mix by label (the key chosen in `<analyze>`; paper test sets and sample together):", ""]
         lines += _action_mix(metrics)
+    paired = _paired_lines(out)
+    if paired:
+        lines += ["", "## Paired: each model against the one it started from, on the same prompts", ""] + paired
     lines += ["", "## Steps: wall time, CPU and peak memory", "", "| step | wall | CPU | peak RSS | exit |", "|---|---|---|---|---|"]
     for row in steps_log(out):
         name = re.search(r"--name (\S+)", row["command"])
@@ -375,6 +378,40 @@ def report(out: Path) -> str:
         lines += ["", "## Notes", "", notes.read_text(encoding="utf-8").strip()]
     lines += ["", f"Settings: {s}"]
     return "\n".join(lines) + "\n"
+
+
+PAIRS = (("base", "sft"), ("sft", "grpo"), ("sft", "grpo-ul"))
+
+
+def _paired_lines(out: Path) -> list[str]:
+    """Welfare of each trained model minus its starting point's, prompt by prompt (`gtalign.metrics.compare`:
+    a paired bootstrap over prompts). Per-model intervals that overlap do not say two models tie;
+    the paired difference is the test of "above the SFT start"."""
+    from gtalign.metrics import compare, load_run
+
+    lines = ["| against | model | prompts | paired | wins / ties / losses | welfare difference |",
+             "|---|---|---|---|---|---|"]
+    for start, model in PAIRS:
+        for prompts in ("paper", "sample"):
+            a, b = out / f"eval-{start}-{prompts}", out / f"eval-{model}-{prompts}"
+            if not ((a / "run.jsonl").exists() and (b / "run.jsonl").exists()):
+                continue
+            result = compare(load_run(a).records, load_run(b).records, resamples=2000, seed=0)
+            w = result.overall.welfare
+            lines.append(f"| {start} | {model} | {prompts} | {result.overall.n} | {w.wins} / {w.ties} / {w.losses} | "
+                         f"{_signed(w.difference)} |")
+    if len(lines) == 2:
+        return []
+    return lines + ["", "A prompt is paired when both runs scored it (under `paper` an answer out of format scores "
+                    "U = L = 0, as in training). The difference is the mean of (model - against) with a paired bootstrap 95% "
+                    "interval over prompts (2,000 resamples, seed 0): an interval that holds 0 is no evidence "
+                    "either way."]
+
+
+def _signed(value: Any) -> str:
+    if value is None or not value.defined:
+        return "n/a"
+    return f"{value.mean:+.3f} [{value.low:+.3f}, {value.high:+.3f}]"
 
 
 def _eval_table(metrics: dict[tuple[str, str], Any], models: Sequence[str] = MODELS) -> list[str]:

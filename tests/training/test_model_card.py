@@ -83,3 +83,32 @@ def test_card_without_ship_leaves_the_package_alone(bench, tmp_path: Path, monke
     written = bench.phase_card(bench.Settings(out, None, 1, 1, 1, 1, 1), "grpo", ship=False)
     assert written == out / "grpo" / "final" / "README.md" and written.exists()
     assert not package.exists()
+
+
+def _eval_run(folder: Path, welfare: dict[str, float]) -> None:
+    from gtalign.eval import RunHeader, config_hash, write_records
+
+    from tests.metrics._records import record
+
+    folder.mkdir(parents=True)
+    config = {"name": folder.name}
+    with (folder / "run.jsonl").open("w", encoding="utf-8") as handle:
+        write_records([RunHeader(config, config_hash(config), "0.0", "today"),
+                       *(record(key, source="ambig_qa", u=w, l=w) for key, w in welfare.items())], handle)
+
+
+def test_paired_table_differences_the_same_prompts(bench, tmp_path: Path) -> None:
+    """SFT against GRPO prompt by prompt: only the prompts both scored are paired, wins and
+    losses are counted per prompt, and the difference is GRPO minus SFT."""
+    _eval_run(tmp_path / "eval-sft-paper", {"ambig_qa/0": 0.2, "ambig_qa/1": 0.5, "ambig_qa/2": 0.4, "ambig_qa/3": 0.9})
+    _eval_run(tmp_path / "eval-grpo-paper", {"ambig_qa/0": 0.6, "ambig_qa/1": 0.5, "ambig_qa/2": 0.3, "ambig_qa/9": 0.0})
+    lines = bench._paired_lines(tmp_path)
+    row = next(line for line in lines if line.startswith("| sft | grpo | paper"))
+    mean = ((0.6 - 0.2) + 0 + (0.3 - 0.4)) / 3
+    assert f"| 3 | 1 / 1 / 1 | {mean:+.3f} [" in row
+    assert not any(line.startswith("| sft | grpo | sample") or line.startswith("| base |") for line in lines)
+
+
+def test_paired_table_is_left_out_without_two_runs(bench, tmp_path: Path) -> None:
+    _eval_run(tmp_path / "eval-sft-paper", {"ambig_qa/0": 0.2})
+    assert bench._paired_lines(tmp_path) == []
