@@ -16,7 +16,7 @@ import resource
 import shlex
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,3 +100,17 @@ def steps_log(out: Path, key: str = r"--name (\S+)") -> list[dict[str, Any]]:
         name = re.search(key, row["command"])
         last[(row["step"], name.group(1) if name else "")] = row
     return list(last.values())
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def portable(command: str, labels: Mapping[str, Path | None]) -> str:
+    """``command`` without this machine's paths, for a results file: each labelled path becomes its
+    label (``{"OUT": out}``: the run folder becomes OUT), the checkout's prefix goes, and a
+    ``--data``/``--data-dir`` folder becomes DATA."""
+    for label, path in labels.items():
+        if path is not None:
+            command = command.replace(str(path), label)
+    command = command.replace(str(ROOT) + "/", "")
+    return re.sub(r"(--data(?:-dir)?) (/\S+)", r"\1 DATA", command)

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _steps import Step, read_jsonl, run_steps, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
+from _steps import Step, portable, read_jsonl, run_steps, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
 
 ROOT = Path(__file__).resolve().parent.parent
 GTALIGN = ROOT / ".venv" / "bin" / "gtalign"
@@ -202,14 +202,6 @@ def summarise_episodes(path: Path) -> EpisodeSummary:
 # -- the report ----------------------------------------------------------------------------------------
 
 
-def _portable(command: str, out: Path, adapter: Path | None) -> str:
-    """``command`` without this machine's paths: the checkout, the run folder and the adapter."""
-    command = command.replace(str(out), "OUT")
-    if adapter is not None:
-        command = command.replace(str(adapter), "ADAPTER")
-    return command.replace(str(ROOT) + "/", "")
-
-
 def _episode_table(s: Settings) -> list[str]:
     lines = ["| game | player | episodes | learner payoff | distance from equilibrium | invalid answers | forfeits |",
              "|---|---|---|---|---|---|---|"]
@@ -288,7 +280,7 @@ def report(s: Settings, write_figures: bool = False) -> str:
              "`.venv/bin/python benchmarks/bench_games.py report --write`. The commands that ran to the end (every run is in the steps table; OUT is the run "
              "folder, ADAPTER the issue-10 adapter):", "", "```"]
     log = steps_log(s.out, r"--out (\S+)")
-    lines += [_portable(row["command"], s.out, s.adapter) for row in log if row["exit"] == 0]
+    lines += [portable(row["command"], {"OUT": s.out, "ADAPTER": s.adapter}) for row in log if row["exit"] == 0]
     names = [step.name for step in steps(s)]
     done = [name for name in names if (s.out / f"{name}.done").exists()]
     status = ("every step is done" if len(done) == len(names) else

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _steps import Step, read_jsonl, run_steps, stamp, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
+from _steps import Step, portable, read_jsonl, run_steps, stamp, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
 
 ROOT = Path(__file__).resolve().parent.parent
 GTALIGN = ROOT / ".venv" / "bin" / "gtalign"
@@ -261,12 +261,6 @@ def _status(out: Path) -> str:
     return " ".join(parts)
 
 
-def _portable(command: str, out: Path) -> str:
-    """``command`` without this machine's paths: the checkout, the run folder and the data folder."""
-    command = command.replace(str(out), "OUT").replace(str(ROOT) + "/", "")
-    return re.sub(r"(--data(?:-dir)?) (/\S+)", r"\1 DATA", command)
-
-
 def _estimate(value: Any) -> str:
     if value is None or not value.defined:
         return "n/a"
@@ -352,7 +346,7 @@ def report(out: Path) -> str:
              "seed 0).", "", f"Machine: {machine()}.", "",
              "Reproduce: `.venv/bin/python benchmarks/bench_training.py curve` (resumable), then "
              "`.venv/bin/python benchmarks/bench_training.py report --write`. The commands that ran to the end (every run, failed and unfinished ones too, is in the steps table):", "", "```"]
-    lines += [_portable(row["command"], out) for row in steps_log(out) if row["exit"] == 0]
+    lines += [portable(row["command"], {"OUT": out}) for row in steps_log(out) if row["exit"] == 0]
     status = _status(out)
     lines += ["```", "", "OUT is the run folder (`--out`), DATA the paper's data (`--data`).", "", status, ""]
     if metrics:
@@ -459,7 +453,7 @@ def model_card(out: Path, model: str) -> str:
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
               "Commands (OUT is the run folder, DATA the paper's data; `benchmarks/bench_training.py curve` runs them in order):",
               "", "```"]
-    lines += [_portable(row["command"], out) for row in steps_log(out) if row["exit"] == 0]
+    lines += [portable(row["command"], {"OUT": out}) for row in steps_log(out) if row["exit"] == 0]
     lines += ["```", "", "## Held-out evaluation", "",
               "The paper's seven test sets (`--limit 8 --seed 0`) and gtalign's `sample`, none of whose questions is in the "
               "training data; gtalign's prompt, unconstrained greedy decoding, 512 tokens, `paper` preset, rule judge; "

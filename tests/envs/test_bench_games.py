@@ -150,12 +150,10 @@ def test_an_unknown_step_name_is_a_usage_error(bench, tmp_path: Path, flag: str,
     assert not (tmp_path / "run").exists()  # nothing was run or recorded
 
 
-def test_the_default_run_folder_inside_the_checkout_reads_as_out(bench, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench, "ROOT", tmp_path)
-    out = tmp_path / "benchmarks" / "out" / "games"
-    command = f"{tmp_path}/.venv/bin/gtalign games play x --out {out}/ref-x.jsonl -q"
-    assert bench._portable(command, out, None) == ".venv/bin/gtalign games play x --out OUT/ref-x.jsonl -q"
+def test_the_default_run_folder_inside_the_checkout_reads_as_out(bench) -> None:
+    out = bench.OUT
+    command = f"{bench.ROOT}/.venv/bin/gtalign games play x --out {out}/ref-x.jsonl -q"
+    assert bench.portable(command, {"OUT": out, "ADAPTER": None}) == ".venv/bin/gtalign games play x --out OUT/ref-x.jsonl -q"
 
 
 def test_the_table_shows_how_many_episodes_a_distance_is_over(bench, tmp_path: Path) -> None:
