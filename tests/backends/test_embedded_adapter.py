@@ -121,6 +121,23 @@ def test_an_adapter_folder_loads_on_its_base_and_changes_the_answer(adapter: Pat
     assert result.ok and result.text and result.text != base_text
 
 
+def test_loading_an_adapter_shows_no_deprecation_noise_from_the_libraries(adapter: Path) -> None:
+    """peft's load reads ``is_gradient_checkpointing``, which transformers deprecates with a
+    FutureWarning on every adapter load; a user of ``--model ADAPTER`` can do nothing about it."""
+    import warnings
+
+    from gtalign.backends._embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(adapter, dtype="float32", threads=1)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            backend.load()
+    finally:
+        backend.close()
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
 def test_an_adapter_whose_base_folder_is_gone_falls_back_to_the_default_it_was_trained_on(
     adapter: Path, base: Path, tmp_path: Path
 ) -> None:

@@ -36,6 +36,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -407,7 +408,9 @@ class EmbeddedBackend:
                 model = AutoModelForCausalLM.from_pretrained(source.path, **options)
             else:  # merged in fp32, then cast: the LoRA product is not rounded to a lower precision first
                 base = AutoModelForCausalLM.from_pretrained(source.path, **{**options, "dtype": torch.float32})
-                model = peft_model.from_pretrained(base, adapter.path).merge_and_unload().to(self.dtype)
+                with warnings.catch_warnings():  # peft reads an attribute transformers has deprecated: not the user's to fix
+                    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+                    model = peft_model.from_pretrained(base, adapter.path).merge_and_unload().to(self.dtype)
             model = model.to(self.device).eval()
             seconds = time.perf_counter() - started
             eos = model.generation_config.eos_token_id
