@@ -377,7 +377,7 @@ def report(out: Path) -> str:
 PAIRS = (("base", "sft"), ("sft", "grpo"), ("sft", "grpo-ul"))
 
 
-def _paired_lines(out: Path) -> list[str]:
+def _paired_lines(out: Path, models: Sequence[str] = MODELS) -> list[str]:
     """Welfare of each trained model minus its starting point's, prompt by prompt (`gtalign.metrics.compare`:
     a paired bootstrap over prompts). Per-model intervals that overlap do not say two models tie;
     the paired difference is the test of "above the SFT start"."""
@@ -385,7 +385,7 @@ def _paired_lines(out: Path) -> list[str]:
 
     lines = ["| against | model | prompts | paired | wins / ties / losses | welfare difference |",
              "|---|---|---|---|---|---|"]
-    for start, model in PAIRS:
+    for start, model in (pair for pair in PAIRS if pair[1] in models):
         for prompts in ("paper", "sample"):
             a, b = out / f"eval-{start}-{prompts}", out / f"eval-{model}-{prompts}"
             if not ((a / "run.jsonl").exists() and (b / "run.jsonl").exists()):
@@ -438,7 +438,8 @@ def model_card(out: Path, model: str) -> str:
              "without a grammar and to choose the welfare-maximising cell of its own payoff matrix (how often it does is "
              "in the held-out table below).".format(
                  r=adapter.get("r"), a=adapter.get("lora_alpha"), t=", ".join(sorted(adapter.get("target_modules") or [])), mb=size),
-             "", "Use: `--backend embedded` (this adapter on the base model, merged at load); `--backend embedded:base` is the "
+             "", "Use: `--backend embedded:FOLDER` with this folder (the adapter on the base model, merged at load; where "
+             "gtalign ships it as its default adapter, plain `--backend embedded`); `--backend embedded:base` is the "
              "untrained model.", "", "## Training", ""]
     for rec in chain:
         cfg, rows = rec["config"], rec.get("rows") or {}
@@ -459,6 +460,9 @@ def model_card(out: Path, model: str) -> str:
               "training data; gtalign's prompt, unconstrained greedy decoding, 512 tokens, `paper` preset, rule judge; "
               "bootstrap 95% intervals.", ""]
     lines += _eval_table(_metrics(out), ("base", model))
+    paired = _paired_lines(out, (model,))
+    if paired:
+        lines += ["", "Paired against the model it started from, on the same prompts:", ""] + paired
     lines += ["", "The learning curve, its plots and the notes taken while training are in gtalign's "
               "`benchmarks/RESULTS_training.md`.", "", "## Limits", "",
               "A 135M-parameter model: its answers are often wrong, and its payoff numbers are "

@@ -112,3 +112,13 @@ def test_paired_table_differences_the_same_prompts(bench, tmp_path: Path) -> Non
 def test_paired_table_is_left_out_without_two_runs(bench, tmp_path: Path) -> None:
     _eval_run(tmp_path / "eval-sft-paper", {"ambig_qa/0": 0.2})
     assert bench._paired_lines(tmp_path) == []
+
+
+def test_card_pairs_the_adapter_with_its_start_only(bench, tmp_path: Path) -> None:
+    _run_folder(tmp_path)
+    for model, welfare in (("base", 0.0), ("sft", 0.4), ("grpo", 0.5)):
+        _eval_run(tmp_path / f"eval-{model}-paper", {"ambig_qa/0": welfare, "ambig_qa/1": welfare})
+    card = bench.model_card(tmp_path, "grpo")
+    assert "| sft | grpo | paper | 2 | 2 / 0 / 0 | +0.100 [" in card
+    assert "| base | sft |" not in card  # the SFT start's own gain is not this adapter's
+    assert "embedded:FOLDER" in card
