@@ -27,7 +27,8 @@ The learning curve of issue 10 on this CPU, for SmolLM2-135M-Instruct (the embed
    the same trainer with a constant reward, alternating in one process, learning rate 0 so both
    generate the same completions from the same seed; the reward's own time is measured inside too.
    The model is the SFT adapter when ``train-sft`` has run (its answers parse, so the reward does
-   its whole work), else the base model.
+   its whole work), else the base model; completions get 448 tokens, as in training, so they close
+   their blocks (cut off, they fail the parse at once and the reward looks cheaper than it is).
 
 3. ``report [--write]``: reads the runs and writes ``benchmarks/RESULTS_training.md`` and its plots
    (``benchmarks/figures/training_*.png``), with ``OUT/notes.md`` (what was observed) when present.
@@ -45,9 +46,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -189,6 +192,7 @@ def phase_overhead(s: Settings, rounds: int, completion_tokens: int) -> dict[str
         return [0.5] * len(completions)
 
     cpu: dict[str, list[float]] = {"gtalign": [], "constant": []}
+    scored: dict[str, list[float]] = {"format": [], "score": []}
     wall: dict[str, list[float]] = {"gtalign": [], "constant": []}
 
     class StepClock(TrainerCallback):
@@ -211,8 +215,13 @@ def phase_overhead(s: Settings, rounds: int, completion_tokens: int) -> dict[str
                           num_generations=4, max_completion_length=completion_tokens, learning_rate=0.0, beta=0.0,
                           seed=0, report_to=[], save_strategy="no", logging_steps=1, use_cpu=True,
                           gradient_checkpointing=True, temperature=0.9, disable_tqdm=True)
-        GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-                    callbacks=[StepClock(name)]).train()
+        trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
+                              callbacks=[StepClock(name)])
+        trainer.train()
+        if name == "gtalign":  # what the reward saw: completions cut off before their blocks close fail the parse at once
+            logged = [row for row in trainer.state.log_history if "gtalign/format" in row]
+            scored["format"].append(float(logged[-1]["gtalign/format"]) if logged else math.nan)
+            scored["score"].append(float(logged[-1]["gtalign/score"]) if logged else math.nan)
 
     for index in range(rounds):
         order = ("gtalign", "constant") if index % 2 == 0 else ("constant", "gtalign")
@@ -222,7 +231,8 @@ def phase_overhead(s: Settings, rounds: int, completion_tokens: int) -> dict[str
                   flush=True)
     result = {"rounds": rounds, "completion_tokens": completion_tokens, "threads": s.threads, "cpu": cpu, "wall": wall,
               "model": "SFT adapter" if not isinstance(model, str) else "base",
-              "reward_wall": reward_time, "machine": machine()}
+              "reward_wall": reward_time, "reward_format": scored["format"], "reward_score": scored["score"],
+              "machine": machine()}
     (s.out / "overhead.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -520,8 +530,6 @@ def _action_mix(metrics: dict[tuple[str, str], Any]) -> list[str]:
 
 
 def _overhead_lines(data: dict[str, Any]) -> list[str]:
-    import statistics
-
     g, c = statistics.median(data["cpu"]["gtalign"]), statistics.median(data["cpu"]["constant"])
     gw, cw = statistics.median(data["wall"]["gtalign"]), statistics.median(data["wall"]["constant"])
     reward = sum(data["reward_wall"]) / max(1, len(data["wall"]["gtalign"]))
@@ -530,7 +538,23 @@ def _overhead_lines(data: dict[str, Any]) -> list[str]:
             f"Median CPU time per step: gtalign's reward {g:.1f} s, constant reward {c:.1f} s: ratio {g / c:.3f}x "
             f"(wall {gw:.1f} s vs {cw:.1f} s, {gw / cw:.3f}x). Measured inside the step, the reward itself took "
             f"{reward:.3f} s of wall time per step ({100 * reward / gw:.2f}% of the step). Machine while measuring: "
-            f"{data['machine']}."]
+            f"{data['machine']}."] + _overhead_caveat(data)
+
+
+def _overhead_caveat(data: dict[str, Any]) -> list[str]:
+    """Whether the reward did its whole job in the measured steps: a completion cut off before its
+    blocks close fails the parse at once, and the judge never runs, which flatters the reward."""
+    formats = [f for f in data.get("reward_format") or [] if not math.isnan(f)]
+    if not formats:
+        return ["", "(This measurement did not record how many completions the reward parsed.)"]
+    share = sum(formats) / len(formats)
+    line = (f"The reward parsed {100 * share:.0f}% of the measured completions as four blocks "
+            f"(mean welfare {statistics.mean(data['reward_score']):.3f}), so it parsed, judged and scored them for real.")
+    if share < 0.5:
+        line = (f"Only {100 * share:.0f}% of the measured completions were in format: the reward mostly stopped at "
+                f"the parse and never judged, so this understates its cost. Measure with completions long enough to "
+                f"close their blocks (`--completion-tokens`).")
+    return ["", line]
 
 
 def _settings_from(out: Path) -> str:
@@ -552,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="curve: stop after this step")
     parser.add_argument("--only", nargs="+", action="extend", metavar="STEP", help="curve: run only these steps (when not done)")
     parser.add_argument("--rounds", type=int, default=6, help="overhead: rounds of both steps (default: %(default)s)")
-    parser.add_argument("--completion-tokens", type=int, default=128, help="overhead: tokens per completion (default: %(default)s)")
+    parser.add_argument("--completion-tokens", type=int, default=448, help="overhead: tokens per completion (default: %(default)s)")
     parser.add_argument("--write", action="store_true", help=f"report: write {RESULTS.name} and the plots")
     parser.add_argument("--model", choices=MODELS[1:], default="grpo", help="card: the adapter (default: %(default)s)")
     parser.add_argument("--ship", action="store_true",

@@ -122,3 +122,13 @@ def test_card_pairs_the_adapter_with_its_start_only(bench, tmp_path: Path) -> No
     assert "| sft | grpo | paper | 2 | 2 / 0 / 0 | +0.100 [" in card
     assert "| base | sft |" not in card  # the SFT start's own gain is not this adapter's
     assert "embedded:FOLDER" in card
+
+
+def test_overhead_says_when_the_reward_never_got_past_the_parse(bench) -> None:
+    data = {"rounds": 2, "completion_tokens": 128, "threads": 1, "model": "SFT adapter", "machine": "here",
+            "cpu": {"gtalign": [10.0, 10.0], "constant": [10.0, 10.0]}, "wall": {"gtalign": [20.0, 20.0], "constant": [20.0, 20.0]},
+            "reward_wall": [0.01, 0.01], "reward_format": [0.0, 0.0], "reward_score": [0.0, 0.0]}
+    assert "understates its cost" in bench._overhead_lines(data)[-1]
+    data.update(reward_format=[0.75, 1.0], reward_score=[0.4, 0.5])
+    assert "parsed 88% of the measured completions" in bench._overhead_lines(data)[-1]
+    assert "ratio 1.000x" in bench._overhead_lines(data)[0]
