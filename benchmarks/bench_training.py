@@ -532,12 +532,16 @@ def _action_mix(metrics: dict[tuple[str, str], Any]) -> list[str]:
 def _overhead_lines(data: dict[str, Any]) -> list[str]:
     g, c = statistics.median(data["cpu"]["gtalign"]), statistics.median(data["cpu"]["constant"])
     gw, cw = statistics.median(data["wall"]["gtalign"]), statistics.median(data["wall"]["constant"])
-    reward = sum(data["reward_wall"]) / max(1, len(data["wall"]["gtalign"]))
+    calls = data["reward_wall"]
+    reward = sum(calls) / max(1, len(data["wall"]["gtalign"]))
+    spread = (f" (first call {calls[0]:.3f} s, which builds the scorer and judge; later calls a median "
+              f"{statistics.median(calls[1:]):.4f} s)") if len(calls) > 1 else ""
     return [f"Model: {data.get('model', 'base')}. {data['rounds']} rounds alternating, {data['threads']} thread(s), 4 completions x "
             f"{data['completion_tokens']} tokens a step, learning rate 0 (both runs generate the same completions). "
             f"Median CPU time per step: gtalign's reward {g:.1f} s, constant reward {c:.1f} s: ratio {g / c:.3f}x "
             f"(wall {gw:.1f} s vs {cw:.1f} s, {gw / cw:.3f}x). Measured inside the step, the reward itself took "
-            f"{reward:.3f} s of wall time per step ({100 * reward / gw:.2f}% of the step). Machine while measuring: "
+            f"{reward:.3f} s of wall time per step{spread} ({100 * reward / gw:.2f}% of the step). Each step is a fresh "
+            f"trainer's first batch: the same prompt and, at learning rate 0, the same completions. Machine while measuring: "
             f"{data['machine']}."] + _overhead_caveat(data)
 
 
