@@ -132,3 +132,10 @@ def test_overhead_says_when_the_reward_never_got_past_the_parse(bench) -> None:
     data.update(reward_format=[0.75, 1.0], reward_score=[0.4, 0.5])
     assert "parsed 88% of the measured completions" in bench._overhead_lines(data)[-1]
     assert "ratio 1.000x" in bench._overhead_lines(data)[0]
+
+
+def test_report_of_a_folder_without_a_run_is_refused_and_writes_nothing(bench, tmp_path: Path, monkeypatch, capsys) -> None:
+    results = tmp_path / "RESULTS_training.md"
+    monkeypatch.setattr(bench, "RESULTS", results)
+    assert bench.main(["report", "--write", "--out", str(tmp_path / "nowhere")]) == 2
+    assert "no curve run in" in capsys.readouterr().err and not results.exists()
