@@ -68,6 +68,8 @@ class GameSetup:
     params: tuple[str, ...] = ()
     seat: int = 0
     opponent: str = "equilibrium"
+    equilibrium: str = ""
+    """What equilibrium play is for the learner, in words, for the report."""
 
     def args(self) -> list[str]:
         out = [self.name]
@@ -77,9 +79,13 @@ class GameSetup:
 
 
 GAMES = (
-    GameSetup("prisoners-dilemma", ("rounds=5", "discount=1")),
-    GameSetup("bargaining", ("delta1=0.9", "delta2=0.9")),
-    GameSetup("beer-quiche"),
+    GameSetup("prisoners-dilemma", ("rounds=5", "discount=1"),
+              equilibrium="defect in every round (payoff 5 against the equilibrium opponent)"),
+    GameSetup("bargaining", ("delta1=0.9", "delta2=0.9"),
+              equilibrium="offer 0.50 at once, accepted (the subgame-perfect split on the game's 0.01 grid; "
+              "Rubinstein's continuous split is 0.5263, and a grid of step g moves it by up to g / (1 - δ1 δ2))"),
+    GameSetup("beer-quiche", equilibrium="beer, whichever the type (the pooling equilibrium the opponent plays "
+              "against)"),
 )
 
 
@@ -275,7 +281,8 @@ def report(s: Settings, write_figures: bool = False) -> str:
              "from two sides. Distance: 0 is the equilibrium move at every turn, 1 never (bargaining offers count "
              "by how far they are).", "",
              "Games: " + "; ".join(f"`{game.name}` ({', '.join(game.params) or 'defaults'}, learner seat {game.seat}, "
-                                   f"opponent {game.opponent})" for game in GAMES) + ".", "",
+                                   f"opponent {game.opponent}; equilibrium play: {game.equilibrium})"
+                                   for game in GAMES) + ".", "",
              "Reproduce: `.venv/bin/python benchmarks/bench_games.py run --adapter ADAPTER` (resumable), then "
              "`.venv/bin/python benchmarks/bench_games.py report --write`. The commands that ran to the end (every run is in the steps table; OUT is the run "
              "folder, ADAPTER the issue-10 adapter):", "", "```"]
