@@ -29,7 +29,8 @@ def _config(out: Path, *, mode: str = "game", trl: Mapping[str, Any] | None = No
 def make_run(out: Path, payoffs: Sequence[float], *, game: str = "prisoners-dilemma", seat: int = 1,
              opponent: str = "tit-for-tat", starts: Sequence[Mapping[str, Any]] | None = None,
              log: Sequence[Mapping[str, Any]] | None = None, mode: str = "game",
-             extra: Mapping[str, Sequence[float]] | None = None, trl: Mapping[str, Any] | None = None) -> Path:
+             extra: Mapping[str, Sequence[float]] | None = None, trl: Mapping[str, Any] | None = None,
+             params: Mapping[str, Any] | None = None) -> Path:
     """A run folder: record, two rows, and one log line per step 1..len(payoffs) (or ``log`` as given)."""
     out.mkdir(parents=True)
     record = {"format": 1, "kind": "grpo", "config": _config(out, mode=mode, trl=trl),
@@ -37,7 +38,7 @@ def make_run(out: Path, payoffs: Sequence[float], *, game: str = "prisoners-dile
                                        "global_step": len(payoffs)}])}
     (out / "gtalign_train.json").write_text(json.dumps(record), encoding="utf-8")
     rows = [{"data_source": f"game/{game}", "prompt": [], "extra_info": {
-        "game": game, "params": {"rounds": 5}, "seat": seat, "opponent": opponent, "behaviour": "mix:0.5",
+        "game": game, "params": dict(params or {"rounds": 5}), "seat": seat, "opponent": opponent, "behaviour": "mix:0.5",
         "continuation": "equilibrium", "samples": 8, "episode_seed": s, "decision": 0}} for s in (11, 12)]
     (out / "game_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     if log is None:
@@ -255,3 +256,11 @@ def test_one_run_defaults_to_a_report_folder_inside_it(tmp_path: Path, capsys: p
 def test_a_change_is_more_than_two_combined_standard_errors(tmp_path: Path, last: tuple[float, float], words: str) -> None:
     payoffs = [1.0, 3.0, *[4.0] * 6, *last]  # first window mean 2 (sd sqrt 2), last window sd sqrt 2: SE sqrt 2
     assert words in convergence(summarise(read_run(make_run(tmp_path / "run", payoffs))))
+
+
+def test_a_game_with_a_title_is_labelled_by_it(tmp_path: Path) -> None:
+    """Beer-Quiche is the `signaling` game with Beer-Quiche's parameters: its title names it."""
+    run = read_run(make_run(tmp_path / "bq", [1.0, 2.0], game="signaling", seat=0, opponent="equilibrium",
+                            params={"title": "Beer-Quiche (Cho and Kreps)", "prior": [0.1, 0.9]}))
+    assert run.label == "Beer-Quiche (Cho and Kreps), seat 0 vs equilibrium"
+    assert read_run(make_run(tmp_path / "pd", [1.0, 2.0])).label == "prisoners-dilemma, seat 1 vs tit-for-tat"

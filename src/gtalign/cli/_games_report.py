@@ -102,8 +102,12 @@ class GameRun:
 
     @property
     def label(self) -> str:
+        """The game (its title when its parameters give one: a Beer-Quiche run is a `signaling`
+        game, and says Beer-Quiche), the learner's seat and the opponent."""
         seat = "/".join(map(str, self.seats))
-        return f"{self.game}, seat {seat} vs {'/'.join(self.opponents)}"
+        title = self.params.get("title") if isinstance(self.params, Mapping) else None
+        name = title if isinstance(title, str) and title.strip() else self.game
+        return f"{name}, seat {seat} vs {'/'.join(self.opponents)}"
 
     def values(self, metric: str) -> tuple[float, ...]:
         return self.series.get(metric, tuple(math.nan for _ in self.steps))
