@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout: the benchmarks run its .venv's gtalign and write into its benchmarks/ folder."""
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -100,9 +103,6 @@ def steps_log(out: Path, key: str = r"--name (\S+)") -> list[dict[str, Any]]:
         name = re.search(key, row["command"])
         last[(row["step"], name.group(1) if name else "")] = row
     return list(last.values())
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def portable(command: str, labels: Mapping[str, Path | None]) -> str:

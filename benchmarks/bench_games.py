@@ -47,9 +47,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _steps import Step, portable, read_jsonl, run_steps, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
+from _steps import ROOT, Step, portable, read_jsonl, run_steps, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
 
-ROOT = Path(__file__).resolve().parent.parent
 GTALIGN = ROOT / ".venv" / "bin" / "gtalign"
 OUT = ROOT / "benchmarks" / "out" / "games"
 RESULTS = ROOT / "benchmarks" / "RESULTS_games.md"
@@ -246,9 +245,7 @@ def _train_sections(s: Settings, write_figures: bool) -> list[str]:
             target = FIGURES / f"games_{game.name}"
             target.mkdir(parents=True, exist_ok=True)
             plots = [f"figures/games_{game.name}/{name}" for name in draw_plots(runs, target, title=game.name)]
-        body = markdown(runs, plots, title=game.name).replace(str(s.out), "OUT")
-        if s.adapter is not None:
-            body = body.replace(str(s.adapter), "ADAPTER")
+        body = portable(markdown(runs, plots, title=game.name), {"OUT": s.out, "ADAPTER": s.adapter})
         lines += ["#" + body.replace("\n## ", "\n### ").strip(), ""]
     return lines
 

@@ -59,9 +59,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _steps import Step, portable, read_jsonl, run_steps, stamp, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
+from _steps import ROOT, Step, portable, read_jsonl, run_steps, stamp, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
 
-ROOT = Path(__file__).resolve().parent.parent
 GTALIGN = ROOT / ".venv" / "bin" / "gtalign"
 OUT = ROOT / "benchmarks" / "out" / "training"
 RESULTS = ROOT / "benchmarks" / "RESULTS_training.md"
