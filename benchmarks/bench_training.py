@@ -596,14 +596,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         (args.out).mkdir(parents=True, exist_ok=True)
         phase_overhead(s, args.rounds, args.completion_tokens)
         return 0
-    if not (s.out / "steps.jsonl").exists():  # a report of nothing would overwrite the results file with an empty one
-        print(f"bench_training {args.phase}: no curve run in {s.out} (it has no steps.jsonl): pass the folder "
-              "`curve` ran in with --out", file=sys.stderr)
-        return 2
-    if args.phase == "card":
-        print(phase_card(s, args.model, args.ship))
-        return 0
-    text = report(s.out)
+    try:
+        if not steps_log(s.out):  # a report of nothing would overwrite the results file with an empty one
+            print(f"bench_training {args.phase}: no curve run in {s.out} (its steps.jsonl is missing or empty): pass "
+                  "the folder `curve` ran in with --out", file=sys.stderr)
+            return 2
+        if args.phase == "card":
+            print(phase_card(s, args.model, args.ship))
+            return 0
+        text = report(s.out)
+    except ValueError as exc:  # a JSON line cut off by a kill, named by file and line
+        print(f"bench_training {args.phase}: {exc}", file=sys.stderr)
+        return 1
     print(text)
     if args.write:
         RESULTS.write_text(text)

@@ -139,3 +139,16 @@ def test_report_of_a_folder_without_a_run_is_refused_and_writes_nothing(bench, t
     monkeypatch.setattr(bench, "RESULTS", results)
     assert bench.main(["report", "--write", "--out", str(tmp_path / "nowhere")]) == 2
     assert "no curve run in" in capsys.readouterr().err and not results.exists()
+
+
+def test_report_of_a_cut_off_steps_log_names_the_line_and_writes_nothing(bench, tmp_path: Path, monkeypatch, capsys) -> None:
+    results = tmp_path / "RESULTS_training.md"
+    monkeypatch.setattr(bench, "RESULTS", results)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "steps.jsonl").write_text('{"step": "eval-base", "command": "x", "exit": 0}\n{"broken\n')
+    assert bench.main(["report", "--write", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "steps.jsonl, line 2: not a JSON line" in err and "Traceback" not in err and not results.exists()
+    (out / "steps.jsonl").write_text("")
+    assert bench.main(["report", "--write", "--out", str(out)]) == 2 and not results.exists()
