@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gtalign.cli import main
-from gtalign.cli._games_report import convergence, markdown, read_run, summarise, train_command
+from gtalign.cli._games_report import build_figures, convergence, markdown, read_run, summarise, train_command
 
 pytest.importorskip("matplotlib")
 
@@ -264,3 +264,18 @@ def test_a_game_with_a_title_is_labelled_by_it(tmp_path: Path) -> None:
                             params={"title": "Beer-Quiche (Cho and Kreps)", "prior": [0.1, 0.9]}))
     assert run.label == "Beer-Quiche (Cho and Kreps), seat 0 vs equilibrium"
     assert read_run(make_run(tmp_path / "pd", [1.0, 2.0])).label == "prisoners-dilemma, seat 1 vs tit-for-tat"
+
+
+def test_a_short_run_is_plotted_on_whole_steps(tmp_path: Path) -> None:
+    """A two-step run (CI's) gets ticks at steps 1 and 2, not at 1.25 or 1.75: a GRPO step is a whole number."""
+    figures = build_figures([read_run(make_run(tmp_path / "pd", [1.0, 2.0]))])
+    assert set(figures) == {"payoff.png", "spread.png", "equilibrium.png"}
+    for name, fig in figures.items():
+        for ax in fig.axes:
+            low, high = ax.get_xlim()
+            ticks = [t for t in ax.get_xticks() if low <= t <= high]
+            assert ticks and all(t == int(t) for t in ticks), (name, ax.get_title(), ticks)
+    # the spread has one finite point (step 2) on a two-step run: it must be drawn as a marker, not a 0-length line
+    spread = figures["spread.png"].axes[0].lines[0]
+    assert spread.get_marker() not in ("None", "", None, " ")
+    assert [y for y in spread.get_ydata() if y == y] == pytest.approx([2 ** 0.5 / 2])

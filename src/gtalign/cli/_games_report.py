@@ -449,21 +449,40 @@ def run_labels(runs: Sequence[GameRun]) -> list[str]:
 
 def draw_plots(runs: Sequence[GameRun], out: Path, *, title: str | None = None) -> list[str]:
     """Write the PNGs into ``out``; returns their file names."""
-    from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    written: list[str] = []
+    for name, fig in build_figures(runs, title=title).items():
+        FigureCanvasAgg(fig)
+        fig.savefig(out / name, dpi=120)
+        written.append(name)
+    return written
+
+
+def build_figures(runs: Sequence[GameRun], *, title: str | None = None) -> dict[str, Any]:
+    """The report's matplotlib figures by file name, drawn but not saved (so tests can read their axes)."""
+    from matplotlib import rc_context
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     colours = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
     style = {"font.size": 10, "axes.titlesize": 11, "axes.titleweight": "bold", "legend.fontsize": 8,
              "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3}
     labels = run_labels(runs)
-    written: list[str] = []
+    figures: dict[str, Any] = {}
     prefix = f"{title}: " if title else ""
 
+    steps = [step for run in runs for step in run.steps]
+
     def save(fig: Any, name: str) -> None:
-        FigureCanvasAgg(fig)
-        fig.savefig(out / name, dpi=120)
-        written.append(name)
+        # GRPO steps are whole numbers: every panel spans all logged steps (a rolling sd starts late),
+        # with ticks on whole steps only, even for a two-step run
+        for ax in fig.axes:
+            if steps:
+                pad = max(0.5, 0.03 * (max(steps) - min(steps)))
+                ax.set_xlim(min(steps) - pad, max(steps) + pad)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        figures[name] = fig
 
     def legend(fig: Any, axes: Any) -> None:
         handles, names = axes.get_legend_handles_labels()
@@ -500,11 +519,11 @@ def draw_plots(runs: Sequence[GameRun], out: Path, *, title: str | None = None) 
         has_norm = False
         for run, label, colour in zip(runs, labels, colours * 4):
             x = list(run.steps)
-            left.plot(x, rolling_sd(run.values("payoff_mean")), color=colour, lw=1.6, label=label)
+            left.plot(x, rolling_sd(run.values("payoff_mean")), color=colour, marker=".", lw=1.6, label=label)
             values = run.values("payoff_norm_mean")
             if _finite(values):
                 has_norm = True
-                right.plot(x, rolling_sd(values), color=colour, lw=1.6)
+                right.plot(x, rolling_sd(values), color=colour, marker=".", lw=1.6)
         left.set(xlabel="GRPO step", ylabel=f"sd of the last {ROLLING} step means (payoff units)",
                  title=f"{prefix}step-to-step spread of the payoff")
         left.set_ylim(bottom=0)
@@ -535,7 +554,7 @@ def draw_plots(runs: Sequence[GameRun], out: Path, *, title: str | None = None) 
         legend(fig, axes.flat[0])
         fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
         save(fig, "equilibrium.png")
-    return written
+    return figures
 
 
 def report(folders: Sequence[str], out: str | None, title: str | None) -> tuple[Path, list[str], list[GameRun]]:
