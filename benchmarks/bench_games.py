@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +46,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _steps import ROOT, Step, portable, read_jsonl, run_steps, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
+from _steps import ROOT, Step, portable, run_steps, steps_log  # noqa: E402 (benchmarks/_steps.py, beside this script)
+
+from gtalign.cli._games import PlaySummary  # noqa: E402
 
 GTALIGN = ROOT / ".venv" / "bin" / "gtalign"
 OUT = ROOT / "benchmarks" / "out" / "games"
@@ -147,61 +148,11 @@ def steps(s: Settings) -> list[Step]:
 # -- whole-episode evaluation ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    mean: float
-    se: float
-    n: int
-
-    def __str__(self) -> str:
-        if self.n == 0:
-            return "n/a"
-        return f"{self.mean:.3f}" if self.n == 1 else f"{self.mean:.3f} ± {self.se:.3f}"
-
-
-def estimate(values: Sequence[float]) -> Estimate:
-    """The mean and its standard error (sample sd / sqrt(n))."""
-    n = len(values)
-    if n == 0:
-        return Estimate(math.nan, math.nan, 0)
-    mean = math.fsum(values) / n
-    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return Estimate(mean, sd / math.sqrt(n), n)
-
-
-@dataclass(frozen=True, slots=True)
-class EpisodeSummary:
-    """What the learner's seat did over the episodes of one `gtalign games play --out` file."""
-
-    episodes: int
-    payoff: Estimate
-    distance: Estimate
-    answers: int
-    invalid: int
-    forfeits: int
-    failed_calls: int
-
-    @property
-    def invalid_rate(self) -> float:
-        return self.invalid / self.answers if self.answers else math.nan
-
-
-def summarise_episodes(path: Path) -> EpisodeSummary:
-    """Payoff and distance from equilibrium of the learner's seat, per episode, and how many of its
-    answers the game refused (each refusal counts, re-asks included), forfeits and failed calls."""
-    rows = read_jsonl(path)
-    payoffs, distances, answers, invalid, forfeits, failed = [], [], 0, 0, 0, 0
-    for row in rows:
-        seat = row["learner"]
-        payoffs.append(float(row["payoffs"][seat]))
-        if row["distance"][seat] is not None:
-            distances.append(float(row["distance"][seat]))
-        mine = [record for record in row["records"] if record["player"] == seat]
-        answers += len(mine)
-        invalid += sum(1 for record in mine if record["error"])
-        forfeits += int(row.get("forfeit") == seat)
-        failed += sum(1 for g in row.get("generations") or [] if g.get("seat") == seat and g.get("status") not in (None, "ok"))
-    return EpisodeSummary(len(rows), estimate(payoffs), estimate(distances), answers, invalid, forfeits, failed)
+def summarise_episodes(path: Path) -> PlaySummary:
+    """The `gtalign games play` summary of an ``--out`` file: per seat, payoff and distance from
+    equilibrium (mean ± standard error over episodes), answers the game refused (each refusal counts,
+    re-asks included), forfeits and failed model calls."""
+    return PlaySummary.read(path)
 
 
 # -- the report ----------------------------------------------------------------------------------------
@@ -222,10 +173,14 @@ def _episode_table(s: Settings) -> list[str]:
             if path.name.startswith("eval-") and not path.with_suffix(".done").exists():
                 label += " (unfinished)"
             e = summarise_episodes(path)
-            invalid = f"{e.invalid}/{e.answers} ({e.invalid_rate:.0%})" if e.answers else "0/0"
-            failed = f", {e.failed_calls} failed calls" if e.failed_calls else ""
-            distance = f"{e.distance} (n={e.distance.n})" if e.distance.n < e.episodes else str(e.distance)
-            lines.append(f"| {game.name} | {label} | {e.episodes} | {e.payoff} | {distance} | {invalid}{failed} | {e.forfeits} |")
+            seat = e.learner
+            answers, refused = e.answers[seat], e.invalid[seat]
+            invalid = f"{refused}/{answers} ({refused / answers:.0%})" if answers else "0/0"
+            failed = f", {e.failed_by_seat[seat]} failed calls" if e.failed_by_seat[seat] else ""
+            d = e.distance(seat)
+            distance = f"{d} (n={d.n})" if d.n < e.episodes else str(d)
+            lines.append(f"| {game.name} | {label} | {e.episodes} | {e.payoff(seat)} | {distance} | {invalid}{failed} | "
+                         f"{e.forfeits[seat]} |")
     return lines
 
 

