@@ -261,8 +261,8 @@ def report(s: Settings, write_figures: bool = False) -> str:
     notes = s.out / "notes.md"
     if notes.exists():  # what the person running the experiment observed (OUT/notes.md), kept as written
         lines += ["", "## Notes", "", notes.read_text(encoding="utf-8").strip()]
-    lines += ["", f"Settings: threads {s.threads}, {s.steps} GRPO steps per run, {s.rows} row episodes, "
-                  f"{s.episodes} evaluation episodes."]
+    lines += ["", f"Settings (recorded in OUT/settings.json): {s.steps} GRPO steps per run, {s.rows} row episodes, "
+                  f"{s.episodes} evaluation episodes; each command's threads are in its command line above."]
     return "\n".join(lines) + "\n"
 
 

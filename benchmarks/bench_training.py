@@ -560,6 +560,31 @@ def _overhead_caveat(data: dict[str, Any]) -> list[str]:
     return ["", line]
 
 
+EXPERIMENT = ("sft_steps", "grpo_steps", "grpo_limit", "eval_limit")
+"""The settings that define the curve: recorded by its first `curve` run, and kept by every resume."""
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    """The run folder's recorded settings (``OUT/settings.json``) win over the flags, so resuming with
+    other flags (or none) goes on with the same experiment; a flag that differs is named and ignored.
+    Threads are not part of the experiment: each invocation sets its own."""
+    path = args.out / "settings.json"
+    recorded: dict[str, Any] = {}
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not JSON ({exc.msg}); fix it or delete it to record the flags") from None
+    numbers = {}
+    for key in EXPERIMENT:
+        given = getattr(args, key)
+        numbers[key] = int(recorded.get(key, given))
+        if given != numbers[key]:
+            print(f"bench_training: --{key.replace('_', '-')} {given} ignored: the run folder {args.out} records "
+                  f"{numbers[key]}", file=sys.stderr)
+    return Settings(args.out.resolve(), args.data, args.threads, **numbers)
+
+
 def _settings_from(out: Path) -> str:
     path = out / "settings.json"
     return path.read_text(encoding="utf-8").strip() if path.exists() else "(not recorded)"
@@ -585,12 +610,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ship", action="store_true",
                         help="card: also copy the adapter and its card into the package as the embedded default")
     args = parser.parse_args(argv)
-    s = Settings(args.out.resolve(), args.data, args.threads, args.sft_steps, args.grpo_steps, args.grpo_limit, args.eval_limit)
+    try:
+        s = settings(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.phase == "curve":
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "settings.json").write_text(json.dumps(
-            {"threads": s.threads, "sft_steps": s.sft_steps, "grpo_steps": s.grpo_steps, "grpo_limit": s.grpo_limit,
-             "eval_limit": s.eval_limit}) + "\n")
+        (args.out / "settings.json").write_text(json.dumps({key: getattr(s, key) for key in EXPERIMENT}) + "\n")
         return phase_curve(s, args.until, args.only or ())
     if args.phase == "overhead":
         (args.out).mkdir(parents=True, exist_ok=True)

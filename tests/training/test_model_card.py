@@ -152,3 +152,24 @@ def test_report_of_a_cut_off_steps_log_names_the_line_and_writes_nothing(bench, 
     assert "steps.jsonl, line 2: not a JSON line" in err and "Traceback" not in err and not results.exists()
     (out / "steps.jsonl").write_text("")
     assert bench.main(["report", "--write", "--out", str(out)]) == 2 and not results.exists()
+
+
+def test_a_resumed_curve_keeps_the_recorded_settings(bench, tmp_path: Path, capsys) -> None:
+    """A resume with other flags (or none) goes on with the experiment the folder records; threads are the
+    invocation's own."""
+    out = tmp_path / "curve"
+    out.mkdir()
+    (out / "settings.json").write_text(json.dumps({"threads": 2, "sft_steps": 40, "grpo_steps": 3, "grpo_limit": 10,
+                                                   "eval_limit": 2}))
+    parser = bench.argparse.Namespace
+    s = bench.settings(parser(out=out, data=None, threads=1, sft_steps=200, grpo_steps=3, grpo_limit=10, eval_limit=8))
+    assert (s.sft_steps, s.grpo_steps, s.grpo_limit, s.eval_limit, s.threads) == (40, 3, 10, 2, 1)
+    err = capsys.readouterr().err
+    assert f"--sft-steps 200 ignored: the run folder {out} records 40" in err
+    assert "--eval-limit 8 ignored" in err and "--grpo-steps" not in err
+    fresh = bench.settings(parser(out=tmp_path / "new", data=None, threads=2, sft_steps=5, grpo_steps=2, grpo_limit=4,
+                                  eval_limit=1))
+    assert (fresh.sft_steps, fresh.grpo_steps, fresh.grpo_limit, fresh.eval_limit) == (5, 2, 4, 1)
+    (out / "settings.json").write_text('{"sft_steps": 4')
+    with pytest.raises(ValueError, match=r"settings\.json: not JSON"):
+        bench.settings(parser(out=out, data=None, threads=1, sft_steps=200, grpo_steps=3, grpo_limit=10, eval_limit=8))
