@@ -279,3 +279,13 @@ def test_a_short_run_is_plotted_on_whole_steps(tmp_path: Path) -> None:
     spread = figures["spread.png"].axes[0].lines[0]
     assert spread.get_marker() not in ("None", "", None, " ")
     assert [y for y in spread.get_ydata() if y == y] == pytest.approx([2 ** 0.5 / 2])
+
+
+def test_noiseless_windows_are_reported_not_divided_by(tmp_path: Path) -> None:
+    """Every step alike in both windows (all forfeits early, one answer late): the standard error is 0.
+    The report says the mean changed without a ratio to a zero error, and that no spread could fall."""
+    moved = convergence(summarise(read_run(make_run(tmp_path / "moved", [-1.0] * 5 + [0.9] * 5))))
+    assert "with no step-to-step noise in either window (every step alike), so a change" in moved
+    assert moved.startswith("Not settled: the mean moved") and "there was no spread to fall" in moved
+    flat = convergence(summarise(read_run(make_run(tmp_path / "flat", [-1.0] * 10))))
+    assert flat.startswith("No sign of convergence") and "there was no spread to fall" in flat

@@ -285,8 +285,9 @@ def convergence(summary: RunSummary) -> str:
         direction = "rose" if diff > 0 else "fell"
         change = (f"The mean payoff {direction} from {payoff.first:.4g} (first 20%, steps {summary.first_steps[0]}–"
                   f"{summary.first_steps[1]}) to {payoff.last:.4g} (last 20%, steps {summary.last_steps[0]}–"
-                  f"{summary.last_steps[1]}): a difference of {diff:+.4g}, {abs(diff) / se:.1f} combined standard "
-                  f"errors ({se:.3g}), more than the {Z:g} taken as a change.")
+                  f"{summary.last_steps[1]}): a difference of {diff:+.4g}, "
+                  + (f"{abs(diff) / se:.1f} combined standard errors ({se:.3g}), more than the {Z:g} taken as a change."
+                     if se > 0 else "with no step-to-step noise in either window (every step alike), so a change."))
         moved = True
     else:
         ratio = f"{abs(diff) / se:.1f}" if se > 0 else "0"
@@ -295,9 +296,14 @@ def convergence(summary: RunSummary) -> str:
                   f"({payoff.first:.4g}, steps {summary.first_steps[0]}–{summary.first_steps[1]}): a difference of "
                   f"{diff:+.4g} is {ratio} standard errors ({se:.3g}), no change the step-to-step noise can tell apart.")
         moved = False
-    settled = payoff.last_sd <= SETTLED_RATIO * payoff.first_sd
-    spread = (f"The step-to-step standard deviation of the payoff mean went from {payoff.first_sd:.3g} to "
-              f"{payoff.last_sd:.3g} ({'at most' if settled else 'more than'} {SETTLED_RATIO:.0%} of the first).")
+    # a spread can only fall from something: two noiseless windows have not "settled", they never moved
+    settled = payoff.first_sd > 0 and payoff.last_sd <= SETTLED_RATIO * payoff.first_sd
+    if payoff.first_sd == 0:
+        spread = (f"The step-to-step standard deviation of the payoff mean was 0 in the first 20% (every step alike) "
+                  f"and {payoff.last_sd:.3g} in the last, so there was no spread to fall.")
+    else:
+        spread = (f"The step-to-step standard deviation of the payoff mean went from {payoff.first_sd:.3g} to "
+                  f"{payoff.last_sd:.3g} ({'at most' if settled else 'more than'} {SETTLED_RATIO:.0%} of the first).")
     if moved and settled:
         verdict = "Converging in this test's sense: the mean moved and the step-to-step spread fell"
     elif moved:
