@@ -275,3 +275,15 @@ def test_the_help_examples_without_a_model_run(capsys: pytest.CaptureFixture[str
     for argv in examples:
         assert main([*argv, "-q"]) == 0, argv
         assert "Summary over" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("spec", "penalty"), [("spence", -3.0), ("beer-quiche", -1.0), ("prisoners-dilemma", -1.0),
+                                               ("bargaining", -1.0)])
+def test_invalid_moves_without_a_penalty_keeps_the_games_own(spec: str, penalty: float) -> None:
+    """``--param 'invalid_moves={retries: 3}'`` changes the re-asks only: Spence's default forfeit penalty is
+    below its worst payoff (-2), and a policy built before the game saw it would have reset it to -1."""
+    from gtalign.cli._games import resolve_game
+
+    game = resolve_game(spec, {"invalid_moves": {"retries": 3}})
+    assert (game.invalid_moves.retries, game.invalid_moves.penalty) == (3, penalty)
+    assert resolve_game(spec, {"invalid_moves": {"penalty": -7}}).invalid_moves.penalty == -7

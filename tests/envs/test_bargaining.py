@@ -648,7 +648,7 @@ def test_params_are_json_ready_and_rebuild_the_game() -> None:
         ({"precision": 0.3}, "precision 0.3 must divide the pie 1.0"),
         ({"precision": 1e-7}, "precision 1e-07 must divide the pie"),
         ({"precision": 0.0}, "precision must be positive, got 0.0"),
-        ({"invalid_moves": "re-ask"}, "invalid_moves must be an InvalidMovePolicy, got 're-ask'"),
+        ({"invalid_moves": "re-ask"}, "invalid_moves must be an InvalidMovePolicy or a mapping, got 're-ask'"),
         ({"invalid_moves": {"retries": 1, "tries": 2}}, "invalid_moves has unknown keys \\['tries'\\]"),
         ({"invalid_moves": {"retries": -1}}, "retries must be a non-negative integer, got -1"),
     ],

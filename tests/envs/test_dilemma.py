@@ -97,7 +97,8 @@ def run(game: PrisonersDilemma, moves: str) -> _dilemma.DilemmaState:
         ({"rounds": 0}, "rounds must be a positive integer or None"),
         ({"rounds": 2.5}, "got 2.5"),
         ({"rounds": None}, "discount must be below 1"),
-        ({"invalid_moves": {"retries": 1}}, "invalid_moves must be an InvalidMovePolicy"),
+        ({"invalid_moves": 2}, "invalid_moves must be an InvalidMovePolicy or a mapping, got 2"),
+        ({"invalid_moves": {"retry": 1}}, "invalid_moves has unknown keys ['retry']"),
     ],
 )
 def test_bad_parameters_are_refused_naming_the_value(kwargs: dict[str, object], needle: str) -> None:

@@ -283,8 +283,10 @@ def resolve_game(spec: str, params: Mapping[str, Any] | None = None) -> Game:
         if unknown:
             raise _usage(f"game {spec}: unknown parameter {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
     if isinstance(params.get("invalid_moves"), Mapping):
+        # checked here for a clear error; passed on as given, so a game's own default penalty (a signaling
+        # game's, below its worst payoff) applies when the mapping leaves it out
         try:
-            params["invalid_moves"] = InvalidMovePolicy(**params["invalid_moves"])
+            InvalidMovePolicy.coerce(params["invalid_moves"])
         except (GameError, TypeError) as exc:
             raise _usage(f"game {spec}: parameter 'invalid_moves': {exc} (expected {{retries: N, penalty: X}})") from None
     try:

@@ -184,14 +184,7 @@ class Bargaining(Game):
                 f"precision {self.precision!r} must divide the pie {pie!r} into at most {_MAX_GRID} equal steps"
             )
         object.__setattr__(self, "precision", precision)
-        if isinstance(self.invalid_moves, Mapping):  # as in `params`
-            given = dict(self.invalid_moves)
-            unknown = sorted(str(k) for k in given if k not in ("retries", "penalty"))
-            if unknown:
-                raise GameError(f"invalid_moves has unknown keys {unknown}; valid: ['penalty', 'retries']")
-            object.__setattr__(self, "invalid_moves", InvalidMovePolicy(**given))
-        if not isinstance(self.invalid_moves, InvalidMovePolicy):
-            raise GameError(f"invalid_moves must be an InvalidMovePolicy, got {self.invalid_moves!r}")
+        object.__setattr__(self, "invalid_moves", InvalidMovePolicy.coerce(self.invalid_moves))  # a mapping, as in `params`
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Bargaining:

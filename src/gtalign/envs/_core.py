@@ -80,6 +80,22 @@ class InvalidMovePolicy:
         if isinstance(penalty, bool) or not isinstance(penalty, numbers.Real) or not math.isfinite(penalty):
             raise GameError(f"penalty must be a finite number, got {self.penalty!r}")
 
+    @classmethod
+    def coerce(cls, value: Any, default_penalty: float | None = None) -> InvalidMovePolicy:
+        """A policy from a policy or a mapping of its fields (as in `Game.params` and ``--param``); a
+        mapping without ``penalty`` gets ``default_penalty`` (the game's own default) when given."""
+        if isinstance(value, InvalidMovePolicy):
+            return value
+        if not isinstance(value, Mapping):
+            raise GameError(f"invalid_moves must be an InvalidMovePolicy or a mapping, got {value!r}")
+        unknown = sorted(str(k) for k in value if k not in ("retries", "penalty"))
+        if unknown:
+            raise GameError(f"invalid_moves has unknown keys {unknown}; valid: ['penalty', 'retries']")
+        given = dict(value)
+        if "penalty" not in given and default_penalty is not None:
+            given["penalty"] = default_penalty
+        return cls(**given)
+
 
 class State(ABC):
     """An immutable position of a game. Subclasses are frozen dataclasses holding ``game``."""

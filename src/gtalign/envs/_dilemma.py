@@ -152,8 +152,7 @@ class PrisonersDilemma(Game):
                 "the infinitely repeated game (rounds=None) continues after each round with probability "
                 "discount, so discount must be below 1 (got 1.0: it would never end)"
             )
-        if not isinstance(self.invalid_moves, InvalidMovePolicy):
-            raise GameError(f"invalid_moves must be an InvalidMovePolicy, got {self.invalid_moves!r}")
+        object.__setattr__(self, "invalid_moves", InvalidMovePolicy.coerce(self.invalid_moves))  # a mapping, as in `params`
         for name, value in (("T", t), ("R", r), ("P", p), ("S", s), ("discount", discount), ("rounds", rounds)):
             object.__setattr__(self, name, value)
 

@@ -299,21 +299,11 @@ class Signaling(Game):
             if isinstance(given, str) or not isinstance(given, Sequence) or len(given) != size:
                 raise GameError(f"{attr} must be {size} names, got {given!r}")
             put(attr, tuple(_text(x, f"{attr}[{i}]") for i, x in enumerate(given)))
-        policy = self.invalid_moves
-        if policy is None:
-            policy = {}
-        if isinstance(policy, Mapping):
-            if "penalty" not in policy:  # a forfeit must cost more than any valid play, or refusing to answer could pay
-                worst = min(min(self.sender_value(t, s, a), self.receiver_value(t, s, a)) for t in range(len(self.types))
-                            for s in range(len(self.signals)) for a in range(len(self.actions)))
-                policy = {**policy, "penalty": min(InvalidMovePolicy().penalty, float(math.floor(worst)) - 1.0)}
-            try:
-                policy = InvalidMovePolicy(**policy)
-            except TypeError as exc:
-                raise GameError(f"invalid_moves: {exc}") from None
-        if not isinstance(policy, InvalidMovePolicy):
-            raise GameError(f"invalid_moves must be an InvalidMovePolicy, got {type(policy).__name__}")
-        put("invalid_moves", policy)
+        policy = {} if self.invalid_moves is None else self.invalid_moves
+        # a forfeit must cost more than any valid play, or refusing to answer could pay
+        worst = min(min(self.sender_value(t, s, a), self.receiver_value(t, s, a)) for t in range(len(self.types))
+                    for s in range(len(self.signals)) for a in range(len(self.actions)))
+        put("invalid_moves", InvalidMovePolicy.coerce(policy, min(InvalidMovePolicy().penalty, float(math.floor(worst)) - 1.0)))
 
     # --- payoffs by index -------------------------------------------------------------------
 
