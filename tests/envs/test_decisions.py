@@ -212,6 +212,24 @@ def test_payoff_range_holds_every_value(name, seat, seed):
         assert all(low - TOL <= v <= high + TOL for v in [*values.learner.values(), forfeit])
 
 
+def test_payoff_range_of_a_late_point_in_the_infinitely_repeated_dilemma_holds_its_values():
+    """The infinitely repeated dilemma pays the rounds played so far plus the expected rest: deep in an
+    episode both moves are worth far more than T / (1 - δ), so bounds fixed from the start would clip them
+    (and a forfeit) all to the top of [0, 1]. Given the point's state, the bounds follow what has accrued."""
+    from gtalign.envs import AlwaysCooperate
+
+    game = PrisonersDilemma(discount=0.9, rounds=None)
+    points = decision_points(game, seat=1, opponent=AlwaysCooperate(), behaviour=AlwaysCooperate(), episodes=40, seed=3)
+    late = max(points, key=lambda p: len(p.history))
+    assert len(late.history) >= 20  # C, C every round: 3 points a round for the learner
+    values = move_values(game, late, opponent=AlwaysCooperate())
+    forfeit = answer_value(game, late, "", opponent=AlwaysCooperate(), values=values).payoff
+    low, high = payoff_range(game, 1, values.state)
+    assert all(low - TOL <= v <= high + TOL for v in [*values.learner.values(), forfeit])
+    assert max(values.learner.values()) > payoff_range(game, 1)[1]  # the point-free bound would not hold them
+    assert (high - low) == pytest.approx(payoff_range(game, 1)[1] - payoff_range(game, 1)[0])  # the same width
+
+
 def test_spence_payoff_range_by_hand():
     game = spence()  # sender: wage 1 or 2 minus 1*e or 0.5*e, e up to 3, so as low as 1 - 3 = -2
     assert game.invalid_moves.penalty == -3.0  # below every valid payoff: a forfeit never pays better

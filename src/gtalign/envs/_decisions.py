@@ -661,10 +661,13 @@ def answer_value(
 # --- the payoff range --------------------------------------------------------------------------------
 
 
-def payoff_range(game: Game, seat: int) -> tuple[float, float]:
+def payoff_range(game: Game, seat: int, state: State | None = None) -> tuple[float, float]:
     """Bounds of the learner's value on ``seat``, forfeits included (for scaling rewards to [0, 1]):
-    every value `answer_value` gives lies within them, except a sampled value of the infinitely
-    repeated dilemma (a long run of rounds), whose bounds are those of the expectation."""
+    every value `answer_value` gives at ``state`` (default: anywhere) lies within them, except a sampled
+    value of the infinitely repeated dilemma (a long run of rounds), whose bounds are those of the
+    expectation. The infinitely repeated dilemma needs ``state``: its payoff is the points of the rounds
+    played so far (undiscounted) plus the expected rest, so a late point's values pass any bound fixed
+    from the start."""
     from gtalign.envs._bargaining import Bargaining
     from gtalign.envs._dilemma import PrisonersDilemma
     from gtalign.envs._signaling import Signaling
@@ -673,12 +676,14 @@ def payoff_range(game: Game, seat: int) -> tuple[float, float]:
         raise GameError(f"seat must be 0 or 1, got {seat!r}")
     penalty = float(game.invalid_moves.penalty)
     if isinstance(game, PrisonersDilemma):  # final: S..T per round, weighted; a forfeit adds to what has accrued
-        if game.rounds is None:
+        accrued = 0.0
+        if game.rounds is None:  # this round and an expected 1/(1 - δ) - 1 more, on top of the rounds played
             weight = 1.0 / (1.0 - game.discount)
+            accrued = float(getattr(state, "accrued", (0.0, 0.0))[seat])
         else:
             weight = math.fsum(game.discount**k for k in range(game.rounds))
         low, high = game.S * weight, game.T * weight
-        return (min(low, min(0.0, low) + penalty), max(high, max(0.0, high) + penalty))
+        return (accrued + min(low, min(0.0, low) + penalty), accrued + max(high, max(0.0, high) + penalty))
     if isinstance(game, Bargaining):  # nothing accrues before the agreement
         return (min(0.0, penalty), max(game.pie, penalty))
     if isinstance(game, Signaling):  # the learner's forfeit comes before anything accrues to it

@@ -254,7 +254,7 @@ class GamePayoffReward:
             continuation = strategy_named(game, row.continuation, self.strategies)
             values = move_values(game, row.point, opponent=opponent, continuation=continuation,
                                  samples=self._samples(row))
-            bounds = payoff_range(game, row.point.seat) if self.normalise else None
+            bounds = payoff_range(game, row.point.seat, values.state) if self.normalise else None
         except GameError as exc:
             return f"cannot rebuild the row: {exc}"
         return _Prepared(game, row, opponent, continuation, values, bounds)
@@ -293,7 +293,7 @@ class GamePayoffReward:
             entry = prepared.get(key)
             if isinstance(entry, _Prepared):
                 try:
-                    bounds = entry.bounds or payoff_range(entry.game, entry.row.point.seat)
+                    bounds = entry.bounds or payoff_range(entry.game, entry.row.point.seat, entry.values.state)
                 except GameError:
                     continue
                 norms.append(_scaled(o.payoff, bounds))
