@@ -430,6 +430,9 @@ def test_parse_offers(text: str, share: float) -> None:
         ("I think 0.3 or 0.4", "several offers"),
         ("I don't offer anything", "negated"),
         ("offer " + "9" * 60, "too long"),
+        ("offer 1/2", "'1/2' is not a number the game reads (a fraction or a decimal comma)"),  # not 1.0
+        ("offer 0,6", "'0,6' is not a number the game reads"),  # not 0.0
+        ("offer 0.6,0.4", "'0.6,0.4' is not a number the game reads"),
     ],
 )
 def test_parse_offer_refusals(text: str, reason: str) -> None:

@@ -227,6 +227,8 @@ def test_parse_accepts_a_range_of_answers(text: str, move: str) -> None:
         ("uncooperative", "names no move"),
         ("I will not defect", "negates a move ('not')"),
         ("don't cooperate", "negates a move (\"don't\")"),
+        ("I wouldn\u2019t defect.", "negates a move (\"wouldn't\")"),  # a typographic apostrophe, as models write it
+        ("I don\u2019t want to cooperate", "negates a move (\"don't\")"),
     ],
 )
 def test_parse_refuses_ambiguous_answers_saying_why(text: str, needle: str) -> None:

@@ -539,12 +539,36 @@ def test_sender_answers(text: str, expected: str | None) -> None:
         ("a degree", "names no education level; name one of: 0, 0.5, 1, 1.5, 2, 2.5 or 3"),
         ("   ", "the answer is empty"),
         ("Answer:", "the answer is empty"),
+        ("1,5", "1,5 is not a number the game reads (a fraction or a decimal comma)"),  # not level 1
+        ("3/2", "3/2 is not a number the game reads"),
     ],
 )
 def test_sender_refusals_say_why(text: str, reason: str) -> None:
     state = Signaling().new_initial_state().apply("H")
     parsed = Signaling().parse_move(text, state)
     assert isinstance(parsed, MoveError) and reason in parsed.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "negated"),
+    [("I will not duel.", "not duel"), ("No duel", "no duel"), ("Definitely not retreat", "not retreat"),
+     ("I choose not to duel", "not to duel"), ("I won\u2019t retreat", "won\u2019t retreat"),
+     ("I can't ever duel", "can't ever duel")],
+)
+def test_a_negated_action_is_refused_not_read_as_that_action(text: str, negated: str) -> None:
+    g = beer_quiche()
+    state = g.new_initial_state().apply("weak").apply("beer")
+    parsed = g.parse_move(text, state)
+    assert isinstance(parsed, MoveError) and f"negates a response ({negated!r})" in parsed.reason
+
+
+@pytest.mark.parametrize(("text", "move"), [("Beer. The bully will not duel.", "beer"), ("Not sure; beer", "beer"),
+                                            ("I do not know, beer", "beer"), ("Answer: beer\nnot quiche", "beer")])
+def test_a_negation_elsewhere_leaves_the_move_alone(text: str, move: str) -> None:
+    """Only a negation right before a label (or one word before it) makes the answer ambiguous; after the
+    ``Answer:`` marker only its line counts."""
+    g = beer_quiche()
+    assert g.parse_move(text, g.new_initial_state().apply("weak")) == move
 
 
 def test_receiver_answers_are_case_insensitive_words() -> None:

@@ -316,6 +316,9 @@ class Bargaining(Game):
             return MoveError(f"the number {_quote(token.text)} is too long: {how}")
         if token.negative:
             return MoveError(f"{_quote(token.text)} is negative: {how}")
+        if token.fraction:
+            return MoveError(f"{_quote(token.text)} is not a number the game reads (a fraction or a decimal comma): "
+                             f"write it with a decimal point; {how}")
         value = float(digits)
         if token.percent:
             if value > 100.0:
@@ -578,7 +581,7 @@ _TOKEN = re.compile(
     r"|(?P<accept>\b(?:accept|agree)\w*)"
     r"|(?P<reject>\b(?:reject|decline|refuse|disagree)\w*)"
     r"|(?P<offer>\b(?:offer|keep)\w*)"
-    r"|(?P<number>(?<![\w.])(?P<sign>-?)(?P<digits>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?P<percent>[ \t]*%)?)",
+    r"|(?P<number>(?<![\w.])(?P<sign>-?)(?P<digits>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?P<tail>[/,][0-9]+(?:\.[0-9]+)?)?(?P<percent>[ \t]*%)?)",
     re.IGNORECASE,
 )
 _KEYWORD_GAP = re.compile(r"[\s:=]*(?:(?:of|is|at|to)\s+)?", re.IGNORECASE)
@@ -593,6 +596,7 @@ class _Token:
     digits: str = ""
     negative: bool = False
     percent: bool = False
+    fraction: bool = False  # "1/2" or "0,6": a fraction or a decimal comma, which the game does not read
 
 
 def _scan(text: str) -> list[_Token]:
@@ -617,6 +621,7 @@ def _scan(text: str) -> list[_Token]:
                     digits=match.group("digits"),
                     negative=bool(match.group("sign")),
                     percent=match.group("percent") is not None,
+                    fraction=match.group("tail") is not None,
                 )
             )
         else:

@@ -390,7 +390,7 @@ def _parse(text: Any, state: State) -> Action | MoveError:
         return word if word in (CONTINUE, STOP) else MoveError(f"nature moves here: {CONTINUE!r} or {STOP!r}")
     named: dict[str, str] = {}
     negation = ""
-    for match in _WORD.finditer(text.lower().replace("co-op", "coop")):
+    for match in _WORD.finditer(text.lower().replace("co-op", "coop").replace("\u2019", "'")):  # won’t as won't
         word = match.group().strip("'")
         move = _word_move(word)
         if move is not None:

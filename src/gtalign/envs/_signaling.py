@@ -67,7 +67,10 @@ _MAX_NORMAL_FORM_CELLS = 1_000_000
 _MAX_NUMBER_CHARS = 64  # a longer number in an answer cannot be a signal's label
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_NUMBER_IN_TEXT = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?!\w)")
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?P<tail>[/,]\d+(?:\.\d+)?)?(?!\w)")
+_NEGATED = re.compile(r"(?:\b(?:not|never|cannot|no)|\b\w*n['\u2019]t)\s+(?:[a-z]+\s+)?$")
+"""A negation right before a label, or one word before it ("not duel", "won't duel", "not to retreat",
+"not drink quiche"): the answer is ambiguous. Looked for in a bounded window before each label."""
 _MARKER = "answer:"
 
 
@@ -653,10 +656,18 @@ def _parse_choice(text: str, labels: tuple[str, ...], noun: str) -> str | MoveEr
     region = _answer_region(text.lower())
     named: dict[int, None] = {}
     for m in pattern.finditer(region) if pattern is not None else ():
+        negation = _NEGATED.search(region, max(0, m.start() - 32), m.start())
+        if negation is not None:
+            return MoveError(f"the answer negates {_a(noun)} ({region[negation.start():m.end()]!r}), which is "
+                             f"ambiguous; name the one you choose: {_choices(labels)}")
         named[words[m.group()]] = None
     stray: list[str] = []
     for m in _NUMBER_IN_TEXT.finditer(region):
         token = m.group()
+        if m.group("tail"):
+            shown = token if len(token) <= 20 else token[:20] + "..."
+            return MoveError(f"{shown} is not a number the game reads (a fraction or a decimal comma): write it "
+                             f"with a decimal point, one of: {_choices(labels)}")
         index = numbers_.get(float(token)) if len(token) <= _MAX_NUMBER_CHARS else None
         if index is not None:
             named[index] = None
