@@ -287,3 +287,19 @@ def test_invalid_moves_without_a_penalty_keeps_the_games_own(spec: str, penalty:
     game = resolve_game(spec, {"invalid_moves": {"retries": 3}})
     assert (game.invalid_moves.retries, game.invalid_moves.penalty) == (3, penalty)
     assert resolve_game(spec, {"invalid_moves": {"penalty": -7}}).invalid_moves.penalty == -7
+
+
+def test_a_signaling_game_without_a_pure_equilibrium_is_played_with_no_distance(tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """These tables have no pure-strategy PBE, so equilibrium play is undefined; random play still runs, and
+    the distance from equilibrium is n/a rather than a crash."""
+    tables = ["types=[a, b]", "signals=[x, y]", "actions=[l, r]", "prior=[0.5, 0.5]", "costs=[[0, 0], [0, 0]]",
+              "sender_payoffs=[[[1, 3], [2, 1]], [[2, 0], [1, 3]]]", "receiver_payoffs=[[[3, 1], [1, 2]], [[3, 2], [2, 0]]]"]
+    params = [arg for table in tables for arg in ("--param", table)]
+    out = tmp_path / "episodes.jsonl"
+    code = main(["games", "play", "signaling", *params, "--player", "random", "--opponent", "random", "--episodes", "2",
+                 "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "distance from equilibrium n/a" in text
+    assert all(json.loads(line)["distance"] == [None, None] for line in out.read_text().splitlines())

@@ -463,8 +463,13 @@ class _Show:
                 line.append(" → ")
             line.append(self.game.format_move(record.action, self.state), style="green")
             if record.player == self.learner:
-                distance = self.game.move_distance(self.state, record.action)
-                line.append(f"  (distance from equilibrium {_num(distance)})", style="dim")
+                from gtalign.envs import GameError
+
+                try:
+                    shown = _num(self.game.move_distance(self.state, record.action))
+                except GameError:  # a game without equilibrium play (a signaling game with no pure PBE)
+                    shown = "n/a"
+                line.append(f"  (distance from equilibrium {shown})", style="dim")
         else:
             retries = self.game.invalid_moves.retries
             line.append(f" ✗ {record.error}", style="yellow")

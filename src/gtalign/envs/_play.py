@@ -98,13 +98,17 @@ async def aplay(
 
 
 def distance_from_equilibrium(game: Game, transcript: Transcript, player: int) -> float | None:
-    """Mean `Game.move_distance` of ``player``'s applied moves (None when it made none)."""
+    """Mean `Game.move_distance` of ``player``'s applied moves (None when it made none, or when the
+    game has no equilibrium play to measure against: a signaling game without a pure PBE)."""
     state = game.new_initial_state()
     distances: list[float] = []
     for record in transcript.records:
         if record.action is None:
             continue
         if record.player == player:
-            distances.append(game.move_distance(state, record.action))
+            try:
+                distances.append(game.move_distance(state, record.action))
+            except GameError:  # no equilibrium move here: the game is still played, the distance is undefined
+                return None
         state = state.apply(record.action)
     return sum(distances) / len(distances) if distances else None
