@@ -563,6 +563,7 @@ def test_a_negated_action_is_refused_not_read_as_that_action(text: str, negated:
 
 
 @pytest.mark.parametrize(("text", "move"), [("Beer. The bully will not duel.", "beer"), ("Not sure; beer", "beer"),
+                                            ("The refuge (1,3) of the warrior: quiche", "quiche"),  # numbers are text here
                                             ("I do not know, beer", "beer"), ("Answer: beer\nnot quiche", "beer")])
 def test_a_negation_elsewhere_leaves_the_move_alone(text: str, move: str) -> None:
     """Only a negation right before a label (or one word before it) makes the answer ambiguous; after the

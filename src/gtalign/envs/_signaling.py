@@ -665,6 +665,8 @@ def _parse_choice(text: str, labels: tuple[str, ...], noun: str) -> str | MoveEr
     for m in _NUMBER_IN_TEXT.finditer(region):
         token = m.group()
         if m.group("tail"):
+            if not numbers_:  # no label is a number: "(1,3)" in a word-labelled game is text, not a choice
+                continue
             shown = token if len(token) <= 20 else token[:20] + "..."
             return MoveError(f"{shown} is not a number the game reads (a fraction or a decimal comma): write it "
                              f"with a decimal point, one of: {_choices(labels)}")
