@@ -190,3 +190,30 @@ def test_no_torch_or_trl_at_import():
             "print(sorted(m for m in ('torch', 'trl', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("bounds", [(5.0, 1.0), (float("nan"), 1.0), (0.0, float("inf")), (0.0, 1.0, 2.0), None])
+def test_a_payoff_range_that_cannot_scale_leaves_the_row_unscored(tmp_path, monkeypatch, bounds):
+    """A game's range reversed, NaN, infinite or malformed: --normalise would have scored every answer 0 without
+    a word. The row is unscored with the reason instead; without --normalise the raw payoff is still the
+    reward and only the scaled metric is left out."""
+    import gtalign.training._games as games_reward
+
+    def bad_range(game, seat, state=None):
+        if bounds is None:
+            raise TypeError("payoff_range() of a custom game failed")
+        return bounds
+
+    monkeypatch.setattr(games_reward, "payoff_range", bad_range)
+    game = PrisonersDilemma(rounds=2)
+    rows = _trl_columns(game_rows(decision_points(game, seat=0, opponent=EQ, episodes=1, seed=0)[:1], system=SYSTEM),
+                        tmp_path)
+    extra = {}
+    scaled = GamePayoffReward(normalise=True)
+    assert _call(scaled, rows * 2, ["D", "C"], log_extra=lambda column, values: extra.setdefault(column, values)) == [None, None]
+    assert scaled.unscored == 2 and extra["game_error"][0].startswith("unscored: no payoff range to scale by")
+    metrics = []
+    raw = _call(GamePayoffReward(), rows * 2, ["D", "C"], log_metric=lambda n, v: metrics.append((n, v)))
+    assert raw == [answer_value(game, decision_points(game, seat=0, opponent=EQ, episodes=1, seed=0)[0], t,
+                                opponent=EQ).payoff for t in ("D", "C")]
+    assert "games/payoff_norm_mean" not in dict(metrics) and "games/payoff_mean" in dict(metrics)

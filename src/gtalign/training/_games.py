@@ -213,6 +213,8 @@ class GamePayoffReward:
                 outcome = answer_value(entry.game, entry.row.point, completion_text(completion), opponent=entry.opponent,
                                        continuation=entry.continuation, samples=self._samples(entry.row),
                                        values=entry.values)
+                if not math.isfinite(outcome.payoff):
+                    raise GameError(f"the payoff is {outcome.payoff!r}, not a finite number")
             except GameError as exc:
                 outcomes.append(None)
                 reasons.append(f"cannot value the answer: {exc}")
@@ -254,9 +256,14 @@ class GamePayoffReward:
             continuation = strategy_named(game, row.continuation, self.strategies)
             values = move_values(game, row.point, opponent=opponent, continuation=continuation,
                                  samples=self._samples(row))
-            bounds = payoff_range(game, row.point.seat, values.state) if self.normalise else None
         except GameError as exc:
             return f"cannot rebuild the row: {exc}"
+        try:  # for --normalise, and for the payoff_norm_mean metric without it
+            bounds: tuple[float, float] | None = _checked_range(payoff_range(game, row.point.seat, values.state))
+        except (GameError, TypeError, ValueError) as exc:
+            if self.normalise:
+                return f"no payoff range to scale by: {exc}"
+            bounds = None
         return _Prepared(game, row, opponent, continuation, values, bounds)
 
     def _reward(self, outcome: AnswerOutcome, prepared: Mapping[str, Any], key: str) -> float:
@@ -291,12 +298,8 @@ class GamePayoffReward:
         norms = []
         for o, key in scored:
             entry = prepared.get(key)
-            if isinstance(entry, _Prepared):
-                try:
-                    bounds = entry.bounds or payoff_range(entry.game, entry.row.point.seat, entry.values.state)
-                except GameError:
-                    continue
-                norms.append(_scaled(o.payoff, bounds))
+            if isinstance(entry, _Prepared) and entry.bounds is not None:
+                norms.append(_scaled(o.payoff, entry.bounds))
         if norms:
             log_metric("games/payoff_norm_mean", mean(norms))
         groups: dict[Any, list[float]] = defaultdict(list)  # TRL's groups: the completions of one prompt
@@ -306,6 +309,15 @@ class GamePayoffReward:
         stds = [math.sqrt(_variance(values)) for values in groups.values() if len(values) > 1]
         if stds:
             log_metric("games/group_std_mean", mean(stds))
+
+
+def _checked_range(bounds: Any) -> tuple[float, float]:
+    """A payoff range that can scale: two finite numbers, low <= high (a game's own `payoff_range` could
+    give anything; reversed or NaN bounds would scale every answer to 0 without a word)."""
+    low, high = (float(x) for x in bounds)
+    if not (math.isfinite(low) and math.isfinite(high)) or high < low:
+        raise GameError(f"the payoff range ({low!r}, {high!r}) is not two finite numbers, low <= high")
+    return low, high
 
 
 def _scaled(payoff: float, bounds: tuple[float, float] | None) -> float:
