@@ -79,7 +79,7 @@ def test_the_table_has_the_first_and_last_20_percent_with_the_difference_and_its
     assert "| step-to-step sd of the payoff mean | 1.41 | 1.41 | |" in text
     assert "| invalid answers | 50.0% | 12.5% | -37.5 points |" in text
     assert "| distance from equilibrium (valid answers) | 0.7 | 0.2 | -0.5 |" in text
-    assert "| regret (best move's payoff − the answer's) | 1.5 | 0.25 | -1.25 |" in text
+    assert "| regret (best move's payoff − the answer's; a forfeit's at its penalty) | 1.5 | 0.25 | -1.25 |" in text
     assert "| payoff on [0, 1] (payoff_norm_mean) | 0.4 | 1.2 | +0.8 |" in text
     assert "## prisoners-dilemma, seat 1 vs tit-for-tat" in text
     assert "10 logged steps, finished at step 10." in text

@@ -788,7 +788,9 @@ gtalign_train.json, checkpoint-N/, train_log.jsonl, final/. Each logged step has
 reward_std and rewards/game_payoff/mean, and under games/: payoff_mean, payoff_var,
 group_std_mean (mean within-prompt std), payoff_norm_mean, opponent_payoff_mean, invalid_frac,
 distance_mean (from the equilibrium move, valid answers), regret_mean (the best move's payoff minus
-the answer's), equilibrium_frac and unscored_frac.
+the answer's, forfeits included at their penalty, so it falls as invalid answers do), equilibrium_frac
+and unscored_frac. With --normalise, a row whose payoff range cannot scale (reversed or not finite)
+is left unscored, with the reason.
 
 Defaults (the trl ones can be changed with --trl KEY=VALUE, as for `gtalign train grpo`): the
 embedded model (SmolLM2-135M-Instruct) with a LoRA adapter (r 8, lora_alpha 16, all linear layers),

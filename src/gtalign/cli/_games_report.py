@@ -400,7 +400,7 @@ def _table(summary: RunSummary) -> list[str]:
             ("opponent's payoff", "opponent_payoff_mean", _num),
             ("invalid answers", "invalid_frac", _pct),
             ("distance from equilibrium (valid answers)", "distance_mean", _num),
-            ("regret (best move's payoff − the answer's)", "regret_mean", _num),
+            ("regret (best move's payoff − the answer's; a forfeit's at its penalty)", "regret_mean", _num),
             ("equilibrium moves", "equilibrium_frac", _pct))
     for label, name, fmt in rows:
         c = m[name]
@@ -547,7 +547,7 @@ def build_figures(runs: Sequence[GameRun], *, title: str | None = None) -> dict[
         panels = (("invalid_frac", "share of invalid answers", "share of the step's answers", (-0.02, 1.02)),
                   ("distance_mean", "distance from the equilibrium move (valid answers)",
                    "0: the equilibrium move, 1: farthest", (-0.02, 1.02)),
-                  ("regret_mean", "regret: the best move's payoff − the answer's", "payoff units", None),
+                  ("regret_mean", "regret: best move's payoff − the answer's (forfeits included)", "payoff units", None),
                   ("equilibrium_frac", "share of equilibrium moves", "share of the step's answers", (-0.02, 1.02)))
         for ax, (name, what, unit, limits) in zip(axes.flat, panels):
             for run, label, colour in zip(runs, labels, colours * 4):
