@@ -302,3 +302,11 @@ def test_an_answer_that_echoes_the_prompt_is_invalid_as_in_an_episode() -> None:
     outcome = answer_value(game, point, echo, opponent=EquilibriumPlay())
     assert not outcome.valid and "repeats the prompt" in outcome.error
     assert answer_value(game, point, "D", opponent=EquilibriumPlay()).valid
+
+
+def test_a_spec_with_a_malformed_forfeit_policy_is_a_game_error():
+    """Specs come from data (training rows): a bad invalid_moves mapping is a GameError the reward records
+    as an unscored row, not a TypeError that stops training."""
+    params = dict(PrisonersDilemma(rounds=2).params())
+    with pytest.raises(GameError, match=r"invalid_moves has unknown keys \['retry'\]"):
+        game_from_spec("prisoners-dilemma", {**params, "invalid_moves": {"retry": 1}})

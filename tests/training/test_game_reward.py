@@ -193,19 +193,22 @@ def test_no_torch_or_trl_at_import():
 
 
 @pytest.mark.parametrize("bounds", [(5.0, 1.0), (float("nan"), 1.0), (0.0, float("inf")), (0.0, 1.0, 2.0), None])
-def test_a_payoff_range_that_cannot_scale_leaves_the_row_unscored(tmp_path, monkeypatch, bounds):
-    """A game's range reversed, NaN, infinite or malformed: --normalise would have scored every answer 0 without
-    a word. The row is unscored with the reason instead; without --normalise the raw payoff is still the
-    reward and only the scaled metric is left out."""
-    import gtalign.training._games as games_reward
+def test_a_payoff_range_that_cannot_scale_leaves_the_row_unscored(tmp_path, request, bounds):
+    """A game's own range reversed, NaN, infinite, malformed or failing: --normalise would have scored every
+    answer 0 without a word. The row is unscored with the reason instead; without --normalise the raw payoff
+    is still the reward and only the scaled metric is left out."""
 
-    def bad_range(game, seat, state=None):
-        if bounds is None:
-            raise TypeError("payoff_range() of a custom game failed")
-        return bounds
+    class BadRange(PrisonersDilemma):
+        name = "test-bad-range"
 
-    monkeypatch.setattr(games_reward, "payoff_range", bad_range)
-    game = PrisonersDilemma(rounds=2)
+        def payoff_range(self, seat):
+            if bounds is None:
+                raise TypeError("payoff_range() of a custom game failed")
+            return bounds
+
+    REGISTRY.register("game", "test-bad-range", BadRange, replace=True)
+    request.addfinalizer(lambda: REGISTRY.unregister("game", "test-bad-range"))
+    game = BadRange(rounds=2)
     rows = _trl_columns(game_rows(decision_points(game, seat=0, opponent=EQ, episodes=1, seed=0)[:1], system=SYSTEM),
                         tmp_path)
     extra = {}

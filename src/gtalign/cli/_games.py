@@ -588,8 +588,8 @@ class PlaySummary:
         return self.payoff(seat).mean
 
     def mean_distance(self, seat: int) -> float | None:
-        values = self.distances[seat]
-        return sum(values) / len(values) if values else None
+        d = self.distance(seat)
+        return d.mean if d.n else None
 
     def render(self, console: Console) -> None:
         from rich.table import Table

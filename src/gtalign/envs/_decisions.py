@@ -279,7 +279,7 @@ def game_from_spec(name: str, params: Mapping[str, Any]) -> Game:
         raise GameError(str(exc)) from None
     kwargs = dict(params)
     if isinstance(kwargs.get("invalid_moves"), Mapping):
-        kwargs["invalid_moves"] = InvalidMovePolicy(**kwargs["invalid_moves"])
+        kwargs["invalid_moves"] = InvalidMovePolicy.coerce(kwargs["invalid_moves"])
     try:
         game = target(**kwargs) if callable(target) and not isinstance(target, Game) else target
     except TypeError as exc:
@@ -674,6 +674,9 @@ def payoff_range(game: Game, seat: int, state: State | None = None) -> tuple[flo
 
     if seat not in (0, 1):
         raise GameError(f"seat must be 0 or 1, got {seat!r}")
+    custom = getattr(game, "payoff_range", None)
+    if callable(custom):  # a game's own range wins, a subclass of a built-in game's too
+        return _own_range(game, custom, seat)
     penalty = float(game.invalid_moves.penalty)
     if isinstance(game, PrisonersDilemma):  # final: S..T per round, weighted; a forfeit adds to what has accrued
         accrued = 0.0
@@ -693,8 +696,16 @@ def payoff_range(game: Game, seat: int, state: State | None = None) -> tuple[flo
         else:
             values = [v for by_type in game.receiver_payoffs for by_signal in by_type for v in by_signal]
         return (min(*values, penalty), max(*values, penalty))
-    custom = getattr(game, "payoff_range", None)
-    if not callable(custom):
-        raise GameError(f"no payoff range for {game.name!r}: give the game a payoff_range(seat) method")
-    low, high = (float(x) for x in custom(seat))
-    return (low, high)
+    raise GameError(f"no payoff range for {game.name!r}: give the game a payoff_range(seat) method")
+
+
+def _own_range(game: Game, custom: Any, seat: int) -> tuple[float, float]:
+    """A game's own ``payoff_range(seat)``, if it can scale: two finite numbers, low <= high (reversed
+    or NaN bounds would scale every answer to 0 without a word); a GameError otherwise, or when it fails."""
+    try:
+        low, high = (float(x) for x in custom(seat))
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise GameError(f"{game.name!r}.payoff_range({seat}) failed or gave no two numbers: {exc}") from None
+    if not (math.isfinite(low) and math.isfinite(high)) or high < low:
+        raise GameError(f"{game.name!r}.payoff_range gave ({low!r}, {high!r}), not two finite numbers, low <= high")
+    return low, high

@@ -259,8 +259,8 @@ class GamePayoffReward:
         except GameError as exc:
             return f"cannot rebuild the row: {exc}"
         try:  # for --normalise, and for the payoff_norm_mean metric without it
-            bounds: tuple[float, float] | None = _checked_range(payoff_range(game, row.point.seat, values.state))
-        except (GameError, TypeError, ValueError) as exc:
+            bounds: tuple[float, float] | None = payoff_range(game, row.point.seat, values.state)
+        except GameError as exc:
             if self.normalise:
                 return f"no payoff range to scale by: {exc}"
             bounds = None
@@ -309,15 +309,6 @@ class GamePayoffReward:
         stds = [math.sqrt(_variance(values)) for values in groups.values() if len(values) > 1]
         if stds:
             log_metric("games/group_std_mean", mean(stds))
-
-
-def _checked_range(bounds: Any) -> tuple[float, float]:
-    """A payoff range that can scale: two finite numbers, low <= high (a game's own `payoff_range` could
-    give anything; reversed or NaN bounds would scale every answer to 0 without a word)."""
-    low, high = (float(x) for x in bounds)
-    if not (math.isfinite(low) and math.isfinite(high)) or high < low:
-        raise GameError(f"the payoff range ({low!r}, {high!r}) is not two finite numbers, low <= high")
-    return low, high
 
 
 def _scaled(payoff: float, bounds: tuple[float, float] | None) -> float:
